@@ -1,0 +1,48 @@
+# The two set-up commands of the README: `make demo` and `make test`.
+# Both install what they need: the virtualenv, the Python packages, and the Debian
+# packages the interop peers are built from.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+DEBIAN_PACKAGES := golang-go golang-github-docker-spdystream-dev golang-github-gorilla-websocket-dev
+
+.PHONY: test demo lint typecheck pytest venv debian-deps bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade "pip>=25.1"
+	$(PY) -m pip install -q -e . --group dev
+	touch $@
+
+venv: $(VENV)/.installed
+
+# Debian packages for the Go interop peer (spdystream + gorilla/websocket), installed
+# only when missing. CI and developers run as root.
+debian-deps:
+	@missing=""; for p in $(DEBIAN_PACKAGES); do \
+	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+lint: venv
+	$(VENV)/bin/ruff check src tests benchmarks
+
+typecheck: venv
+	$(PY) -m mypy
+
+pytest: venv debian-deps
+	$(PY) -m pytest -q
+
+test: lint typecheck pytest
+
+demo: venv
+	$(PY) -m kstream.demo
+
+bench: venv debian-deps
+	$(PY) -m benchmarks
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache tests/peers/go/bin
