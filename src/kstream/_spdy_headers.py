@@ -32,6 +32,7 @@ __all__ = [
     "HeaderCompressor",
     "HeaderDecompressor",
     "Headers",
+    "compressed_size_bound",
     "decode_header_block",
     "encode_header_block",
 ]
@@ -185,7 +186,8 @@ class HeaderCompressor:
             LocalProtocolError: Invalid headers, or a block that might be too large.
         """
         raw = encode_header_block(headers, forbidden_names=forbidden_names)
-        if max_compressed_size is not None and compressed_size_bound(len(raw)) > max_compressed_size:
+        bound = compressed_size_bound(len(raw))
+        if max_compressed_size is not None and bound > max_compressed_size:
             raise LocalProtocolError(
                 f"header block of {len(raw)} bytes may exceed {max_compressed_size} bytes "
                 "once compressed")
