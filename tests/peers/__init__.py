@@ -1,0 +1,1 @@
+"""Independent interop peers that kstream's tests talk to (see ``peers.gopeer``)."""
