@@ -27,6 +27,21 @@ from ._events import PongReceived as PongReceived
 from ._events import UpgradeAccepted as UpgradeAccepted
 from ._events import UpgradeRejected as UpgradeRejected
 from ._events import UpgradeRequested as UpgradeRequested
+from ._resize import ResizeDecoder as ResizeDecoder
+from ._resize import TerminalSize as TerminalSize
+from ._resize import encode_resize as encode_resize
+from ._status import Exited as Exited
+from ._status import ExitResult as ExitResult
+from ._status import Failed as Failed
+from ._status import Status as Status
+from ._status import StatusCause as StatusCause
+from ._status import decode_status as decode_status
+from ._status import encode_status as encode_status
+from ._status import exit_code_status as exit_code_status
+from ._status import exit_status_bytes as exit_status_bytes
+from ._status import internal_error_status as internal_error_status
+from ._status import parse_exit_status as parse_exit_status
+from ._status import success_status as success_status
 from ._version import __version__ as __version__
 
 __all__ = [
@@ -42,15 +57,30 @@ __all__ = [
     "ConnectionClosed",
     "DroppedMessage",
     "Event",
+    "ExitResult",
+    "Exited",
+    "Failed",
     "KstreamError",
     "LocalProtocolError",
     "PingReceived",
     "PongReceived",
     "ProtocolError",
     "RemoteProtocolError",
+    "ResizeDecoder",
+    "Status",
+    "StatusCause",
+    "TerminalSize",
     "UpgradeAccepted",
     "UpgradeRejected",
     "UpgradeRejectedError",
     "UpgradeRequested",
     "__version__",
+    "decode_status",
+    "encode_resize",
+    "encode_status",
+    "exit_code_status",
+    "exit_status_bytes",
+    "internal_error_status",
+    "parse_exit_status",
+    "success_status",
 ]
