@@ -1,0 +1,1212 @@
+"""The SPDY/3.1 session, sans-IO, in either role, as Kubernetes' Go peers speak it.
+
+Bytes in, events out; calls in, bytes out (h2's shape): :meth:`SpdySession.receive_data`
+decodes frames and returns events, queuing whatever the protocol answers on its own (PING
+echoes, RST_STREAM for broken stream rules, GOAWAY before a protocol error is raised); the
+action methods (:meth:`~SpdySession.open_stream`, :meth:`~SpdySession.send_data`, ...) queue
+frames; :meth:`~SpdySession.data_to_send` drains the queue.
+
+Theory of operation
+-------------------
+
+Two state machines, each one table, in the style of h2 (style-anchors §1.4):
+
+* :data:`STREAM_TRANSITIONS` maps ``(StreamState, StreamInput)`` to the next state. A frame
+  carrying FIN is two inputs, the frame's own then ``*_FIN``. Receiving an input the table
+  does not allow is looked up in :data:`STREAM_RECEIVE_VIOLATIONS`: either the frame is
+  dropped silently (``None``, as moby/spdystream drops it) or it is a *stream* error, answered
+  with RST_STREAM of the given status; the stream is then closed. The only *session*-level
+  stream violation is a SYN_REPLY for a stream id that was never opened. Sending an input
+  the table does not allow raises :class:`LocalProtocolError`.
+* :data:`SESSION_TRANSITIONS` maps ``(SessionState, SessionInput)`` to the next state;
+  inputs are the frame types received or sent, EOF and "malformed bytes".
+
+Stream error or session error? The decisions, after moby/spdystream ``connection.go`` and
+the SPDY/3 draft (protocol-notes §3.4-3.6):
+
+================================================  ============================================
+Received                                          Answer
+================================================  ============================================
+bytes that do not decode (FrameDecoder error)     session: GOAWAY PROTOCOL_ERROR, raise
+SYN_REPLY for an id never opened                  session: GOAWAY PROTOCOL_ERROR, raise
+SETTINGS / WINDOW_UPDATE overflowing the session  session (strict mode only)
+window, or DATA beyond the session window
+SYN_STREAM with an id not above the last one,     RST_STREAM PROTOCOL_ERROR for that id, frame
+of our parity, or above 2^31-1                    ignored (Go ``validateStreamId``; Go does not
+                                                  check parity); a live stream of that id is
+                                                  closed with it
+SYN_STREAM beyond ``max_concurrent_streams``      RST_STREAM REFUSED_STREAM
+SYN_STREAM after a GOAWAY (either way)            ignored (Go ``checkStreamFrame``)
+SYN_REPLY on the peer's own stream                RST_STREAM PROTOCOL_ERROR
+second SYN_REPLY                                  RST_STREAM STREAM_IN_USE (Go ignores it)
+DATA / HEADERS after the peer's FIN               RST_STREAM STREAM_ALREADY_CLOSED (Go drops)
+DATA / HEADERS for an unknown or closed stream,   dropped silently, as Go (``handleDataFrame``);
+or for our stream before its SYN_REPLY            dropped DATA is reported as DataDropped
+RST_STREAM / SYN_REPLY for a closed stream        ignored (our RST crossed theirs)
+DATA beyond a stream window (strict mode)         RST_STREAM FLOW_CONTROL_ERROR
+WINDOW_UPDATE overflowing a stream (strict)       RST_STREAM FLOW_CONTROL_ERROR
+unknown control frame type                        skipped: UnknownFrameSkipped (Go: fatal)
+================================================  ============================================
+
+DATA for a stream the *peer* opened is delivered even before we replied. Go drops it
+until its SYN_REPLY is written, but Kubernetes servers reply synchronously inside the
+SYN_STREAM handler, so in practice nothing is dropped; a sans-IO caller cannot reply
+between two frames of the same ``receive_data`` call, so dropping would lose real data.
+
+Flow control: Go never sends WINDOW_UPDATE and ignores those it receives
+(protocol-notes §3.5), so by default send windows are advisory: :meth:`send_window` returns
+``None`` and :meth:`send_data` never refuses. ``strict_flow_control=True`` enforces SPDY/3.1
+windows both ways (stream and session level, accounting in ``_spdy_flow.py``): sending
+beyond the window raises :class:`LocalProtocolError`, a peer sending beyond ours is reset,
+and WINDOW_UPDATEs are sent for what the application acknowledges.
+"""
+
+from __future__ import annotations
+
+import enum
+import struct
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Final, TypeAlias
+
+from ._errors import LocalProtocolError, RemoteProtocolError
+from ._events import ConnectionClosed, Event, PingReceived, PongReceived
+from ._spdy_flow import (
+    DEFAULT_WINDOW_SIZE,
+    MAX_WINDOW_SIZE,
+    ReceiveWindow,
+    SendWindow,
+    WindowOverflowError,
+)
+from ._spdy_frames import (
+    MAX_FRAME_LENGTH,
+    MAX_STREAM_ID,
+    DataFrame,
+    Frame,
+    FrameDecoder,
+    FrameEncoder,
+    GoAwayFrame,
+    GoAwayStatus,
+    HeadersFrame,
+    PingFrame,
+    RstStatus,
+    RstStreamFrame,
+    SettingId,
+    SettingsFrame,
+    SynReplyFrame,
+    SynStreamFrame,
+    UnknownControlFrame,
+    WindowUpdateFrame,
+)
+
+__all__ = [
+    "SESSION_TRANSITIONS",
+    "STREAM_RECEIVE_VIOLATIONS",
+    "STREAM_TRANSITIONS",
+    "DataDropped",
+    "GoAwayReceived",
+    "HeadersReceived",
+    "SessionInput",
+    "SessionState",
+    "SettingsReceived",
+    "SpdyEvent",
+    "SpdySession",
+    "StreamData",
+    "StreamEnded",
+    "StreamInput",
+    "StreamOpened",
+    "StreamReplied",
+    "StreamReset",
+    "StreamState",
+    "UnknownFrameSkipped",
+    "WindowUpdated",
+]
+
+Headers: TypeAlias = tuple[tuple[str, str], ...]
+
+# --------------------------------------------------------------------------- events
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StreamOpened(Event):
+    """The peer opened a stream (SYN_STREAM); answer with ``reply()`` or ``reset_stream()``.
+
+    ``unidirectional`` streams need no reply and cannot carry anything from us.
+    A ``StreamEnded`` follows when ``fin`` is set.
+    """
+
+    stream_id: int
+    headers: Headers
+    fin: bool = False
+    unidirectional: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StreamReplied(Event):
+    """The peer accepted a stream we opened (SYN_REPLY). ``StreamEnded`` follows on FIN."""
+
+    stream_id: int
+    headers: Headers = ()
+    fin: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HeadersReceived(Event):
+    """More headers arrived on a stream (HEADERS). ``StreamEnded`` follows on FIN."""
+
+    stream_id: int
+    headers: Headers
+    fin: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StreamData(Event):
+    """Bytes arrived on a stream: one piece of a DATA frame, as it arrived (never empty)."""
+
+    stream_id: int
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StreamEnded(Event):
+    """The peer half-closed the stream (FIN): nothing more will arrive on it."""
+
+    stream_id: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StreamReset(Event):
+    """The stream is over (RST_STREAM): nothing more arrives on it and nothing may be sent.
+
+    ``status`` is a :class:`RstStatus` value; CANCEL after data is how Kubernetes servers
+    normally end every exec stream, so treat it as end-of-stream. ``local`` is True when we
+    reset the stream because the peer broke its rules (the RST is already queued).
+    """
+
+    stream_id: int
+    status: int
+    local: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GoAwayReceived(Event):
+    """The peer is ending the session (GOAWAY); no new stream may be opened.
+
+    Go stops reading the moment it receives a GOAWAY (protocol-notes §3.6), so sending more
+    to a Go peer is pointless. Streams above ``last_good_stream_id`` that we opened were not
+    processed by the peer.
+    """
+
+    last_good_stream_id: int
+    status: int = GoAwayStatus.OK
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SettingsReceived(Event):
+    """The peer sent SETTINGS: ``(flags, id, value)`` triples (Go peers never do)."""
+
+    entries: tuple[tuple[int, int, int], ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WindowUpdated(Event):
+    """The peer sent WINDOW_UPDATE (stream 0: the session window)."""
+
+    stream_id: int
+    delta: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UnknownFrameSkipped(Event):
+    """A control frame of an unknown type was skipped (Go would end the connection)."""
+
+    frame_type: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DataDropped(Event):
+    """DATA for a stream that is unknown, closed, or ours but not yet replied was dropped.
+
+    moby/spdystream drops these silently (``handleDataFrame``); reported so the caller can
+    count or log them. Empty pieces are not reported.
+    """
+
+    stream_id: int
+    size: int
+
+
+#: Every event :meth:`SpdySession.receive_data` returns.
+SpdyEvent: TypeAlias = (
+    StreamOpened | StreamReplied | HeadersReceived | StreamData | StreamEnded | StreamReset
+    | GoAwayReceived | SettingsReceived | WindowUpdated | UnknownFrameSkipped | DataDropped
+    | PingReceived | PongReceived | ConnectionClosed
+)
+
+# --------------------------------------------------------------------------- stream machine
+
+
+class StreamState(enum.Enum):
+    """Where one stream stands, seen from this end."""
+
+    #: Not opened yet (or an id nobody uses).
+    IDLE = "IDLE"
+    #: We sent SYN_STREAM; no SYN_REPLY yet. We may send; what the peer sends is dropped.
+    AWAITING_REPLY = "AWAITING_REPLY"
+    #: As AWAITING_REPLY, and we already sent FIN.
+    AWAITING_REPLY_LOCAL_CLOSED = "AWAITING_REPLY_LOCAL_CLOSED"
+    #: The peer sent SYN_STREAM; we have not replied. We may not send yet.
+    UNREPLIED = "UNREPLIED"
+    #: As UNREPLIED, and the peer already sent FIN.
+    UNREPLIED_REMOTE_CLOSED = "UNREPLIED_REMOTE_CLOSED"
+    #: Both halves open.
+    OPEN = "OPEN"
+    #: We sent FIN; the peer may still send.
+    HALF_CLOSED_LOCAL = "HALF_CLOSED_LOCAL"
+    #: The peer sent FIN; we may still send.
+    HALF_CLOSED_REMOTE = "HALF_CLOSED_REMOTE"
+    #: Both FINs, or a RST_STREAM either way.
+    CLOSED = "CLOSED"
+
+
+class StreamInput(enum.Enum):
+    """What can happen to a stream: a frame sent or received (FIN counts on its own)."""
+
+    SEND_SYN_STREAM = "SEND_SYN_STREAM"
+    RECV_SYN_STREAM = "RECV_SYN_STREAM"
+    SEND_SYN_REPLY = "SEND_SYN_REPLY"
+    RECV_SYN_REPLY = "RECV_SYN_REPLY"
+    SEND_HEADERS = "SEND_HEADERS"
+    RECV_HEADERS = "RECV_HEADERS"
+    SEND_DATA = "SEND_DATA"
+    RECV_DATA = "RECV_DATA"
+    SEND_FIN = "SEND_FIN"
+    RECV_FIN = "RECV_FIN"
+    SEND_RST = "SEND_RST"
+    RECV_RST = "RECV_RST"
+
+
+_S = StreamState
+_I = StreamInput
+
+#: Valid moves of a stream. A sending input missing here raises LocalProtocolError; a
+#: receiving input missing here is looked up in STREAM_RECEIVE_VIOLATIONS.
+STREAM_TRANSITIONS: Final[dict[tuple[StreamState, StreamInput], StreamState]] = {
+    (_S.IDLE, _I.SEND_SYN_STREAM): _S.AWAITING_REPLY,
+    (_S.IDLE, _I.RECV_SYN_STREAM): _S.UNREPLIED,
+    # Our stream, before the peer's SYN_REPLY: Go lets the opener write at once
+    # (stream.go waitWriteReply only waits on streams the peer opened).
+    (_S.AWAITING_REPLY, _I.RECV_SYN_REPLY): _S.OPEN,
+    (_S.AWAITING_REPLY, _I.SEND_HEADERS): _S.AWAITING_REPLY,
+    (_S.AWAITING_REPLY, _I.SEND_DATA): _S.AWAITING_REPLY,
+    (_S.AWAITING_REPLY, _I.SEND_FIN): _S.AWAITING_REPLY_LOCAL_CLOSED,
+    (_S.AWAITING_REPLY, _I.SEND_RST): _S.CLOSED,
+    (_S.AWAITING_REPLY, _I.RECV_RST): _S.CLOSED,
+    (_S.AWAITING_REPLY_LOCAL_CLOSED, _I.RECV_SYN_REPLY): _S.HALF_CLOSED_LOCAL,
+    (_S.AWAITING_REPLY_LOCAL_CLOSED, _I.SEND_RST): _S.CLOSED,
+    (_S.AWAITING_REPLY_LOCAL_CLOSED, _I.RECV_RST): _S.CLOSED,
+    # The peer's stream, before our SYN_REPLY: we may not send (Go's WriteData waits for
+    # the reply); what the peer sends is delivered (see the module docstring).
+    (_S.UNREPLIED, _I.SEND_SYN_REPLY): _S.OPEN,
+    (_S.UNREPLIED, _I.RECV_HEADERS): _S.UNREPLIED,
+    (_S.UNREPLIED, _I.RECV_DATA): _S.UNREPLIED,
+    (_S.UNREPLIED, _I.RECV_FIN): _S.UNREPLIED_REMOTE_CLOSED,
+    (_S.UNREPLIED, _I.SEND_RST): _S.CLOSED,
+    (_S.UNREPLIED, _I.RECV_RST): _S.CLOSED,
+    (_S.UNREPLIED_REMOTE_CLOSED, _I.SEND_SYN_REPLY): _S.HALF_CLOSED_REMOTE,
+    (_S.UNREPLIED_REMOTE_CLOSED, _I.SEND_RST): _S.CLOSED,
+    (_S.UNREPLIED_REMOTE_CLOSED, _I.RECV_RST): _S.CLOSED,
+    # Replied.
+    (_S.OPEN, _I.SEND_HEADERS): _S.OPEN,
+    (_S.OPEN, _I.RECV_HEADERS): _S.OPEN,
+    (_S.OPEN, _I.SEND_DATA): _S.OPEN,
+    (_S.OPEN, _I.RECV_DATA): _S.OPEN,
+    (_S.OPEN, _I.SEND_FIN): _S.HALF_CLOSED_LOCAL,
+    (_S.OPEN, _I.RECV_FIN): _S.HALF_CLOSED_REMOTE,
+    (_S.OPEN, _I.SEND_RST): _S.CLOSED,
+    (_S.OPEN, _I.RECV_RST): _S.CLOSED,
+    (_S.HALF_CLOSED_LOCAL, _I.RECV_HEADERS): _S.HALF_CLOSED_LOCAL,
+    (_S.HALF_CLOSED_LOCAL, _I.RECV_DATA): _S.HALF_CLOSED_LOCAL,
+    (_S.HALF_CLOSED_LOCAL, _I.RECV_FIN): _S.CLOSED,
+    (_S.HALF_CLOSED_LOCAL, _I.SEND_RST): _S.CLOSED,
+    (_S.HALF_CLOSED_LOCAL, _I.RECV_RST): _S.CLOSED,
+    (_S.HALF_CLOSED_REMOTE, _I.SEND_HEADERS): _S.HALF_CLOSED_REMOTE,
+    (_S.HALF_CLOSED_REMOTE, _I.SEND_DATA): _S.HALF_CLOSED_REMOTE,
+    (_S.HALF_CLOSED_REMOTE, _I.SEND_FIN): _S.CLOSED,
+    (_S.HALF_CLOSED_REMOTE, _I.SEND_RST): _S.CLOSED,
+    (_S.HALF_CLOSED_REMOTE, _I.RECV_RST): _S.CLOSED,
+    # Resetting a closed stream is a no-op (no frame), like Go's Reset after the end.
+    (_S.CLOSED, _I.SEND_RST): _S.CLOSED,
+}
+
+_PE = RstStatus.PROTOCOL_ERROR
+_IN_USE = RstStatus.STREAM_IN_USE
+_ALREADY_CLOSED = RstStatus.STREAM_ALREADY_CLOSED
+_REOPENED: dict[tuple[StreamState, StreamInput], RstStatus | None] = {
+    (state, _I.RECV_SYN_STREAM): _PE for state in StreamState if state is not _S.IDLE}
+_AFTER_FIN: dict[StreamInput, RstStatus | None] = {
+    _I.RECV_HEADERS: _ALREADY_CLOSED, _I.RECV_DATA: _ALREADY_CLOSED, _I.RECV_FIN: _ALREADY_CLOSED}
+_BEFORE_REPLY: dict[StreamInput, RstStatus | None] = {
+    _I.RECV_HEADERS: None, _I.RECV_DATA: None, _I.RECV_FIN: None}
+
+#: Received inputs STREAM_TRANSITIONS refuses: ``None`` = drop the frame silently and keep
+#: the state (Go's behaviour); a status = stream error, answered with RST_STREAM of that
+#: status, the stream is then CLOSED. A received input in neither table is a session error
+#: (only a SYN_REPLY for a stream never opened).
+STREAM_RECEIVE_VIOLATIONS: Final[dict[tuple[StreamState, StreamInput], RstStatus | None]] = {
+    **_REOPENED,
+    # Unknown streams (connection.go handleDataFrame / handleHeaderFrame / handleResetFrame:
+    # "stream has already gone away").
+    (_S.IDLE, _I.RECV_HEADERS): None,
+    (_S.IDLE, _I.RECV_DATA): None,
+    (_S.IDLE, _I.RECV_FIN): None,
+    (_S.IDLE, _I.RECV_RST): None,
+    # Our streams before the SYN_REPLY ("Data frame not replied").
+    **{(_S.AWAITING_REPLY, i): status for i, status in _BEFORE_REPLY.items()},
+    **{(_S.AWAITING_REPLY_LOCAL_CLOSED, i): status for i, status in _BEFORE_REPLY.items()},
+    # A SYN_REPLY from the peer to its own stream, or a second one.
+    (_S.UNREPLIED, _I.RECV_SYN_REPLY): _PE,
+    (_S.UNREPLIED_REMOTE_CLOSED, _I.RECV_SYN_REPLY): _PE,
+    (_S.OPEN, _I.RECV_SYN_REPLY): _IN_USE,
+    (_S.HALF_CLOSED_LOCAL, _I.RECV_SYN_REPLY): _IN_USE,
+    (_S.HALF_CLOSED_REMOTE, _I.RECV_SYN_REPLY): _IN_USE,
+    # Anything after the peer's FIN.
+    **{(_S.UNREPLIED_REMOTE_CLOSED, i): status for i, status in _AFTER_FIN.items()},
+    **{(_S.HALF_CLOSED_REMOTE, i): status for i, status in _AFTER_FIN.items()},
+    # Closed streams: frames in flight when we reset, or a confused peer; Go ignores them.
+    (_S.CLOSED, _I.RECV_SYN_REPLY): None,
+    (_S.CLOSED, _I.RECV_HEADERS): None,
+    (_S.CLOSED, _I.RECV_DATA): None,
+    (_S.CLOSED, _I.RECV_FIN): None,
+    (_S.CLOSED, _I.RECV_RST): None,
+}
+
+class _Outcome(enum.Enum):
+    """What becomes of a received frame after the stream machine saw it."""
+
+    DELIVER = "DELIVER"  # valid: report it
+    DROP = "DROP"  # ignored silently, as Go does
+    RESET = "RESET"  # stream error: RST_STREAM queued, stream closed
+
+
+_DELIVER = _Outcome.DELIVER
+
+# Stream states in which the peer may still send, and in which we may.
+_PEER_MAY_SEND = frozenset({_S.UNREPLIED, _S.OPEN, _S.HALF_CLOSED_LOCAL})
+_WE_MAY_SEND = frozenset({_S.AWAITING_REPLY, _S.OPEN, _S.HALF_CLOSED_REMOTE})
+
+# --------------------------------------------------------------------------- session machine
+
+
+class SessionState(enum.Enum):
+    """Where the whole session stands."""
+
+    #: Normal operation.
+    OPEN = "OPEN"
+    #: We sent GOAWAY: every sending call now raises; received frames are still processed.
+    GOAWAY_SENT = "GOAWAY_SENT"
+    #: The peer sent GOAWAY: no new stream may be opened; open streams carry on.
+    GOAWAY_RECEIVED = "GOAWAY_RECEIVED"
+    #: The byte stream ended (EOF).
+    CLOSED = "CLOSED"
+    #: The peer broke the protocol; GOAWAY PROTOCOL_ERROR was queued.
+    FAILED = "FAILED"
+
+
+class SessionInput(enum.Enum):
+    """What can happen to the session: a frame type received or sent, EOF, or garbage."""
+
+    RECV_SYN_STREAM = "RECV_SYN_STREAM"
+    RECV_SYN_REPLY = "RECV_SYN_REPLY"
+    RECV_RST_STREAM = "RECV_RST_STREAM"
+    RECV_SETTINGS = "RECV_SETTINGS"
+    RECV_PING = "RECV_PING"
+    RECV_GOAWAY = "RECV_GOAWAY"
+    RECV_HEADERS = "RECV_HEADERS"
+    RECV_WINDOW_UPDATE = "RECV_WINDOW_UPDATE"
+    RECV_DATA = "RECV_DATA"
+    RECV_UNKNOWN = "RECV_UNKNOWN"
+    RECV_EOF = "RECV_EOF"
+    RECV_MALFORMED = "RECV_MALFORMED"
+    SEND_SYN_STREAM = "SEND_SYN_STREAM"
+    SEND_SYN_REPLY = "SEND_SYN_REPLY"
+    SEND_RST_STREAM = "SEND_RST_STREAM"
+    SEND_PING = "SEND_PING"
+    SEND_GOAWAY = "SEND_GOAWAY"
+    SEND_HEADERS = "SEND_HEADERS"
+    SEND_WINDOW_UPDATE = "SEND_WINDOW_UPDATE"
+    SEND_DATA = "SEND_DATA"
+
+
+_SS = SessionState
+_SI = SessionInput
+_RECV_FRAMES = (_SI.RECV_SYN_STREAM, _SI.RECV_SYN_REPLY, _SI.RECV_RST_STREAM,
+                _SI.RECV_SETTINGS, _SI.RECV_PING, _SI.RECV_HEADERS, _SI.RECV_WINDOW_UPDATE,
+                _SI.RECV_DATA, _SI.RECV_UNKNOWN)
+_SEND_ON_STREAMS = (_SI.SEND_SYN_REPLY, _SI.SEND_RST_STREAM, _SI.SEND_PING, _SI.SEND_HEADERS,
+                    _SI.SEND_WINDOW_UPDATE, _SI.SEND_DATA)
+
+
+def _receiving_rows(state: SessionState, after_goaway: SessionState) -> dict[
+        tuple[SessionState, SessionInput], SessionState]:
+    rows = {(state, inp): state for inp in _RECV_FRAMES}
+    rows[state, _SI.RECV_GOAWAY] = after_goaway
+    rows[state, _SI.RECV_EOF] = _SS.CLOSED
+    rows[state, _SI.RECV_MALFORMED] = _SS.FAILED
+    return rows
+
+
+#: Valid moves of the session. A sending input missing here raises LocalProtocolError; so
+#: does receiving after EOF (CLOSED); in FAILED receiving raises RemoteProtocolError again.
+SESSION_TRANSITIONS: Final[dict[tuple[SessionState, SessionInput], SessionState]] = {
+    **_receiving_rows(_SS.OPEN, _SS.GOAWAY_RECEIVED),
+    **{(_SS.OPEN, inp): _SS.OPEN for inp in _SEND_ON_STREAMS},
+    (_SS.OPEN, _SI.SEND_SYN_STREAM): _SS.OPEN,
+    (_SS.OPEN, _SI.SEND_GOAWAY): _SS.GOAWAY_SENT,
+    # After the peer's GOAWAY: existing streams carry on, no new ones.
+    **_receiving_rows(_SS.GOAWAY_RECEIVED, _SS.GOAWAY_RECEIVED),
+    **{(_SS.GOAWAY_RECEIVED, inp): _SS.GOAWAY_RECEIVED for inp in _SEND_ON_STREAMS},
+    (_SS.GOAWAY_RECEIVED, _SI.SEND_GOAWAY): _SS.GOAWAY_SENT,
+    # After our GOAWAY we send nothing more; what still arrives is processed.
+    **_receiving_rows(_SS.GOAWAY_SENT, _SS.GOAWAY_SENT),
+    (_SS.CLOSED, _SI.RECV_EOF): _SS.CLOSED,
+}
+
+# --------------------------------------------------------------------------- the session
+
+_PING_ID = struct.Struct(">I")
+#: Most pings left unanswered that are remembered; older ones are forgotten.
+_MAX_OUTSTANDING_PINGS: Final = 1024
+
+
+class _Stream:
+    """Book-keeping of one live (not CLOSED) stream."""
+
+    __slots__ = ("local", "receive_window", "send_window", "state")
+
+    def __init__(self, *, local: bool, send_window: SendWindow | None,
+                 receive_window: ReceiveWindow | None) -> None:
+        self.state = StreamState.IDLE
+        #: Whether we opened it.
+        self.local = local
+        self.send_window = send_window
+        self.receive_window = receive_window
+
+
+class SpdySession:
+    """A SPDY/3.1 session in the client or server role (sans-IO).
+
+    Limits (constructor arguments), all enforced on what the peer sends:
+
+    * ``max_control_frame_size`` (1 MiB): largest control frame buffered; bigger is a
+      protocol error.
+    * ``max_header_block_size`` (256 KiB): largest inflated header block, stopped while
+      inflating; ``max_headers`` (1024): most headers per block.
+    * ``max_concurrent_streams`` (1000): most live streams the peer opened; more are
+      refused with RST_STREAM REFUSED_STREAM.
+    * DATA is never buffered: it is handed out in pieces as it arrives.
+    * At most 1024 unanswered pings are remembered.
+
+    Stream ids: ours are odd from 1 (client) or even from 2 (server), strictly increasing;
+    the peer's must increase too (Go ``validateStreamId``). Ping ids follow the same parity
+    rule; a PING of the other parity is echoed unchanged, one of ours is a pong.
+
+    After a :class:`RemoteProtocolError` the session is FAILED: the GOAWAY PROTOCOL_ERROR
+    is already queued in :meth:`data_to_send`, every later ``receive_data`` raises again and
+    every sending call raises :class:`LocalProtocolError`.
+    """
+
+    def __init__(self, *, client: bool, strict_flow_control: bool = False,
+                 max_concurrent_streams: int = 1000,
+                 initial_window_size: int = DEFAULT_WINDOW_SIZE,
+                 max_control_frame_size: int = 1 << 20,
+                 max_header_block_size: int = 256 * 1024, max_headers: int = 1024,
+                 trailing_data: bytes | bytearray | memoryview = b"") -> None:
+        """Create a session on a connection that has just been upgraded to SPDY/3.1.
+
+        Args:
+            client: True for the side that sent the HTTP upgrade request.
+            strict_flow_control: Enforce SPDY/3.1 flow control (see the module docstring);
+                a Go peer never sends WINDOW_UPDATE, so leave it off against Kubernetes.
+            max_concurrent_streams: Most live streams the peer may have opened.
+            initial_window_size: Our receive window per stream, strict mode only: when it
+                is not the SPDY default of 64 KiB it is announced with SETTINGS, and a
+                bigger one also raises the session window (WINDOW_UPDATE on stream 0).
+            max_control_frame_size: Largest control frame accepted.
+            max_header_block_size: Largest inflated header block accepted.
+            max_headers: Most headers accepted in one block.
+            trailing_data: Bytes that arrived after the upgrade response/request, decoded by
+                :meth:`receive_trailing_data` (or at the start of the next
+                :meth:`receive_data`).
+
+        Raises:
+            LocalProtocolError: A limit is out of range.
+        """
+        if max_concurrent_streams < 1:
+            raise LocalProtocolError("max_concurrent_streams must be at least 1")
+        if not 1 <= initial_window_size <= MAX_WINDOW_SIZE:
+            raise LocalProtocolError(f"initial_window_size must be in 1..{MAX_WINDOW_SIZE}")
+        #: True in the client role.
+        self.is_client = client
+        self._strict = strict_flow_control
+        self._max_concurrent_streams = max_concurrent_streams
+        self._initial_window_size = initial_window_size
+        self._decoder = FrameDecoder(max_control_frame_size=max_control_frame_size,
+                                     max_header_block_size=max_header_block_size,
+                                     max_headers=max_headers)
+        self._encoder = FrameEncoder()
+        self._outgoing: list[bytes | memoryview] = []
+        self._state = SessionState.OPEN
+        self._streams: dict[int, _Stream] = {}
+        self._peer_stream_count = 0
+        # Ours: client odd from 1, server even from 2 (connection.go NewConnection).
+        self._next_stream_id = 1 if client else 2
+        self._highest_peer_stream_id = 0
+        self._next_ping_id = 1 if client else 2
+        self._pings: dict[int, float] = {}
+        self._trailing_data = bytes(trailing_data)
+        #: Whether the peer sent GOAWAY, and with which status.
+        self.goaway_received = False
+        self.goaway_status: int | None = None
+        #: The peer's SETTINGS, id -> value (recorded; INITIAL_WINDOW_SIZE is applied).
+        self.peer_settings: dict[int, int] = {}
+        self._peer_initial_window = DEFAULT_WINDOW_SIZE
+        self._session_send = SendWindow()
+        self._session_receive = ReceiveWindow(max(DEFAULT_WINDOW_SIZE, initial_window_size))
+        if strict_flow_control and initial_window_size != DEFAULT_WINDOW_SIZE:
+            self._announce_windows(initial_window_size)
+
+    # ------------------------------------------------------------------ public state
+
+    @property
+    def state(self) -> SessionState:
+        """The session's state."""
+        return self._state
+
+    @property
+    def awaiting_pong_since(self) -> float | None:
+        """The ``now`` of the oldest ping not answered yet, or None."""
+        return next(iter(self._pings.values()), None)
+
+    @property
+    def last_peer_stream_id(self) -> int:
+        """The highest stream id the peer opened (0 if none): GOAWAY's last-good id."""
+        return self._highest_peer_stream_id
+
+    def stream_state(self, stream_id: int) -> StreamState:
+        """Return the state of a stream.
+
+        Streams are forgotten once CLOSED; an id below the highest one opened on its side
+        reads as CLOSED, any other unknown id as IDLE.
+
+        Args:
+            stream_id: Any stream id.
+
+        Returns:
+            The stream's state.
+        """
+        stream = self._streams.get(stream_id)
+        if stream is not None:
+            return stream.state
+        if self._is_our_id(stream_id):
+            opened = stream_id < self._next_stream_id
+        else:
+            opened = stream_id <= self._highest_peer_stream_id
+        return StreamState.CLOSED if opened else StreamState.IDLE
+
+    def send_window(self, stream_id: int) -> int | None:
+        """Return how many bytes :meth:`send_data` accepts on the stream now.
+
+        Args:
+            stream_id: A stream id.
+
+        Returns:
+            None when flow control is advisory (the default: unlimited); otherwise the
+            smaller of the stream's and the session's window (0 if the stream cannot send).
+        """
+        if not self._strict:
+            return None
+        stream = self._streams.get(stream_id)
+        if stream is None or stream.send_window is None or stream.state not in _WE_MAY_SEND:
+            return 0
+        return max(0, min(stream.send_window.size, self._session_send.size))
+
+    # ------------------------------------------------------------------ output
+
+    def data_to_send(self) -> bytes:
+        """Return every byte queued so far (``b""`` if none) and clear the queue."""
+        data = b"".join(self._outgoing)
+        self._outgoing.clear()
+        return data
+
+    # ------------------------------------------------------------------ input
+
+    def receive_trailing_data(self) -> list[SpdyEvent]:
+        """Decode the constructor's ``trailing_data`` now, if not done already.
+
+        Call it right after creating the session, before waiting for more bytes: frames
+        that came in the same read as the upgrade response would otherwise wait for the
+        next read.
+
+        Returns:
+            The events those bytes complete.
+
+        Raises:
+            RemoteProtocolError: As :meth:`receive_data`.
+        """
+        if not self._trailing_data:
+            return []
+        data, self._trailing_data = self._trailing_data, b""
+        return self.receive_data(data)
+
+    def receive_data(self, data: bytes | bytearray | memoryview) -> list[SpdyEvent]:
+        """Feed bytes received from the peer; ``b""`` means the byte stream ended.
+
+        Args:
+            data: The next bytes, of any length.
+
+        Returns:
+            The events they complete, in order. Answers (PING echoes, RST_STREAMs) are
+            already queued in :meth:`data_to_send`.
+
+        Raises:
+            RemoteProtocolError: The peer broke the protocol. GOAWAY PROTOCOL_ERROR is
+                queued first; the session is FAILED. Events of frames decoded earlier in
+                the same call are lost with it (as in h2).
+            LocalProtocolError: Bytes fed after EOF.
+        """
+        events: list[SpdyEvent] = []
+        if self._trailing_data:
+            events += self.receive_trailing_data()
+        if not len(data):
+            self._on_eof(events)
+            return events
+        self._check_receive(SessionInput.RECV_DATA)
+        try:
+            frames = self._decoder.feed(data)
+        except RemoteProtocolError as exc:
+            self._fail(exc)
+            raise
+        try:
+            for frame in frames:
+                self._handle_frame(frame, events)
+        except RemoteProtocolError as exc:
+            self._fail(exc)
+            raise
+        return events
+
+    # ------------------------------------------------------------------ actions
+
+    def open_stream(self, headers: Iterable[tuple[str, str]], *, fin: bool = False) -> int:
+        """Open a stream with SYN_STREAM and return its id.
+
+        Args:
+            headers: ``(name, value)`` pairs, names lower-case (Kubernetes:
+                ``[("streamtype", "error")]``).
+            fin: Half-close at once (we will send nothing on it).
+
+        Returns:
+            The new stream's id.
+
+        Raises:
+            LocalProtocolError: The session cannot open streams (GOAWAY either way, EOF,
+                failure), the ids are exhausted, or a header is invalid.
+        """
+        self._check_send(SessionInput.SEND_SYN_STREAM)
+        stream_id = self._next_stream_id
+        if stream_id > MAX_STREAM_ID:
+            raise LocalProtocolError("stream ids are exhausted; open a new session")
+        frame = self._encoder.syn_stream(stream_id, headers, fin=fin)
+        # Creation is serialised, so ids on the wire strictly increase (connection.go
+        # CreateStream).
+        self._next_stream_id += 2
+        stream = self._new_stream(local=True)
+        self._streams[stream_id] = stream
+        self._move(stream_id, stream, self._plan(stream, [_I.SEND_SYN_STREAM], fin))
+        self._outgoing.append(frame)
+        return stream_id
+
+    def reply(self, stream_id: int, headers: Iterable[tuple[str, str]] = (), *,
+              fin: bool = False) -> None:
+        """Accept a stream the peer opened (SYN_REPLY; Kubernetes sends no headers).
+
+        Args:
+            stream_id: A stream from a :class:`StreamOpened` event.
+            headers: Reply headers.
+            fin: Half-close at once.
+
+        Raises:
+            LocalProtocolError: Not a stream awaiting our reply, or an invalid header.
+        """
+        self._check_send(SessionInput.SEND_SYN_REPLY)
+        stream = self._live_stream(stream_id)
+        target = self._plan(stream, [_I.SEND_SYN_REPLY], fin)
+        self._outgoing.append(self._encoder.syn_reply(stream_id, headers, fin=fin))
+        self._move(stream_id, stream, target)
+
+    def send_headers(self, stream_id: int, headers: Iterable[tuple[str, str]], *,
+                     fin: bool = False) -> None:
+        """Send a HEADERS frame on a stream (Kubernetes never does).
+
+        Args:
+            stream_id: A stream we may send on.
+            headers: ``(name, value)`` pairs.
+            fin: Half-close the stream.
+
+        Raises:
+            LocalProtocolError: The stream cannot send, or a header is invalid.
+        """
+        self._check_send(SessionInput.SEND_HEADERS)
+        stream = self._live_stream(stream_id)
+        target = self._plan(stream, [_I.SEND_HEADERS], fin)
+        self._outgoing.append(self._encoder.headers(stream_id, headers, fin=fin))
+        self._move(stream_id, stream, target)
+
+    def send_data(self, stream_id: int, data: bytes | bytearray | memoryview, *,
+                  fin: bool = False) -> None:
+        """Send bytes on a stream: one DATA frame per 2^24-1 bytes (Go writes one per call).
+
+        Empty ``data`` without ``fin`` sends nothing. In strict flow-control mode, ``data``
+        must fit in :meth:`send_window`.
+
+        Args:
+            stream_id: A stream we may send on.
+            data: The payload; ``bytes`` are framed without a copy until
+                :meth:`data_to_send`, other buffers are copied once now.
+            fin: Half-close the stream after the data.
+
+        Raises:
+            LocalProtocolError: The stream is not open for sending, or (strict mode) the
+                data exceeds the flow-control window.
+        """
+        self._check_send(SessionInput.SEND_DATA)
+        stream = self._live_stream(stream_id)
+        target = self._plan(stream, [_I.SEND_DATA], fin)
+        payload = memoryview(data if isinstance(data, bytes) else bytes(data)).cast("B")
+        size = len(payload)
+        if self._strict and size:
+            window = self.send_window(stream_id) or 0
+            if size > window:
+                raise LocalProtocolError(
+                    f"{size} bytes exceed the flow-control window ({window}) of stream "
+                    f"{stream_id}; wait for WINDOW_UPDATE")
+            assert stream.send_window is not None
+            stream.send_window.consume(size)
+            self._session_send.consume(size)
+        self._queue_data(stream_id, payload, fin)
+        self._move(stream_id, stream, target)
+
+    def end_stream(self, stream_id: int) -> None:
+        """Half-close a stream: an empty DATA frame with FIN (Go ``Stream.Close``).
+
+        Args:
+            stream_id: A stream we may send on.
+
+        Raises:
+            LocalProtocolError: We already half-closed it, or it is not open.
+        """
+        self._check_send(SessionInput.SEND_DATA)
+        stream = self._live_stream(stream_id)
+        target = self._plan(stream, [], True)
+        self._outgoing.append(self._encoder.data_header(stream_id, 0, True))
+        self._move(stream_id, stream, target)
+
+    def reset_stream(self, stream_id: int, status: int = RstStatus.CANCEL) -> None:
+        """Abort a stream with RST_STREAM (Go ``Stream.Reset`` sends CANCEL).
+
+        Resetting a stream that is already CLOSED does nothing.
+
+        Args:
+            stream_id: A stream that was opened, by either side.
+            status: A :class:`RstStatus`.
+
+        Raises:
+            LocalProtocolError: The stream was never opened, or the status is invalid.
+        """
+        self._check_send(SessionInput.SEND_RST_STREAM)
+        stream = self._streams.get(stream_id)
+        if stream is None:
+            if self.stream_state(stream_id) is StreamState.CLOSED:
+                return
+            raise LocalProtocolError(f"stream {stream_id} was never opened")
+        frame = self._encoder.rst_stream(stream_id, status)
+        self._move(stream_id, stream, self._plan(stream, [_I.SEND_RST], False))
+        self._outgoing.append(frame)
+
+    def ping(self, now: float) -> None:
+        """Send a PING; the echo comes back as :class:`PongReceived` with ``sent_at=now``.
+
+        Args:
+            now: The current time on any monotonic clock.
+
+        Raises:
+            LocalProtocolError: The session cannot send.
+        """
+        self._check_send(SessionInput.SEND_PING)
+        ping_id = self._next_ping_id
+        # connection.go Ping: +2 per ping, wrapping below 2^31 to keep the parity.
+        self._next_ping_id += 2
+        if self._next_ping_id > MAX_STREAM_ID:
+            self._next_ping_id = 1 if self.is_client else 2
+        if len(self._pings) >= _MAX_OUTSTANDING_PINGS:
+            del self._pings[next(iter(self._pings))]
+        self._pings[ping_id] = now
+        self._outgoing.append(self._encoder.ping(ping_id))
+
+    def goaway(self, status: int = GoAwayStatus.OK) -> None:
+        """End the session with GOAWAY; nothing more may be sent afterwards.
+
+        Last-good id is the highest stream id the peer opened, or 0 (connection.go Close).
+
+        Args:
+            status: A :class:`GoAwayStatus`.
+
+        Raises:
+            LocalProtocolError: GOAWAY was already sent, or the session is over.
+        """
+        self._check_send(SessionInput.SEND_GOAWAY, commit=False)
+        frame = self._encoder.goaway(self._highest_peer_stream_id, status)
+        self._check_send(SessionInput.SEND_GOAWAY)
+        self._outgoing.append(frame)
+
+    def close(self) -> None:
+        """Orderly end: GOAWAY OK (the shape every kstream connection shares).
+
+        Raises:
+            LocalProtocolError: As :meth:`goaway`.
+        """
+        self.goaway(GoAwayStatus.OK)
+
+    def acknowledge_received_data(self, stream_id: int, n: int) -> None:
+        """Report ``n`` bytes of the stream's data as consumed by the application.
+
+        Strict flow-control mode: the session and stream windows are credited and a
+        WINDOW_UPDATE is queued once worth it (h2: half the window processed). In the
+        default advisory mode this does nothing (Go peers ignore WINDOW_UPDATE).
+
+        Args:
+            stream_id: The stream the bytes arrived on (it may be closed by now).
+            n: Bytes consumed, at most what arrived and was not acknowledged yet.
+
+        Raises:
+            LocalProtocolError: ``n`` is negative or more than was received, or the session
+                cannot send.
+        """
+        if n < 0:
+            raise LocalProtocolError("cannot acknowledge a negative number of bytes")
+        self._check_send(SessionInput.SEND_WINDOW_UPDATE)
+        if not self._strict or not n:
+            return
+        stream = self._streams.get(stream_id)
+        stream_window = stream.receive_window if stream is not None else None
+        if n > self._session_receive.outstanding or (
+                stream_window is not None and n > stream_window.outstanding):
+            raise LocalProtocolError(f"acknowledged {n} bytes on stream {stream_id}, more "
+                                     "than were received")
+        if stream is not None and stream_window is not None:
+            increment = stream_window.process(n)
+            if increment and stream.state in _PEER_MAY_SEND:
+                self._outgoing.append(self._encoder.window_update(stream_id, increment))
+        self._credit_session(n)
+
+    # ------------------------------------------------------------------ frame handlers
+
+    def _handle_frame(self, frame: Frame, events: list[SpdyEvent]) -> None:
+        match frame:
+            case DataFrame():
+                self._check_receive(SessionInput.RECV_DATA)
+                self._on_data(frame, events)
+            case SynStreamFrame():
+                self._check_receive(SessionInput.RECV_SYN_STREAM)
+                self._on_syn_stream(frame, events)
+            case SynReplyFrame():
+                self._check_receive(SessionInput.RECV_SYN_REPLY)
+                self._on_syn_reply(frame, events)
+            case HeadersFrame():
+                self._check_receive(SessionInput.RECV_HEADERS)
+                if self._receive(frame.stream_id, _I.RECV_HEADERS, events) is _DELIVER:
+                    events.append(HeadersReceived(stream_id=frame.stream_id,
+                                                  headers=frame.headers, fin=frame.fin))
+                    self._receive_fin(frame.stream_id, frame.fin, events)
+            case RstStreamFrame():
+                self._check_receive(SessionInput.RECV_RST_STREAM)
+                if self._receive(frame.stream_id, _I.RECV_RST, events) is _DELIVER:
+                    events.append(StreamReset(stream_id=frame.stream_id, status=frame.status))
+            case PingFrame():
+                self._check_receive(SessionInput.RECV_PING)
+                self._on_ping(frame, events)
+            case GoAwayFrame():
+                self._check_receive(SessionInput.RECV_GOAWAY)
+                self.goaway_received = True
+                self.goaway_status = frame.status
+                events.append(GoAwayReceived(last_good_stream_id=frame.last_good_stream_id,
+                                             status=frame.status))
+            case SettingsFrame():
+                self._check_receive(SessionInput.RECV_SETTINGS)
+                self._on_settings(frame, events)
+            case WindowUpdateFrame():
+                self._check_receive(SessionInput.RECV_WINDOW_UPDATE)
+                self._on_window_update(frame, events)
+            case UnknownControlFrame():
+                self._check_receive(SessionInput.RECV_UNKNOWN)
+                events.append(UnknownFrameSkipped(frame_type=frame.frame_type))
+
+    def _on_syn_stream(self, frame: SynStreamFrame, events: list[SpdyEvent]) -> None:
+        stream_id = frame.stream_id
+        if self._state is not SessionState.OPEN:
+            # After a GOAWAY either way, new streams are ignored (connection.go
+            # checkStreamFrame returns false without a reset once goneAway).
+            return
+        if (self._is_our_id(stream_id) or stream_id <= self._highest_peer_stream_id
+                or stream_id > MAX_STREAM_ID):
+            # connection.go validateStreamId: RST PROTOCOL_ERROR for that id, frame ignored
+            # (Go does not check the parity; we do). A live stream with that id is closed
+            # with it, as the peer will consider it reset (STREAM_RECEIVE_VIOLATIONS).
+            key = (self.stream_state(stream_id), _I.RECV_SYN_STREAM)
+            self._stream_error(stream_id, STREAM_RECEIVE_VIOLATIONS.get(key) or _PE, events)
+            return
+        self._highest_peer_stream_id = stream_id
+        if self._peer_stream_count >= self._max_concurrent_streams:
+            self._outgoing.append(self._encoder.rst_stream(stream_id,
+                                                           RstStatus.REFUSED_STREAM))
+            return
+        stream = self._new_stream(local=False)
+        self._streams[stream_id] = stream
+        self._peer_stream_count += 1
+        self._move(stream_id, stream, StreamState.UNREPLIED)
+        events.append(StreamOpened(stream_id=stream_id, headers=frame.headers, fin=frame.fin,
+                                   unidirectional=frame.unidirectional))
+        if frame.unidirectional:
+            # We may not send on it: as if replied and half-closed already (Go marks the
+            # stream finished, connection.go addStreamFrame).
+            self._move(stream_id, stream, self._plan(stream, [_I.SEND_SYN_REPLY], True))
+        self._receive_fin(stream_id, frame.fin, events)
+
+    def _on_syn_reply(self, frame: SynReplyFrame, events: list[SpdyEvent]) -> None:
+        if self._receive(frame.stream_id, _I.RECV_SYN_REPLY, events) is _DELIVER:
+            events.append(StreamReplied(stream_id=frame.stream_id, headers=frame.headers,
+                                        fin=frame.fin))
+            self._receive_fin(frame.stream_id, frame.fin, events)
+
+    def _on_data(self, frame: DataFrame, events: list[SpdyEvent]) -> None:
+        stream_id = frame.stream_id
+        size = len(frame.data)
+        if self._strict and size and not self._session_receive.consume(size):
+            raise RemoteProtocolError(
+                f"DATA beyond the session flow-control window ({size} bytes)",
+                spdy_status=GoAwayStatus.PROTOCOL_ERROR)
+        outcome = self._receive(stream_id, _I.RECV_DATA, events)
+        if outcome is _DELIVER and self._strict and size:
+            window = self._streams[stream_id].receive_window
+            assert window is not None
+            if not window.consume(size):
+                self._stream_error(stream_id, RstStatus.FLOW_CONTROL_ERROR, events)
+                outcome = _Outcome.RESET
+        if outcome is not _DELIVER:
+            if outcome is _Outcome.DROP and size:
+                events.append(DataDropped(stream_id=stream_id, size=size))
+            if self._strict and size:
+                # The application never sees these bytes: return their session credit.
+                self._credit_session(size)
+            return
+        if size:
+            events.append(StreamData(stream_id=stream_id, data=bytes(frame.data)))
+        self._receive_fin(stream_id, frame.fin, events)
+
+    def _on_ping(self, frame: PingFrame, events: list[SpdyEvent]) -> None:
+        payload = _PING_ID.pack(frame.ping_id)
+        if (frame.ping_id & 1) != (1 if self.is_client else 0):
+            # The peer's ping: echo it unchanged (connection.go handlePingFrame).
+            self._outgoing.append(self._encoder.ping(frame.ping_id))
+            events.append(PingReceived(payload=payload))
+            return
+        sent_at = self._pings.pop(frame.ping_id, None)
+        if sent_at is not None:
+            events.append(PongReceived(payload=payload, sent_at=sent_at))
+
+    def _on_settings(self, frame: SettingsFrame, events: list[SpdyEvent]) -> None:
+        if frame.clear:
+            self.peer_settings.clear()
+        for _flags, setting_id, value in frame.entries:
+            self.peer_settings[setting_id] = value
+            if setting_id == SettingId.INITIAL_WINDOW_SIZE and self._strict:
+                self._apply_initial_window(value, events)
+        events.append(SettingsReceived(entries=frame.entries))
+
+    def _apply_initial_window(self, value: int, events: list[SpdyEvent]) -> None:
+        if value > MAX_WINDOW_SIZE:
+            raise RemoteProtocolError(f"SETTINGS INITIAL_WINDOW_SIZE {value} exceeds 2^31-1",
+                                      spdy_status=GoAwayStatus.PROTOCOL_ERROR)
+        # Applies to open streams as a delta (SPDY/3.1 §2.6.8; h2
+        # _flow_control_change_from_settings).
+        delta = value - self._peer_initial_window
+        self._peer_initial_window = value
+        for stream_id, stream in list(self._streams.items()):
+            assert stream.send_window is not None
+            try:
+                stream.send_window.grow(delta)
+            except WindowOverflowError:
+                self._stream_error(stream_id, RstStatus.FLOW_CONTROL_ERROR, events)
+
+    def _on_window_update(self, frame: WindowUpdateFrame, events: list[SpdyEvent]) -> None:
+        events.append(WindowUpdated(stream_id=frame.stream_id, delta=frame.delta))
+        if not self._strict or not frame.delta:
+            return
+        if frame.stream_id == 0:
+            try:
+                self._session_send.grow(frame.delta)
+            except WindowOverflowError as exc:
+                raise RemoteProtocolError(str(exc),
+                                          spdy_status=GoAwayStatus.PROTOCOL_ERROR) from None
+            return
+        stream = self._streams.get(frame.stream_id)
+        if stream is None or stream.send_window is None:
+            return
+        try:
+            stream.send_window.grow(frame.delta)
+        except WindowOverflowError:
+            self._stream_error(frame.stream_id, RstStatus.FLOW_CONTROL_ERROR, events)
+
+    def _on_eof(self, events: list[SpdyEvent]) -> None:
+        state = self._state
+        if state is SessionState.CLOSED:
+            return
+        self._check_receive(SessionInput.RECV_EOF)
+        # Clean: the peer ended with GOAWAY OK, or answered our GOAWAY by closing, or
+        # closed with no stream left open; never in the middle of a frame.
+        if self._decoder.has_partial_frame:
+            clean = False
+        elif self.goaway_received:
+            clean = self.goaway_status == GoAwayStatus.OK
+        else:
+            clean = state is SessionState.GOAWAY_SENT or not self._streams
+        events.append(ConnectionClosed(code=self.goaway_status, clean=clean))
+
+    # ------------------------------------------------------------------ machinery
+
+    def _announce_windows(self, size: int) -> None:
+        # SETTINGS sets the peer's stream windows; the session window always starts at
+        # 64 KiB (SPDY/3.1 §2.6.8), so a bigger one is granted by WINDOW_UPDATE on stream 0.
+        self._outgoing.append(self._encoder.settings([(0, SettingId.INITIAL_WINDOW_SIZE,
+                                                       size)]))
+        if size > DEFAULT_WINDOW_SIZE:
+            self._outgoing.append(self._encoder.window_update(0, size - DEFAULT_WINDOW_SIZE))
+
+    def _is_our_id(self, stream_id: int) -> bool:
+        return (stream_id & 1) == (1 if self.is_client else 0)
+
+    def _new_stream(self, *, local: bool) -> _Stream:
+        if not self._strict:
+            return _Stream(local=local, send_window=None, receive_window=None)
+        return _Stream(local=local, send_window=SendWindow(self._peer_initial_window),
+                       receive_window=ReceiveWindow(self._initial_window_size))
+
+    def _check_send(self, inp: SessionInput, *, commit: bool = True) -> None:
+        """Apply a sending input to the session machine or raise LocalProtocolError."""
+        target = SESSION_TRANSITIONS.get((self._state, inp))
+        if target is None:
+            raise LocalProtocolError(
+                f"cannot {inp.value.removeprefix('SEND_')} in session state "
+                f"{self._state.value}")
+        if commit:
+            self._state = target
+
+    def _check_receive(self, inp: SessionInput) -> None:
+        """Apply a receiving input to the session machine or raise."""
+        target = SESSION_TRANSITIONS.get((self._state, inp))
+        if target is not None:
+            self._state = target
+        elif self._state is SessionState.FAILED:
+            raise RemoteProtocolError("the SPDY session failed earlier",
+                                      spdy_status=GoAwayStatus.PROTOCOL_ERROR)
+        else:
+            raise LocalProtocolError("bytes received after the end of the byte stream")
+
+    def _fail(self, exc: RemoteProtocolError) -> None:
+        if self._state is SessionState.FAILED:
+            return
+        if self._state is not SessionState.GOAWAY_SENT:
+            self._outgoing.append(self._encoder.goaway(self._highest_peer_stream_id,
+                                                       GoAwayStatus.PROTOCOL_ERROR))
+        if exc.spdy_status is None:
+            exc.spdy_status = GoAwayStatus.PROTOCOL_ERROR
+        self._state = SessionState.FAILED
+
+    def _live_stream(self, stream_id: int) -> _Stream:
+        stream = self._streams.get(stream_id)
+        if stream is None:
+            raise LocalProtocolError(f"stream {stream_id} is "
+                                     f"{self.stream_state(stream_id).value}")
+        return stream
+
+    @staticmethod
+    def _plan(stream: _Stream, inputs: list[StreamInput], fin: bool) -> StreamState:
+        """Return where sending ``inputs`` (then FIN) takes the stream, or raise."""
+        state = stream.state
+        for inp in [*inputs, _I.SEND_FIN] if fin else inputs:
+            target = STREAM_TRANSITIONS.get((state, inp))
+            if target is None:
+                raise LocalProtocolError(f"cannot {inp.value.removeprefix('SEND_')} on a "
+                                         f"stream in state {state.value}")
+            state = target
+        return state
+
+    def _move(self, stream_id: int, stream: _Stream, target: StreamState) -> None:
+        stream.state = target
+        if target is not StreamState.CLOSED:
+            return
+        if self._streams.pop(stream_id, None) is not None and not stream.local:
+            self._peer_stream_count -= 1
+
+    def _receive(self, stream_id: int, inp: StreamInput,
+                 events: list[SpdyEvent]) -> _Outcome:
+        """Apply a received input to its stream's machine.
+
+        Stream errors queue RST_STREAM and close the stream; a session error raises
+        RemoteProtocolError.
+        """
+        state = self.stream_state(stream_id)
+        target = STREAM_TRANSITIONS.get((state, inp))
+        if target is not None:
+            self._move(stream_id, self._streams[stream_id], target)
+            return _Outcome.DELIVER
+        key = (state, inp)
+        if key not in STREAM_RECEIVE_VIOLATIONS:
+            raise RemoteProtocolError(
+                f"{inp.value.removeprefix('RECV_')} for stream {stream_id}, which was never "
+                "opened", spdy_status=GoAwayStatus.PROTOCOL_ERROR)
+        status = STREAM_RECEIVE_VIOLATIONS[key]
+        if status is None:
+            return _Outcome.DROP
+        self._stream_error(stream_id, status, events)
+        return _Outcome.RESET
+
+    def _receive_fin(self, stream_id: int, fin: bool, events: list[SpdyEvent]) -> None:
+        if fin and self._receive(stream_id, _I.RECV_FIN, events) is _Outcome.DELIVER:
+            events.append(StreamEnded(stream_id=stream_id))
+
+    def _stream_error(self, stream_id: int, status: RstStatus,
+                      events: list[SpdyEvent]) -> None:
+        """Reset a stream because the peer broke its rules."""
+        self._outgoing.append(self._encoder.rst_stream(stream_id, status))
+        stream = self._streams.get(stream_id)
+        if stream is not None:
+            self._move(stream_id, stream, StreamState.CLOSED)
+            events.append(StreamReset(stream_id=stream_id, status=status, local=True))
+
+    def _queue_data(self, stream_id: int, payload: memoryview, fin: bool) -> None:
+        size = len(payload)
+        if not size:
+            if fin:
+                self._outgoing.append(self._encoder.data_header(stream_id, 0, True))
+            return
+        for start in range(0, size, MAX_FRAME_LENGTH):
+            chunk = payload[start:start + MAX_FRAME_LENGTH]
+            last = start + MAX_FRAME_LENGTH >= size
+            self._outgoing.append(self._encoder.data_header(stream_id, len(chunk),
+                                                            fin and last))
+            self._outgoing.append(chunk)
+
+    def _credit_session(self, n: int) -> None:
+        increment = self._session_receive.process(n)
+        if increment:
+            self._outgoing.append(self._encoder.window_update(0, increment))
