@@ -1,0 +1,1018 @@
+"""The WebSocket channel connection (channel.k8s.io family), both roles, sans-IO.
+
+One object per TCP connection, in the shape every kstream connection has
+(``docs/architecture.md``): feed it bytes with :meth:`~WebSocketChannelConnection.receive_data`
+and get :mod:`kstream events <kstream._events>` back; send with the ``send_data`` /
+``close_channel`` / ``ping`` / ``close`` methods and drain ``data_to_send()``.
+
+Layers underneath:
+
+* the HTTP/1.1 upgrade: parsed with our own :class:`h11.Connection` (so that the head size
+  limit, the raw request headers and any bytes that follow the head stay ours); on the
+  server side wsproto's :class:`~wsproto.handshake.H11Handshake` validates the request and
+  writes the 101, and on the client side wsproto's nonce and accept-token helpers are used;
+* WebSocket frames: :class:`~kstream._ws_frames.FrameCodec`;
+* channel framing: :mod:`kstream._framing`.
+
+Upstream behaviour mirrored here is cited from protocol-notes §1: the Go server
+(``apimachinery/pkg/util/httpstream/wsstream/conn.go`` over ``golang.org/x/net/websocket``)
+and the Go client (``client-go/tools/remotecommand/websocket.go`` over gorilla/websocket).
+"""
+
+from __future__ import annotations
+
+import base64
+from collections import deque
+from collections.abc import Sequence
+from enum import Enum
+from http import HTTPStatus
+from typing import Final
+
+import h11
+from wsproto.connection import ConnectionType
+from wsproto.events import AcceptConnection, RejectConnection
+from wsproto.handshake import H11Handshake
+from wsproto.utilities import LocalProtocolError as WsprotoLocalProtocolError
+from wsproto.utilities import RemoteProtocolError as WsprotoRemoteProtocolError
+from wsproto.utilities import generate_accept_token, generate_nonce
+
+from . import _http
+from ._channels import (
+    CLOSE,
+    ERROR,
+    EXEC_CHANNELS,
+    STDERR,
+    STDOUT,
+    V1_NAME,
+    WEBSOCKET_PROTOCOLS,
+    ChannelProtocol,
+)
+from ._errors import LocalProtocolError, RemoteProtocolError, UpgradeRejectedError
+from ._events import (
+    ChannelData,
+    ChannelEnded,
+    ConnectionClosed,
+    DroppedMessage,
+    Event,
+    PingReceived,
+    PongReceived,
+    UpgradeAccepted,
+    UpgradeRejected,
+    UpgradeRequested,
+)
+from ._framing import (
+    BASE64_CHANNEL_OFFSET,
+    Base64PayloadDecoder,
+    base64_channel_of,
+    check_channel,
+    decode_close,
+    encode_close,
+)
+from ._ws_frames import (
+    MAX_CLOSE_REASON_BYTES,
+    CloseFrame,
+    FrameCodec,
+    MessagePiece,
+    PingFrame,
+    check_close_code,
+)
+
+__all__ = [
+    "DEFAULT_CLIENT_PROTOCOLS",
+    "DEFAULT_MAX_MESSAGE_SIZE",
+    "SERVER_PROTOCOLS",
+    "TRANSITIONS",
+    "StateInput",
+    "WebSocketChannelConnection",
+    "WebSocketState",
+    "hello_channel",
+    "negotiate",
+]
+
+Buffer = bytes | bytearray | memoryview
+
+#: Largest incoming message (sum of its frames), as the Go server's
+#: ``DefaultMaxPayloadBytes`` (golang/net ``websocket/websocket.go``).
+DEFAULT_MAX_MESSAGE_SIZE: Final = 32 * 1024 * 1024
+#: Largest HTTP request or response head (architecture.md, "Hard limits").
+MAX_HEAD_SIZE: Final = 64 * 1024
+#: Largest number of bytes a client may send after its request before we answer it.
+MAX_EARLY_DATA: Final = 64 * 1024
+#: Pings that may await their pong at once.
+MAX_OUTSTANDING_PINGS: Final = 1024
+#: What the client offers by default, in order of preference.
+DEFAULT_CLIENT_PROTOCOLS: Final = ("v5.channel.k8s.io", "v4.channel.k8s.io")
+#: What a server supports by default: every named channel subprotocol.
+SERVER_PROTOCOLS: Final = tuple(name for name in WEBSOCKET_PROTOCOLS if name)
+
+_NORMAL_CLOSURE: Final = 1000
+_ABNORMAL_CLOSURE: Final = 1006
+_PROTOCOL_ERROR: Final = 1002
+_MESSAGE_TOO_BIG: Final = 1009
+
+
+class WebSocketState(Enum):
+    """Where a :class:`WebSocketChannelConnection` is in its life."""
+
+    #: The HTTP upgrade is under way.
+    CONNECTING = "CONNECTING"
+    #: Upgraded: channel messages flow both ways.
+    OPEN = "OPEN"
+    #: We sent a close frame and wait for the peer's.
+    CLOSING = "CLOSING"
+    #: Both close frames went (or the byte stream ended); nothing more happens.
+    CLOSED = "CLOSED"
+    #: The upgrade was answered with something other than a valid 101.
+    REJECTED = "REJECTED"
+    #: The peer broke the protocol; ``receive_data`` raises from now on.
+    FAILED = "FAILED"
+
+
+class StateInput(Enum):
+    """What can happen to a connection, as far as its state is concerned."""
+
+    #: A 101 was sent (server) or a valid one received (client).
+    ACCEPT = "accept the upgrade"
+    #: A non-101 answer was sent (server) or received (client).
+    REJECT = "reject the upgrade"
+    #: Channel data, a CLOSE signal or a ping is sent.
+    SEND = "send"
+    #: Bytes arrived.
+    RECEIVE = "receive data"
+    #: We send a close frame (``close()``).
+    CLOSE = "close"
+    #: The peer's close frame arrived.
+    PEER_CLOSE = "receive a close frame"
+    #: The byte stream ended (``receive_data(b"")``).
+    EOF = "receive end of stream"
+    #: The peer broke the protocol.
+    FAIL = "fail"
+
+
+_S = WebSocketState
+_I = StateInput
+
+#: The state machine: (state, input) -> next state. A pair that is missing is a misuse by
+#: the caller (LocalProtocolError); the receive path only produces pairs that are present.
+#: In FAILED, receive_data raises the peer's error again instead of doing anything.
+TRANSITIONS: Final[dict[tuple[WebSocketState, StateInput], WebSocketState]] = {
+    (_S.CONNECTING, _I.ACCEPT): _S.OPEN,
+    (_S.CONNECTING, _I.REJECT): _S.REJECTED,
+    (_S.CONNECTING, _I.RECEIVE): _S.CONNECTING,
+    (_S.CONNECTING, _I.EOF): _S.FAILED,
+    (_S.CONNECTING, _I.FAIL): _S.FAILED,
+    (_S.OPEN, _I.SEND): _S.OPEN,
+    (_S.OPEN, _I.RECEIVE): _S.OPEN,
+    (_S.OPEN, _I.CLOSE): _S.CLOSING,
+    (_S.OPEN, _I.PEER_CLOSE): _S.CLOSED,
+    (_S.OPEN, _I.EOF): _S.CLOSED,
+    (_S.OPEN, _I.FAIL): _S.FAILED,
+    (_S.CLOSING, _I.RECEIVE): _S.CLOSING,
+    (_S.CLOSING, _I.CLOSE): _S.CLOSING,
+    (_S.CLOSING, _I.PEER_CLOSE): _S.CLOSED,
+    (_S.CLOSING, _I.EOF): _S.CLOSED,
+    (_S.CLOSING, _I.FAIL): _S.FAILED,
+    (_S.CLOSED, _I.RECEIVE): _S.CLOSED,
+    (_S.CLOSED, _I.CLOSE): _S.CLOSED,
+    (_S.CLOSED, _I.EOF): _S.CLOSED,
+    (_S.REJECTED, _I.RECEIVE): _S.REJECTED,
+    (_S.REJECTED, _I.CLOSE): _S.REJECTED,
+    (_S.REJECTED, _I.EOF): _S.REJECTED,
+    (_S.FAILED, _I.RECEIVE): _S.FAILED,
+    (_S.FAILED, _I.CLOSE): _S.FAILED,
+    (_S.FAILED, _I.EOF): _S.FAILED,
+}
+
+
+def negotiate(offered: Sequence[str], supported: Sequence[str]) -> str | None:
+    """Pick the subprotocol as the Kubernetes server does.
+
+    The *client's* list is walked in order and the first name the server supports wins
+    (``wsstream/conn.go`` ``handshake``). Names compare exactly (case-sensitive). A
+    client that sent no ``Sec-WebSocket-Protocol`` header offered ``""``, which behaves as
+    ``channel.k8s.io`` (accepted when that one is supported).
+
+    Args:
+        offered: the client's protocols, in its order of preference.
+        supported: the server's protocols.
+
+    Returns:
+        The chosen name (``""`` for "no header"), or ``None`` when nothing matches.
+    """
+    for name in offered or ("",):
+        if name in supported or (name == "" and V1_NAME in supported):
+            return name
+    return None
+
+
+def hello_channel(stdout: bool, stderr: bool) -> int:
+    """Return the channel of the server's empty hello message (protocol-notes §1.4).
+
+    The exec/attach servers write one empty message on the lowest writable stdio channel
+    right after the handshake: stdout if requested, else stderr, else the error channel.
+
+    Args:
+        stdout: the client asked for stdout.
+        stderr: the client asked for stderr.
+    """
+    if stdout:
+        return STDOUT
+    if stderr:
+        return STDERR
+    return ERROR
+
+
+class _MessageKind(Enum):
+    # What the channel prefix of the incoming message says to do with its payload.
+    DATA = "data"
+    DROP = "drop"
+    CLOSE_SIGNAL = "close signal"
+
+
+class WebSocketChannelConnection:
+    """A WebSocket channel connection (``*.channel.k8s.io``), client or server role.
+
+    Build it with :meth:`client` or :meth:`server`.
+
+    Incoming messages become :class:`~kstream.ChannelData` events piece by piece, as the
+    frames arrive (a large message is never buffered whole). What else arrives:
+
+    * an empty message from the server (the hello) is ``ChannelData(data=b"")``;
+    * a message for a channel the exec protocol does not have (5 and up, or 255 outside
+      v5) is dropped, as upstream does, and reported as :class:`~kstream.DroppedMessage`
+      whose ``size`` is the message's length on the wire (channel prefix included);
+    * the v5 CLOSE signal becomes :class:`~kstream.ChannelEnded` (server role); later data
+      for that channel is dropped, as the Go server's closed pipe discards it;
+    * pings are answered at once (:class:`~kstream.PingReceived`), except after our own
+      close frame, when nothing more may be sent and they are ignored.
+
+    Attributes:
+        role: ``"client"`` or ``"server"``.
+        dropped_messages: how many incoming messages were dropped.
+        max_message_size: largest incoming message accepted; larger ones close with 1009.
+    """
+
+    def __init__(self, *, client: bool, protocols: Sequence[str],
+                 max_message_size: int) -> None:
+        """Use :meth:`client` or :meth:`server` instead."""
+        if type(max_message_size) is not int or max_message_size < 1:
+            raise LocalProtocolError(
+                f"max_message_size must be a positive int, not {max_message_size!r}")
+        self.role: Final = "client" if client else "server"
+        self._negotiated: ChannelProtocol | None = None
+        self._state = WebSocketState.CONNECTING
+        self.dropped_messages = 0
+        self.max_message_size: Final = max_message_size
+        self._client: Final = client
+        # Client: what we offered. Server: what we support.
+        self._protocols: Final = tuple(protocols)
+        self._h11 = h11.Connection(h11.CLIENT if client else h11.SERVER,
+                                   max_incomplete_event_size=MAX_HEAD_SIZE)
+        self._outgoing = bytearray()
+        self._codec: FrameCodec | None = None
+        self._error: RemoteProtocolError | None = None
+        self._pings: deque[float] = deque()
+        self._status_seen = False
+        self._closed_channels: set[int] = set()
+        self._ended_channels: set[int] = set()
+        # Client role: the upgrade's nonce, and a rejection whose body is still arriving.
+        self._nonce = b""
+        self._rejection: _PendingRejection | None = None
+        # Server role: the request once parsed, and bytes that followed it.
+        self._request_head: h11.Request | None = None
+        self._request: UpgradeRequested | None = None
+        self._handshake = H11Handshake(ConnectionType.SERVER)
+        self._early_data = bytearray()
+        # The incoming message being parsed.
+        self._in_message = False
+        self._message_size = 0
+        self._message_channel: int | None = None
+        self._message_kind = _MessageKind.DATA
+        self._message_has_payload = False
+        self._base64: Base64PayloadDecoder | None = None
+        self._close_signal = bytearray()
+
+    # ----------------------------------------------------------------------------------
+    # Construction
+
+    @classmethod
+    def client(cls, *, host: str, target: str,
+               protocols: Sequence[str] = DEFAULT_CLIENT_PROTOCOLS,
+               headers: Sequence[tuple[str, str]] = (),
+               max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+               ) -> WebSocketChannelConnection:
+        """Start the client side: the GET upgrade request is queued in ``data_to_send()``.
+
+        Args:
+            host: the ``Host`` header value (``host[:port]``).
+            target: the request target, path and query
+                (``/api/v1/namespaces/default/pods/p/exec?command=ls&stdout=true``).
+            protocols: the subprotocols to offer, best first, sent as one
+                ``Sec-WebSocket-Protocol`` header joined with ``", "`` as gorilla does.
+                Empty: no header (the server then speaks ``channel.k8s.io``).
+            headers: more request headers, e.g. ``("Authorization", "Bearer ...")``.
+            max_message_size: largest incoming message accepted.
+
+        Raises:
+            LocalProtocolError: an unknown subprotocol, or a header h11 cannot send.
+        """
+        for name in protocols:
+            if not name or name not in WEBSOCKET_PROTOCOLS:
+                raise LocalProtocolError(f"not a WebSocket channel subprotocol: {name!r}")
+        connection = cls(client=True, protocols=protocols, max_message_size=max_message_size)
+        connection._send_upgrade_request(host, target, headers)
+        return connection
+
+    @classmethod
+    def server(cls, *, supported: Sequence[str] = SERVER_PROTOCOLS,
+               max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+               ) -> WebSocketChannelConnection:
+        """Start the server side: feed the request bytes, then :meth:`accept` or :meth:`reject`.
+
+        Args:
+            supported: the subprotocols :meth:`accept` may negotiate (``""``, "no header",
+                is accepted when ``channel.k8s.io`` is supported).
+            max_message_size: largest incoming message accepted.
+
+        Raises:
+            LocalProtocolError: an unknown subprotocol.
+        """
+        for name in supported:
+            if name not in WEBSOCKET_PROTOCOLS:
+                raise LocalProtocolError(f"not a WebSocket channel subprotocol: {name!r}")
+        return cls(client=False, protocols=supported, max_message_size=max_message_size)
+
+    def __repr__(self) -> str:
+        name = None if self.protocol is None else self.protocol.name
+        return f"<{type(self).__name__} {self.role} {self.state.name} protocol={name!r}>"
+
+    @property
+    def state(self) -> WebSocketState:
+        """Where the connection is (see :data:`TRANSITIONS`)."""
+        return self._state
+
+    @property
+    def protocol(self) -> ChannelProtocol | None:
+        """The negotiated subprotocol; ``None`` until the upgrade succeeded."""
+        return self._negotiated
+
+    @property
+    def awaiting_pong_since(self) -> float | None:
+        """The ``now`` of the oldest ping still waiting for its pong, or ``None``."""
+        return self._pings[0] if self._pings else None
+
+    # ----------------------------------------------------------------------------------
+    # Server role: answering the upgrade
+
+    def accept(self, protocol: str | None = None, *, hello: int | None = None,
+               headers: Sequence[tuple[str, str]] = ()) -> None:
+        """Answer the upgrade request with ``101 Switching Protocols``.
+
+        Args:
+            protocol: the subprotocol to speak; ``None`` negotiates with :func:`negotiate`
+                over the client's list and ``supported``. ``""`` means the client sent
+                no ``Sec-WebSocket-Protocol`` header: the 101 then carries none either.
+            hello: the channel of the one empty message to send right after the 101
+                (pass :func:`hello_channel`); ``None`` sends none.
+            headers: more response headers.
+
+        Bytes the client sent after its request but before this answer (RFC 6455 §4.1
+        forbids it; at most 64 KiB are kept) are parsed by the next ``receive_data``.
+
+        Raises:
+            LocalProtocolError: not a server awaiting its answer, no subprotocol in common
+                (call :meth:`reject` then), or a protocol the client did not offer.
+        """
+        request = self._awaiting_answer("accept")
+        name = self._choose_protocol(request.protocols, protocol)
+        if hello is not None:
+            check_channel(hello, base64_text=WEBSOCKET_PROTOCOLS[name].base64)
+        extra = _encode_headers(headers)
+        try:
+            response = self._handshake.send(
+                AcceptConnection(subprotocol=name or None, extra_headers=extra))
+        except (WsprotoLocalProtocolError, h11.LocalProtocolError) as exc:
+            raise LocalProtocolError(f"cannot accept the upgrade: {exc}") from None
+        self._advance(StateInput.ACCEPT)
+        self._outgoing += response
+        self._negotiated = WEBSOCKET_PROTOCOLS[name]
+        self._codec = FrameCodec(client=False)
+        if hello is not None:
+            self._queue_message(hello, b"")
+
+    def reject(self, status_code: int = 403, *, message: str = "", body: bytes | None = None,
+               headers: Sequence[tuple[str, str]] = ()) -> None:
+        """Answer the upgrade request with an HTTP error instead of a 101.
+
+        Args:
+            status_code: the HTTP status, 200 or more (x/net answers 403 when no
+                subprotocol matches).
+            message: with no ``body``, write an apiserver-style ``metav1.Status`` JSON body
+                carrying this message; empty and no body: an empty body.
+            body: the exact body to send.
+            headers: more response headers.
+
+        Raises:
+            LocalProtocolError: not a server awaiting its answer, or h11 refuses the
+                response (a status below 200, an invalid header).
+        """
+        self._awaiting_answer("reject")
+        response_headers: list[tuple[str, str]] = []
+        if body is None:
+            body = b""
+            if message:
+                status_headers, body = _http.status_response(status_code, message)
+                response_headers.extend(status_headers)
+        response_headers.extend(headers)
+        try:
+            self._outgoing += _http_response(self._h11, status_code, response_headers, body)
+        except h11.LocalProtocolError as exc:
+            raise LocalProtocolError(f"cannot reject the upgrade: {exc}") from None
+        self._advance(StateInput.REJECT)
+
+    def _awaiting_answer(self, what: str) -> UpgradeRequested:
+        if self._client or self.state is not WebSocketState.CONNECTING or self._request is None:
+            raise LocalProtocolError(
+                f"cannot {what}: only a server that received an upgrade request and has not "
+                f"answered it can (this is a {self.role} in state {self.state.name})")
+        return self._request
+
+    def _choose_protocol(self, offered: tuple[str, ...], protocol: str | None) -> str:
+        if protocol is None:
+            name = negotiate(offered, self._protocols)
+            if name is None:
+                raise LocalProtocolError(
+                    f"no subprotocol in common: the client offered {list(offered)}, "
+                    f"we support {list(self._protocols)}; reject() the upgrade")
+            return name
+        if protocol not in WEBSOCKET_PROTOCOLS:
+            raise LocalProtocolError(f"not a WebSocket channel subprotocol: {protocol!r}")
+        if protocol not in offered and (protocol or offered):
+            raise LocalProtocolError(
+                f"the client did not offer {protocol!r} (it offered {list(offered)})")
+        return protocol
+
+    # ----------------------------------------------------------------------------------
+    # Both roles: sending
+
+    def data_to_send(self) -> bytes:
+        """Return and forget every byte queued for the peer so far (``b""`` if none)."""
+        data = bytes(self._outgoing)
+        self._outgoing = bytearray()
+        return data
+
+    def send_data(self, channel: int, data: Buffer) -> None:
+        """Queue ``data`` on ``channel`` as one unfragmented message.
+
+        A client never sends an empty message (client-go servers would ignore it, and
+        an empty message kills a client-go client), so ``send_data(ch, b"")`` is a no-op
+        for a client; a server may send the empty hello this way.
+
+        Args:
+            channel: ``0..254`` (``0..79`` on base64 subprotocols).
+            data: the payload.
+
+        Raises:
+            LocalProtocolError: not OPEN, a bad channel, or a channel we closed.
+        """
+        self._require(StateInput.SEND, "send data")
+        if channel in self._closed_channels:
+            raise LocalProtocolError(f"channel {channel} was closed with close_channel()")
+        if not data and self._client:
+            check_channel(channel, base64_text=self._protocol.base64)
+            return
+        self._queue_message(channel, data)
+
+    def close_channel(self, channel: int) -> None:
+        """Queue the v5 CLOSE signal ``FF <channel>``: "no more data on this channel".
+
+        The server then closes the process's stdin (``channel`` 0). Only
+        ``v5.channel.k8s.io`` has this signal.
+
+        Raises:
+            LocalProtocolError: not OPEN, a subprotocol that cannot half-close, a bad
+                channel, or a channel already closed.
+        """
+        self._require(StateInput.SEND, "close a channel")
+        protocol = self._protocol
+        if not protocol.supports_close:
+            raise LocalProtocolError(
+                f"subprotocol {protocol.name or '(none)'!r} cannot half-close stdin: only "
+                "v5.channel.k8s.io has the CLOSE signal")
+        message = encode_close(channel)
+        if channel in self._closed_channels:
+            raise LocalProtocolError(f"channel {channel} is already closed")
+        self._closed_channels.add(channel)
+        self._outgoing += self._frames.message(b"", message, text=False)
+
+    def ping(self, now: float) -> None:
+        """Queue a ping with an empty payload, as client-go sends every 5 s.
+
+        Args:
+            now: the current time (any monotonic clock); ``PongReceived.sent_at`` returns
+                it when the pong arrives, and :attr:`awaiting_pong_since` shows it until.
+
+        Raises:
+            LocalProtocolError: not OPEN, or too many pings await their pong.
+        """
+        self._require(StateInput.SEND, "ping")
+        if len(self._pings) >= MAX_OUTSTANDING_PINGS:
+            raise LocalProtocolError(f"{MAX_OUTSTANDING_PINGS} pings already await a pong")
+        self._pings.append(now)
+        self._outgoing += self._frames.ping()
+
+    def close(self, code: int = _NORMAL_CLOSURE, reason: str = "") -> None:
+        """Queue a close frame, then wait for the peer's (state CLOSING).
+
+        A server ends an exec with ``close(1000)`` after the exit status: kubectl treats
+        any other code as a read error. Closing a connection already closing, closed,
+        rejected or failed does nothing.
+
+        Args:
+            code: the close code.
+            reason: the reason text, at most 123 bytes of UTF-8.
+
+        Raises:
+            LocalProtocolError: still CONNECTING, or a code/reason that cannot be sent.
+        """
+        check_close_code(code, reason)
+        was_open = self.state is WebSocketState.OPEN
+        self._advance(StateInput.CLOSE)
+        if was_open:
+            self._outgoing += self._frames.close(code, reason)
+
+    def _queue_message(self, channel: int, data: Buffer) -> None:
+        if self._protocol.base64:
+            check_channel(channel, base64_text=True)
+            prefix = bytes((BASE64_CHANNEL_OFFSET + channel,))
+            self._outgoing += self._frames.message(prefix, base64.b64encode(data), text=True)
+        else:
+            check_channel(channel)
+            self._outgoing += self._frames.message(bytes((channel,)), data, text=False)
+
+    @property
+    def _protocol(self) -> ChannelProtocol:
+        assert self._negotiated is not None, "only called once OPEN"
+        return self._negotiated
+
+    @property
+    def _frames(self) -> FrameCodec:
+        assert self._codec is not None, "only called once OPEN"
+        return self._codec
+
+    # ----------------------------------------------------------------------------------
+    # Both roles: receiving
+
+    def receive_data(self, data: Buffer) -> list[Event]:
+        """Feed bytes from the peer; ``b""`` (empty) means the byte stream ended.
+
+        Returns:
+            The events these bytes complete, in order.
+
+        Raises:
+            RemoteProtocolError: the peer broke the protocol. What to answer (a close
+                frame with ``close_code``, or an HTTP error response) is already queued
+                in ``data_to_send()``; the connection is FAILED and raises again if fed.
+        """
+        if self.state is WebSocketState.FAILED:
+            assert self._error is not None
+            raise RemoteProtocolError(f"connection already failed: {self._error}")
+        events: list[Event] = []
+        try:
+            if self.state is WebSocketState.CONNECTING:
+                if self._client:
+                    self._receive_response(data, events)
+                else:
+                    self._receive_request(data, events)
+            elif self.state in (WebSocketState.OPEN, WebSocketState.CLOSING):
+                self._receive_frames(data, events)
+            else:
+                self._advance(StateInput.EOF if not data else StateInput.RECEIVE)
+        except RemoteProtocolError as exc:
+            self._fail(exc)
+            raise
+        return events
+
+    def _fail(self, exc: RemoteProtocolError) -> None:
+        if (self.state is WebSocketState.OPEN and exc.close_code is not None
+                and self._codec is not None):
+            reason = str(exc).encode()[:MAX_CLOSE_REASON_BYTES].decode(errors="ignore")
+            self._outgoing += self._codec.close(exc.close_code, reason)
+        self._error = exc
+        if self.state is not WebSocketState.FAILED:  # EOF while CONNECTING got there first
+            self._advance(StateInput.FAIL)
+
+    def _advance(self, what: StateInput) -> WebSocketState:
+        try:
+            self._state = TRANSITIONS[self._state, what]
+        except KeyError:
+            raise LocalProtocolError(
+                f"cannot {what.value} in state {self.state.name}") from None
+        return self.state
+
+    def _require(self, what: StateInput, verb: str) -> None:
+        if (self.state, what) not in TRANSITIONS:
+            raise LocalProtocolError(f"cannot {verb} in state {self.state.name}")
+
+    # ----------------------------------------------------------------------------------
+    # Client role: the upgrade request and its answer
+
+    def _send_upgrade_request(self, host: str, target: str,
+                              headers: Sequence[tuple[str, str]]) -> None:
+        # The same request gorilla/websocket writes (client.go), wsproto's key and all.
+        self._nonce = generate_nonce()
+        request_headers: list[tuple[str, str]] = [
+            ("Host", host),
+            ("Upgrade", "websocket"),
+            ("Connection", "Upgrade"),
+            ("Sec-WebSocket-Key", self._nonce.decode("ascii")),
+            ("Sec-WebSocket-Version", "13"),
+        ]
+        if self._protocols:
+            request_headers.append(("Sec-WebSocket-Protocol", ", ".join(self._protocols)))
+        request_headers.extend(headers)
+        try:
+            request = h11.Request(method="GET", target=target.encode("ascii"),
+                                  headers=_encode_headers(request_headers))
+            self._outgoing += self._h11.send(request) or b""
+            self._outgoing += self._h11.send(h11.EndOfMessage()) or b""
+        except (h11.LocalProtocolError, UnicodeEncodeError) as exc:
+            raise LocalProtocolError(f"cannot send the upgrade request: {exc}") from None
+
+    def _receive_response(self, data: Buffer, events: list[Event]) -> None:
+        if not data:
+            if self._rejection is not None:
+                self._reject_upgrade(self._rejection.error(), events)
+                return
+            self._advance(StateInput.EOF)
+            raise RemoteProtocolError("connection closed before the upgrade response")
+        self._h11.receive_data(bytes(data))
+        while self.state is WebSocketState.CONNECTING:
+            try:
+                event = self._h11.next_event()
+            except h11.RemoteProtocolError as exc:
+                if self._rejection is not None:
+                    # The status line and headers made it; report them with what we have.
+                    self._reject_upgrade(self._rejection.error(f"invalid body: {exc}"), events)
+                    return
+                raise RemoteProtocolError(f"invalid HTTP response to the upgrade: {exc}") from None
+            if event is h11.NEED_DATA or event is h11.PAUSED:
+                return
+            if isinstance(event, h11.InformationalResponse):
+                if event.status_code == 101:
+                    self._on_switching_protocols(event, events)
+                # Other 1xx answers (100 Continue) come before the real one; skip them.
+            elif isinstance(event, h11.Response):
+                self._rejection = _PendingRejection(
+                    event.status_code, event.reason.decode("latin-1"), _decode_headers(event))
+            elif isinstance(event, h11.Data):
+                assert self._rejection is not None
+                if self._rejection.add(event.data):
+                    self._reject_upgrade(self._rejection.error(), events)
+            elif isinstance(event, h11.EndOfMessage):
+                assert self._rejection is not None
+                self._reject_upgrade(self._rejection.error(), events)
+
+    def _reject_upgrade(self, error: UpgradeRejectedError, events: list[Event]) -> None:
+        self._advance(StateInput.REJECT)
+        events.append(UpgradeRejected(error=error))
+
+    def _on_switching_protocols(self, response: h11.InformationalResponse,
+                                events: list[Event]) -> None:
+        headers = _decode_headers(response)
+        problem, name = self._check_switch(headers)
+        reason = response.reason.decode("latin-1")
+        if problem:
+            # client-go turns any bad handshake into an UpgradeFailureError
+            # (transport/websocket/roundtripper.go), so a caller may fall back to SPDY.
+            error = _http.upgrade_rejection(101, reason, headers, b"", detail=problem)
+            self._reject_upgrade(error, events)
+            return
+        self._advance(StateInput.ACCEPT)
+        self._negotiated = WEBSOCKET_PROTOCOLS[name]
+        self._codec = FrameCodec(client=True)
+        events.append(UpgradeAccepted(transport="websocket", protocol=name, headers=headers))
+        trailing, _ = self._h11.trailing_data
+        if trailing:
+            self._receive_frames(trailing, events)
+
+    def _check_switch(self, headers: tuple[tuple[str, str], ...]) -> tuple[str, str]:
+        # Returns (what is wrong, or "", the subprotocol). The checks of RFC 6455 §4.1 and
+        # gorilla's client.go, plus client-go's "protocol we offered" check.
+        values: dict[str, list[str]] = {}
+        for name, value in headers:
+            values.setdefault(name, []).append(value)
+        connection = ",".join(values.get("connection", [])).lower()
+        if "upgrade" not in (token.strip() for token in connection.split(",")):
+            return "the 101 response lacks 'Connection: Upgrade'", ""
+        if [value.strip().lower() for value in values.get("upgrade", [])] != ["websocket"]:
+            return "the 101 response lacks 'Upgrade: websocket'", ""
+        expected = generate_accept_token(self._nonce).decode("ascii")
+        if values.get("sec-websocket-accept", []) != [expected]:
+            return "the 101 response has a wrong Sec-WebSocket-Accept", ""
+        if values.get("sec-websocket-extensions"):
+            return "the server chose WebSocket extensions we did not offer", ""
+        # gorilla reads the first header line, as http.Header.Get does.
+        chosen = values.get("sec-websocket-protocol", [""])[0].strip()
+        if chosen not in self._protocols and (chosen or self._protocols):
+            if chosen:
+                return (f"the server chose subprotocol {chosen!r}, which we did not offer "
+                        f"(we offered {list(self._protocols)})"), ""
+            return (f"the server chose no subprotocol (we offered {list(self._protocols)})",
+                    "")
+        return "", chosen
+
+    # ----------------------------------------------------------------------------------
+    # Server role: the upgrade request
+
+    def _receive_request(self, data: Buffer, events: list[Event]) -> None:
+        if not data:
+            self._advance(StateInput.EOF)
+            raise RemoteProtocolError("connection closed before the upgrade was answered")
+        if self._request is not None:
+            # RFC 6455 §4.1: the client must wait for our answer. Keep a little; it is
+            # parsed by the next receive_data after accept().
+            self._keep_early_data(data)
+            return
+        self._h11.receive_data(bytes(data))
+        while True:
+            try:
+                event = self._h11.next_event()
+            except h11.RemoteProtocolError as exc:
+                self._queue_error_response(exc.error_status_hint, f"invalid HTTP request: {exc}")
+                raise RemoteProtocolError(f"invalid HTTP request: {exc}") from None
+            if event is h11.NEED_DATA:
+                return
+            if isinstance(event, h11.Request):
+                if event.method != b"GET":
+                    # x/net/websocket answers any other method with 405 (server.go).
+                    message = f"method {event.method.decode('latin-1')} not allowed: use GET"
+                    self._queue_error_response(405, message, [("Allow", "GET")])
+                    raise RemoteProtocolError(f"WebSocket upgrade with {message}")
+                self._request_head = event
+            elif isinstance(event, h11.EndOfMessage):
+                # The request is complete; what h11 holds beyond it is trailing data.
+                assert self._request_head is not None
+                self._on_request(self._request_head, events)
+                return
+            # Data: a body on a GET upgrade means nothing.
+
+    def _on_request(self, head: h11.Request, events: list[Event]) -> None:
+        try:
+            # wsproto's documented entry point for a request parsed elsewhere; it checks
+            # Connection, Upgrade, Sec-WebSocket-Version/Key and Host (handshake.py).
+            self._handshake.initiate_upgrade_connection(list(head.headers), head.target)
+        except WsprotoRemoteProtocolError as exc:
+            hint = exc.event_hint
+            status, extra = 400, []
+            if isinstance(hint, RejectConnection):
+                status = hint.status_code
+                extra = [(name.decode("latin-1"), value.decode("latin-1"))
+                         for name, value in hint.headers]
+            self._queue_error_response(status, f"invalid WebSocket upgrade request: {exc}", extra)
+            raise RemoteProtocolError(f"invalid WebSocket upgrade request: {exc}") from None
+        except (h11.ProtocolError, ValueError) as exc:
+            # wsproto decodes some header values as ASCII or IDNA and lets that fail.
+            self._queue_error_response(400, f"invalid WebSocket upgrade request: {exc}")
+            raise RemoteProtocolError(f"invalid WebSocket upgrade request: {exc}") from None
+        headers = _decode_headers(head)
+        target = head.target.decode("latin-1")
+        try:
+            path, query = _http.split_target(target)
+        except RemoteProtocolError as exc:
+            self._queue_error_response(400, str(exc))
+            raise
+        self._request = UpgradeRequested(
+            method="GET", target=target, path=path, query=tuple(query), headers=headers,
+            protocols=_offered_protocols(headers))
+        trailing, _ = self._h11.trailing_data
+        self._keep_early_data(trailing)
+        events.append(self._request)
+
+    def _keep_early_data(self, data: Buffer) -> None:
+        if len(self._early_data) + len(data) > MAX_EARLY_DATA:
+            raise RemoteProtocolError(
+                f"more than {MAX_EARLY_DATA} bytes sent before the upgrade was answered")
+        self._early_data += data
+
+    def _queue_error_response(self, status_code: int, message: str,
+                              headers: Sequence[tuple[str, str]] = ()) -> None:
+        # An apiserver-style Status body, so a kubectl user sees why.
+        status_headers, body = _http.status_response(status_code, message)
+        self._outgoing += _http_response(self._h11, status_code,
+                                         [*status_headers, *headers], body)
+
+    # ----------------------------------------------------------------------------------
+    # Both roles: frames and channel messages
+
+    def _receive_frames(self, data: Buffer, events: list[Event]) -> None:
+        if self._early_data:
+            # Bytes the client sent before our 101 (server role): they come first.
+            early, self._early_data = self._early_data, bytearray()
+            self._receive_frames(early, events)
+            if self.state not in (WebSocketState.OPEN, WebSocketState.CLOSING):
+                return
+        if not data:
+            self._on_eof(events)
+            return
+        self._advance(StateInput.RECEIVE)
+        for item in self._frames.receive(data):
+            if isinstance(item, MessagePiece):
+                self._on_message_piece(item, events)
+            elif isinstance(item, PingFrame):
+                # After our close frame we send nothing more (RFC 6455 §5.5.1).
+                if self.state is WebSocketState.OPEN:
+                    payload = bytes(item.payload)  # a codec may hand out memoryviews
+                    self._outgoing += self._frames.pong(payload)
+                    events.append(PingReceived(payload=payload))
+            elif isinstance(item, CloseFrame):
+                self._on_peer_close(item, events)
+            else:
+                sent_at = self._pings.popleft() if self._pings else None
+                events.append(PongReceived(payload=bytes(item.payload), sent_at=sent_at))
+
+    def _on_peer_close(self, frame: CloseFrame, events: list[Event]) -> None:
+        was_open = self.state is WebSocketState.OPEN
+        if was_open:
+            # Echo the code, as gorilla's default close handler and x/net do.
+            self._outgoing += self._frames.close(frame.code)
+        clean = frame.code == _NORMAL_CLOSURE
+        if was_open and not clean:
+            self._check_status_before_end(f"with code {frame.code} {frame.reason!r}".rstrip())
+        self._advance(StateInput.PEER_CLOSE)
+        events.append(ConnectionClosed(code=frame.code, reason=frame.reason, clean=clean))
+
+    def _on_eof(self, events: list[Event]) -> None:
+        if self.state is WebSocketState.OPEN:
+            self._check_status_before_end("without a close frame (1006)")
+        self._advance(StateInput.EOF)
+        events.append(ConnectionClosed(code=_ABNORMAL_CLOSURE, reason="", clean=False))
+
+    def _check_status_before_end(self, how: str) -> None:
+        # client-go's error-stream reader fails on any end other than close 1000; once the
+        # status has arrived the caller may still trust it (protocol-notes §1.8), before
+        # that the exec result is lost.
+        if self._client and not self._status_seen:
+            raise RemoteProtocolError(f"connection closed {how} before the exit status")
+
+    def _on_message_piece(self, piece: MessagePiece, events: list[Event]) -> None:
+        if not self._in_message:
+            self._start_message(piece.text)
+        self._message_size += len(piece.data)
+        if self._message_size > self.max_message_size:
+            raise RemoteProtocolError(
+                f"message larger than {self.max_message_size} bytes", close_code=_MESSAGE_TOO_BIG)
+        payload: Buffer = piece.data
+        if self._message_channel is None and payload:
+            self._start_channel(payload[0])
+            payload = memoryview(payload)[1:]
+        if payload:
+            self._on_payload(payload, events)
+        if piece.message_finished:
+            self._end_message(events)
+
+    def _start_message(self, text: bool) -> None:
+        # client-go fails on a text message (readDemuxLoop: "unexpected message type");
+        # the x/net server reads text and binary frames alike (websocket.go unmarshal),
+        # and so does our server role, for both codecs.
+        if self._client and text != self._protocol.base64:
+            kind = "text" if text else "binary"
+            raise RemoteProtocolError(
+                f"{kind} message on subprotocol {self._protocol.name or '(none)'!r}",
+                close_code=_PROTOCOL_ERROR)
+        self._in_message = True
+        self._message_size = 0
+        self._message_channel = None
+        self._message_has_payload = False
+
+    def _start_channel(self, first_byte: int) -> None:
+        protocol = self._protocol
+        if protocol.base64:
+            channel = base64_channel_of(first_byte)
+            self._base64 = Base64PayloadDecoder()
+        else:
+            channel = first_byte
+        self._message_channel = channel
+        if channel == CLOSE and protocol.supports_close and not self._client:
+            self._message_kind = _MessageKind.CLOSE_SIGNAL
+            self._close_signal = bytearray((CLOSE,))
+        elif channel >= EXEC_CHANNELS or channel in self._ended_channels:
+            # Upstream drops these and carries on (conn.go handle, client-go readDemuxLoop).
+            self._message_kind = _MessageKind.DROP
+        else:
+            self._message_kind = _MessageKind.DATA
+
+    def _on_payload(self, payload: Buffer, events: list[Event]) -> None:
+        channel = self._message_channel
+        assert channel is not None
+        if self._message_kind is _MessageKind.DATA:
+            data = bytes(payload) if self._base64 is None else self._base64.feed(payload)
+            if data:
+                self._message_has_payload = True
+                if channel == ERROR:
+                    self._status_seen = True
+                events.append(ChannelData(channel=channel, data=data))
+        elif self._message_kind is _MessageKind.CLOSE_SIGNAL:
+            self._close_signal += payload
+            if len(self._close_signal) > 2:
+                decode_close(self._close_signal)  # raises: too long
+
+    def _end_message(self, events: list[Event]) -> None:
+        self._in_message = False
+        channel = self._message_channel
+        if channel is None:
+            # A zero-length message: client-go fails ("read stream id: EOF"), the server
+            # ignores it (conn.go handle).
+            if self._client:
+                raise RemoteProtocolError("zero-length message: no channel byte",
+                                          close_code=_PROTOCOL_ERROR)
+            return
+        kind = self._message_kind
+        if kind is _MessageKind.DATA:
+            if self._base64 is not None:
+                self._base64.finish()
+                self._base64 = None
+            # The server's hello: an empty message that says the streams are ready.
+            if not self._message_has_payload and self._client:
+                events.append(ChannelData(channel=channel, data=b""))
+        elif kind is _MessageKind.DROP:
+            self._base64 = None
+            self.dropped_messages += 1
+            events.append(DroppedMessage(channel=channel, size=self._message_size))
+        else:
+            ended = decode_close(self._close_signal)
+            if ended >= EXEC_CHANNELS:
+                # The server aborts on a CLOSE for a channel it does not have (conn.go).
+                raise RemoteProtocolError(f"CLOSE signal for unknown channel {ended}",
+                                          close_code=_PROTOCOL_ERROR)
+            self._ended_channels.add(ended)
+            events.append(ChannelEnded(channel=ended))
+
+
+class _PendingRejection:
+    # A non-101 answer to our upgrade whose body is still arriving; the first
+    # MAX_REJECTION_BODY bytes are kept.
+    __slots__ = ("body", "headers", "overflowed", "reason", "status_code")
+
+    def __init__(self, status_code: int, reason: str,
+                 headers: tuple[tuple[str, str], ...]) -> None:
+        self.status_code = status_code
+        self.reason = reason
+        self.headers = headers
+        self.body = bytearray()
+        self.overflowed = False
+
+    def add(self, data: Buffer) -> bool:
+        # Returns True once the kept body is full: waiting for more would only let a peer
+        # hold the connection open with an endless body.
+        room = _http.MAX_REJECTION_BODY - len(self.body)
+        self.body += memoryview(data)[:room]
+        self.overflowed = len(data) > room
+        return self.overflowed
+
+    def error(self, detail: str = "") -> UpgradeRejectedError:
+        if self.overflowed and not detail:
+            detail = f"body cut to its first {_http.MAX_REJECTION_BODY} bytes"
+        return _http.upgrade_rejection(self.status_code, self.reason, self.headers,
+                                       bytes(self.body), detail=detail)
+
+
+def _offered_protocols(headers: tuple[tuple[str, str], ...]) -> tuple[str, ...]:
+    # x/net/websocket reads only the first Sec-WebSocket-Protocol line, splits it on ","
+    # and trims spaces (hybi.go ReadHandshake). Blank items name no protocol: dropped.
+    for name, value in headers:
+        if name == "sec-websocket-protocol":
+            return tuple(item for item in (part.strip() for part in value.split(",")) if item)
+    return ()
+
+
+def _decode_headers(message: h11.Request | h11.Response | h11.InformationalResponse,
+                    ) -> tuple[tuple[str, str], ...]:
+    # h11 lower-cases names; values are bytes that may hold obs-text: latin-1 is total.
+    return tuple((name.decode("ascii"), value.decode("latin-1"))
+                 for name, value in message.headers)
+
+
+def _encode_headers(headers: Sequence[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
+    try:
+        return [(name.encode("ascii"), value.encode("latin-1")) for name, value in headers]
+    except UnicodeEncodeError as exc:
+        raise LocalProtocolError(f"header cannot be sent: {exc}") from None
+
+
+def _http_response(connection: h11.Connection, status_code: int,
+                   headers: Sequence[tuple[str, str]], body: bytes) -> bytes:
+    # A complete non-101 response on our h11 server connection (h11 lets a server answer
+    # even after the request failed to parse).
+    try:
+        phrase = HTTPStatus(status_code).phrase
+    except ValueError:
+        phrase = ""
+    encoded = _encode_headers(headers)
+    if not any(name.lower() == b"content-length" for name, _ in encoded):
+        encoded.append((b"Content-Length", str(len(body)).encode("ascii")))
+    data = connection.send(h11.Response(status_code=status_code, headers=encoded,
+                                        reason=phrase.encode("ascii"))) or b""
+    if body:
+        data += connection.send(h11.Data(data=body)) or b""
+    return data + (connection.send(h11.EndOfMessage()) or b"")
