@@ -30,6 +30,11 @@ from ._events import UpgradeRequested as UpgradeRequested
 from ._resize import ResizeDecoder as ResizeDecoder
 from ._resize import TerminalSize as TerminalSize
 from ._resize import encode_resize as encode_resize
+from ._spdy_exec import ExecReady as ExecReady
+from ._spdy_exec import SpdyExecClient as SpdyExecClient
+from ._spdy_exec import SpdyExecServer as SpdyExecServer
+from ._spdy_exec import attach_target as attach_target
+from ._spdy_exec import exec_target as exec_target
 from ._status import Exited as Exited
 from ._status import ExitResult as ExitResult
 from ._status import Failed as Failed
@@ -43,6 +48,10 @@ from ._status import internal_error_status as internal_error_status
 from ._status import parse_exit_status as parse_exit_status
 from ._status import success_status as success_status
 from ._version import __version__ as __version__
+from ._ws import WebSocketChannelConnection as WebSocketChannelConnection
+from ._ws import WebSocketState as WebSocketState
+from ._ws import hello_channel as hello_channel
+from ._ws import negotiate as negotiate
 
 __all__ = [
     "CLOSE",
@@ -57,6 +66,7 @@ __all__ = [
     "ConnectionClosed",
     "DroppedMessage",
     "Event",
+    "ExecReady",
     "ExitResult",
     "Exited",
     "Failed",
@@ -67,6 +77,8 @@ __all__ = [
     "ProtocolError",
     "RemoteProtocolError",
     "ResizeDecoder",
+    "SpdyExecClient",
+    "SpdyExecServer",
     "Status",
     "StatusCause",
     "TerminalSize",
@@ -74,13 +86,19 @@ __all__ = [
     "UpgradeRejected",
     "UpgradeRejectedError",
     "UpgradeRequested",
+    "WebSocketChannelConnection",
+    "WebSocketState",
     "__version__",
+    "attach_target",
     "decode_status",
     "encode_resize",
     "encode_status",
+    "exec_target",
     "exit_code_status",
     "exit_status_bytes",
+    "hello_channel",
     "internal_error_status",
+    "negotiate",
     "parse_exit_status",
     "success_status",
 ]
