@@ -28,7 +28,7 @@ debian-deps:
 	fi
 
 lint: venv
-	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff check .
 
 typecheck: venv
 	$(PY) -m mypy
