@@ -1,0 +1,506 @@
+"""Runtime-neutral pieces shared by the asyncio and trio adapters.
+
+Everything here is plain Python: URL building, the option object, per-channel receive
+buffers with byte accounting, the heartbeat clock, result types and the errors the
+adapters add to kstream's error family. No asyncio or trio import: both adapters build
+on these so that they behave the same way.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Final
+from urllib.parse import quote, urlsplit
+
+from ._errors import KstreamError, RemoteProtocolError
+from ._http import build_target
+from ._ladder import TRANSPORTS
+from ._status import Exited, Failed
+
+__all__ = [
+    "DEFAULT_BUFFER_LIMIT",
+    "DEFAULT_PING_INTERVAL",
+    "DEFAULT_PONG_TIMEOUT",
+    "READ_SIZE",
+    "CalledRemoteProcessError",
+    "CompletedExec",
+    "ConnectionLostError",
+    "ExecOptions",
+    "Heartbeat",
+    "IncompleteReadError",
+    "PingTimeoutError",
+    "ReceiveBuffer",
+    "RemoteCommandError",
+    "ServerAddress",
+    "attach_target",
+    "exec_target",
+    "outcome_returncode",
+    "parse_server",
+]
+
+#: Ping period of client-go's WebSocket executor and kubectl's SPDY connections.
+DEFAULT_PING_INTERVAL: Final = 5.0
+#: Time without a pong after which the peer is declared dead (client-go: 12 x 5 s + 1 s).
+DEFAULT_PONG_TIMEOUT: Final = 60.0
+#: Bytes a channel may hold unread before the adapter stops reading the socket.
+DEFAULT_BUFFER_LIMIT: Final = 1 << 20
+#: Bytes read from the socket at once (the bound "one read" of the buffer guarantee).
+READ_SIZE: Final = 256 * 1024
+
+
+# --------------------------------------------------------------------------- errors
+
+
+class RemoteCommandError(KstreamError):
+    """The remote command did not run to an exit code (binary not found, container gone, ...).
+
+    The server reported a failure that is not a process exit code, as a ``metav1.Status``
+    (v4/v5) or as plain text (v1-v3).
+
+    Attributes:
+        message: the server's message (``Status.message``, or the text).
+        reason: the Status ``reason`` (``"InternalError"``, ...), ``""`` if none.
+        code: the Status ``code`` (an HTTP status such as 500), 0 if none.
+        result: the parsed :class:`~kstream._status.Failed` outcome.
+    """
+
+    def __init__(self, result: Failed) -> None:
+        self.result = result
+        self.message = result.message
+        self.reason = result.reason
+        self.code = result.code
+        super().__init__(result.message
+                         or f"remote command failed ({result.reason or 'no reason'})")
+
+
+class CalledRemoteProcessError(KstreamError):
+    """``run(check=True)``: the remote process exited with a non-zero code.
+
+    Mirrors :class:`subprocess.CalledProcessError`.
+
+    Attributes:
+        returncode: the exit code.
+        command: the argv (empty for attach).
+        stdout: the captured standard output (``b""`` if not captured).
+        stderr: the captured standard error (``b""`` if not captured).
+    """
+
+    def __init__(self, returncode: int, command: Sequence[str], stdout: bytes = b"",
+                 stderr: bytes = b"") -> None:
+        self.returncode = returncode
+        self.command = tuple(command)
+        self.stdout = stdout
+        self.stderr = stderr
+        super().__init__(f"remote command {list(self.command)!r} exited with code {returncode}")
+
+
+class PingTimeoutError(KstreamError):
+    """No pong arrived within the pong deadline: the peer or the path to it is dead."""
+
+
+class IncompleteReadError(KstreamError, EOFError):
+    """``readexactly()`` met the end of the channel first.
+
+    Attributes:
+        partial: the bytes read before the end.
+        expected: how many were asked for.
+    """
+
+    def __init__(self, partial: bytes, expected: int) -> None:
+        self.partial = partial
+        self.expected = expected
+        super().__init__(f"{len(partial)} bytes read on a total of {expected} expected bytes")
+
+
+class ConnectionLostError(RemoteProtocolError, ConnectionError):
+    """The connection ended before the session did (no exit status, abrupt close).
+
+    Both a :class:`~kstream.RemoteProtocolError` and a :class:`ConnectionError`, so
+    callers catching either see it.
+    """
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True, slots=True)
+class CompletedExec:
+    """What ``run()`` returns, like :class:`subprocess.CompletedProcess`.
+
+    Attributes:
+        command: the argv (empty for attach).
+        returncode: the exit code of the remote process.
+        stdout: everything the process wrote to stdout (``b""`` if not requested).
+        stderr: everything it wrote to stderr (``b""`` if not requested, or with a tty).
+        result: the parsed exit status.
+    """
+
+    command: tuple[str, ...]
+    returncode: int
+    stdout: bytes
+    stderr: bytes
+    result: Exited
+
+    def check_returncode(self) -> None:
+        """Raise :class:`CalledRemoteProcessError` if the exit code is non-zero.
+
+        Raises:
+            CalledRemoteProcessError: ``returncode != 0``.
+        """
+        if self.returncode:
+            raise CalledRemoteProcessError(self.returncode, self.command, self.stdout,
+                                           self.stderr)
+
+
+def outcome_returncode(result: Exited | Failed) -> int:
+    """Return the exit code of an outcome, or raise for a failure that has none.
+
+    Args:
+        result: the parsed exit status of a session.
+
+    Returns:
+        The exit code (0..255).
+
+    Raises:
+        RemoteCommandError: the outcome is a :class:`~kstream._status.Failed`.
+    """
+    if isinstance(result, Failed):
+        raise RemoteCommandError(result)
+    return result.code
+
+
+# --------------------------------------------------------------------------- URLs
+
+
+@dataclass(frozen=True, slots=True)
+class ServerAddress:
+    """Where to connect, parsed from ``"http(s)://host[:port][/prefix]"``.
+
+    Attributes:
+        host: the host name or IP address (IPv6 without brackets).
+        port: the TCP port (443 / 80 by default).
+        tls: ``https`` was given.
+        authority: the ``Host`` header value (port omitted when it is the default).
+        prefix: a path prefix in front of ``/api/v1`` (``""`` usually; some proxies
+            such as Rancher serve clusters under a prefix).
+    """
+
+    host: str
+    port: int
+    tls: bool
+    authority: str
+    prefix: str = ""
+
+
+def parse_server(server: str) -> ServerAddress:
+    """Parse a server URL as found in a kubeconfig.
+
+    Args:
+        server: ``"https://host:6443"``, ``"http://127.0.0.1:8001"``, ...
+
+    Returns:
+        The parsed address.
+
+    Raises:
+        ValueError: not an ``http`` or ``https`` URL with a host.
+    """
+    parts = urlsplit(server)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"server must be an http:// or https:// URL, not {server!r}")
+    if parts.query or parts.fragment:
+        raise ValueError(f"server URL must not have a query or fragment: {server!r}")
+    tls = parts.scheme == "https"
+    default_port = 443 if tls else 80
+    port = parts.port or default_port
+    host = parts.hostname
+    shown = f"[{host}]" if ":" in host else host
+    authority = shown if port == default_port else f"{shown}:{port}"
+    return ServerAddress(host=host, port=port, tls=tls, authority=authority,
+                         prefix=parts.path.rstrip("/"))
+
+
+def exec_target(namespace: str, pod: str, command: Sequence[str], *, container: str | None,
+                stdin: bool, stdout: bool, stderr: bool, tty: bool, prefix: str = "") -> str:
+    """Return the request target of a pod ``exec`` upgrade, query encoded as kubectl does.
+
+    Args:
+        namespace: the pod's namespace.
+        pod: the pod's name.
+        command: the argv, one ``command=`` parameter each, order kept.
+        container: the container, or ``None`` for the server's default.
+        stdin: request stdin.
+        stdout: request stdout.
+        stderr: request stderr.
+        tty: request a terminal.
+        prefix: a path prefix (see :class:`ServerAddress`).
+
+    Returns:
+        ``/api/v1/namespaces/{ns}/pods/{pod}/exec?command=...``
+
+    Raises:
+        ValueError: ``command`` is empty or a string.
+    """
+    if isinstance(command, str | bytes):
+        raise ValueError("command must be a sequence of arguments, not a string")
+    if not command:
+        raise ValueError("command must not be empty")
+    query = [("command", arg) for arg in command]
+    return _pod_target("exec", namespace, pod, query, container=container, stdin=stdin,
+                       stdout=stdout, stderr=stderr, tty=tty, prefix=prefix)
+
+
+def attach_target(namespace: str, pod: str, *, container: str | None, stdin: bool,
+                  stdout: bool, stderr: bool, tty: bool, prefix: str = "") -> str:
+    """Return the request target of a pod ``attach`` upgrade.
+
+    Args:
+        namespace: the pod's namespace.
+        pod: the pod's name.
+        container: the container, or ``None`` for the server's default.
+        stdin: request stdin.
+        stdout: request stdout.
+        stderr: request stderr.
+        tty: request a terminal.
+        prefix: a path prefix (see :class:`ServerAddress`).
+
+    Returns:
+        ``/api/v1/namespaces/{ns}/pods/{pod}/attach?...``
+    """
+    return _pod_target("attach", namespace, pod, [], container=container, stdin=stdin,
+                       stdout=stdout, stderr=stderr, tty=tty, prefix=prefix)
+
+
+def _pod_target(subresource: str, namespace: str, pod: str, query: list[tuple[str, str]], *,
+                container: str | None, stdin: bool, stdout: bool, stderr: bool, tty: bool,
+                prefix: str) -> str:
+    if not namespace or not pod:
+        raise ValueError("namespace and pod must not be empty")
+    if container:
+        query.append(("container", container))
+    # kubectl's PodExecOptions drop false booleans (omitempty), protocol-notes §5.4.
+    for name, wanted in (("stdin", stdin), ("stdout", stdout), ("stderr", stderr),
+                         ("tty", tty)):
+        if wanted:
+            query.append((name, "true"))
+    path = (f"{prefix}/api/v1/namespaces/{quote(namespace, safe='')}"
+            f"/pods/{quote(pod, safe='')}/{subresource}")
+    return build_target(path, query)
+
+
+# --------------------------------------------------------------------------- options
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExecOptions:
+    """Every knob of an exec/attach session, validated once for both adapters.
+
+    Attributes:
+        stdin: send stdin.
+        stdout: receive stdout.
+        stderr: receive stderr; always ``False`` with a tty (kubectl does the same: the
+            terminal merges stderr into stdout, and the kubelet rejects tty + stderr).
+        tty: allocate a terminal.
+        headers: extra request headers (``Authorization``, ...).
+        transport: ``"auto"``, ``"websocket"`` or ``"spdy"``.
+        protocols: a custom protocol list, or ``None`` for the ladder's defaults.
+        fallback: move to the next transport when an upgrade is rejected.
+        ping_interval: seconds between pings (``None`` or 0: no heartbeat).
+        pong_timeout: seconds without a pong before :class:`PingTimeoutError`.
+        connect_timeout: bound on TCP/TLS connect plus upgrade, per attempt.
+        buffer_limit: unread bytes a channel may hold before reading stops.
+    """
+
+    stdin: bool = False
+    stdout: bool = True
+    stderr: bool = True
+    tty: bool = False
+    headers: tuple[tuple[str, str], ...] = ()
+    transport: str = "auto"
+    protocols: tuple[str, ...] | None = None
+    fallback: bool = True
+    ping_interval: float | None = DEFAULT_PING_INTERVAL
+    pong_timeout: float = DEFAULT_PONG_TIMEOUT
+    connect_timeout: float | None = None
+    buffer_limit: int = DEFAULT_BUFFER_LIMIT
+
+    @classmethod
+    def build(cls, *, stdin: bool = False, stdout: bool = True, stderr: bool = True,
+              tty: bool = False, headers: Sequence[tuple[str, str]] = (),
+              transport: str = "auto", protocols: Sequence[str] | None = None,
+              fallback: bool = True, ping_interval: float | None = DEFAULT_PING_INTERVAL,
+              pong_timeout: float = DEFAULT_PONG_TIMEOUT, connect_timeout: float | None = None,
+              buffer_limit: int = DEFAULT_BUFFER_LIMIT) -> ExecOptions:
+        """Validate and normalise the keyword arguments of ``open_exec``.
+
+        Returns:
+            The options.
+
+        Raises:
+            ValueError: an argument is out of range, or no stdio stream is requested.
+        """
+        if transport not in TRANSPORTS:
+            raise ValueError(f"transport must be one of {', '.join(TRANSPORTS)}, "
+                             f"not {transport!r}")
+        if tty:
+            stderr = False
+        if not (stdin or stdout or stderr):
+            # The kubelet answers 400 when none is requested (protocol-notes §2.1).
+            raise ValueError("at least one of stdin, stdout and stderr must be requested")
+        if buffer_limit < 1:
+            raise ValueError("buffer_limit must be positive")
+        if not (pong_timeout > 0 and math.isfinite(pong_timeout)):
+            raise ValueError("pong_timeout must be a positive number of seconds")
+        if ping_interval is not None and (ping_interval < 0 or not math.isfinite(ping_interval)):
+            raise ValueError("ping_interval must be None or a non-negative number of seconds")
+        if connect_timeout is not None and connect_timeout <= 0:
+            raise ValueError("connect_timeout must be positive")
+        if isinstance(protocols, str):
+            raise ValueError("protocols must be a sequence of names, not a string")
+        return cls(stdin=stdin, stdout=stdout, stderr=stderr, tty=tty,
+                   headers=tuple((str(k), str(v)) for k, v in headers), transport=transport,
+                   protocols=None if protocols is None else tuple(protocols),
+                   fallback=fallback, ping_interval=ping_interval or None,
+                   pong_timeout=pong_timeout, connect_timeout=connect_timeout,
+                   buffer_limit=buffer_limit)
+
+
+# --------------------------------------------------------------------------- buffers
+
+
+@dataclass(slots=True)
+class ReceiveBuffer:
+    """Unread bytes of one output channel, as a queue of received chunks.
+
+    Chunks are kept as they arrived (no concatenation on receipt); reads join only what
+    they return. ``size`` is the byte count the adapters compare with ``buffer_limit``.
+
+    Attributes:
+        size: bytes held.
+        eof: the channel ended; no more bytes will be appended.
+        error: set when the session failed; reads raise it once the buffer is empty.
+        peak: the largest ``size`` ever reached (a diagnostic for tests and tuning).
+    """
+
+    size: int = 0
+    eof: bool = False
+    error: BaseException | None = None
+    peak: int = 0
+    _chunks: deque[bytes] = field(default_factory=deque)
+
+    def append(self, data: bytes) -> None:
+        """Queue received bytes (ignored after EOF, and when empty)."""
+        if data and not self.eof:
+            self._chunks.append(data)
+            self.size += len(data)
+            self.peak = max(self.peak, self.size)
+
+    def end(self, error: BaseException | None = None) -> None:
+        """Mark the end of the channel, with the error that ended the session if any."""
+        self.eof = True
+        if error is not None and self.error is None:
+            self.error = error
+
+    @property
+    def finished(self) -> bool:
+        """Whether a read can be answered now without waiting (data, EOF or error)."""
+        return bool(self.size) or self.eof
+
+    def take(self, n: int = -1) -> bytes:
+        """Remove and return up to ``n`` bytes (all of them when ``n < 0``).
+
+        Raises:
+            BaseException: the session's error, when the buffer is empty and it failed.
+        """
+        if not self.size:
+            if self.error is not None:
+                raise self.error
+            return b""
+        if n < 0 or n >= self.size:
+            n = self.size
+        first = self._chunks[0]
+        if len(first) == n:
+            # The common case (read() of everything that came in one message): no copy.
+            self._chunks.popleft()
+            self.size -= n
+            return first
+        pieces: list[bytes] = []
+        wanted = n
+        while wanted:
+            chunk = self._chunks[0]
+            if len(chunk) <= wanted:
+                pieces.append(self._chunks.popleft())
+                wanted -= len(chunk)
+            else:
+                pieces.append(chunk[:wanted])
+                self._chunks[0] = chunk[wanted:]
+                wanted = 0
+        self.size -= n
+        return b"".join(pieces)
+
+
+# --------------------------------------------------------------------------- heartbeat
+
+
+class Heartbeat:
+    """The ping clock and pong deadline of one session (times are ``now`` arguments).
+
+    client-go pings every 5 s and moves its read deadline forward only when a pong
+    arrives (``tools/remotecommand/websocket.go``, protocol-notes §1.7): incoming data
+    does not count as a sign of life. While the adapter has stopped reading on purpose
+    (backpressure), pongs cannot be seen, so the deadline is suspended and re-armed a
+    full ``pong_timeout`` after reading resumes.
+    """
+
+    def __init__(self, interval: float, timeout: float, now: float) -> None:
+        self.interval = interval
+        self.timeout = timeout
+        self._alive_at = now
+        self._next_ping = now + interval
+        self._suspended = False
+
+    @property
+    def deadline(self) -> float:
+        """When the peer is declared dead (``inf`` while suspended)."""
+        return math.inf if self._suspended else self._alive_at + self.timeout
+
+    @property
+    def next_ping(self) -> float:
+        """When the next ping is due."""
+        return self._next_ping
+
+    def next_wakeup(self) -> float:
+        """The earliest time the adapter must call :meth:`poll`."""
+        return min(self._next_ping, self.deadline)
+
+    def poll(self, now: float) -> bool:
+        """Advance the clock.
+
+        Returns:
+            ``True`` when a ping should be sent now.
+
+        Raises:
+            PingTimeoutError: the pong deadline passed.
+        """
+        if now >= self.deadline:
+            raise PingTimeoutError(f"no pong from the peer within {self.timeout:g} s")
+        if now >= self._next_ping:
+            self._next_ping = now + self.interval
+            return True
+        return False
+
+    def pong(self, now: float) -> None:
+        """Record a pong (any pong proves the peer alive)."""
+        self._alive_at = max(self._alive_at, now)
+
+    def suspend(self) -> None:
+        """Stop the deadline: the adapter is not reading on purpose."""
+        self._suspended = True
+
+    def resume(self, now: float) -> None:
+        """Re-arm the deadline after reading resumed."""
+        if self._suspended:
+            self._suspended = False
+            self._alive_at = now

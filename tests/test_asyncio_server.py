@@ -1,0 +1,159 @@
+"""The asyncio server adapter (start_server) against the official ``kubernetes`` client.
+
+``kubernetes.stream.stream`` is a real WebSocket v5/v4 client (websocket-client
+underneath). It is synchronous, so it runs in a thread while the server runs in the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, TypeVar
+
+import exec_commands
+import pytest
+from kubernetes import client as k8s_client
+from kubernetes.stream import stream as k8s_stream
+
+from kstream.asyncio import ExecServer, ServerRequest, start_server
+
+T = TypeVar("T")
+V5, V4 = "v5.channel.k8s.io", "v4.channel.k8s.io"
+
+
+def arun(body: Callable[[], Awaitable[T]]) -> T:
+    async def bounded() -> T:
+        async with asyncio.timeout(60):
+            result = await body()
+        assert asyncio.all_tasks() == {asyncio.current_task()}
+        return result
+    return asyncio.run(bounded())
+
+
+@contextlib.contextmanager
+def core_api(server: ExecServer) -> Iterator[k8s_client.CoreV1Api]:
+    configuration = k8s_client.Configuration(host=server.url)
+    with k8s_client.ApiClient(configuration) as api_client:
+        yield k8s_client.CoreV1Api(api_client)
+
+
+def close_official(response: Any) -> None:
+    # websocket-client skips closing its socket when the server closed first (it is no
+    # longer "connected"); shutdown() closes it.
+    response.close()
+    if response.sock is not None:
+        response.sock.shutdown()
+
+
+def exec_with_official_client(server: ExecServer, command: list[str],
+                              stdin: bytes | None = None) -> tuple[bytes, bytes, Any, str]:
+    """Run ``command`` with kubernetes.stream; return stdout, stderr, the error channel
+    document and the negotiated subprotocol."""
+    with core_api(server) as api:
+        response = k8s_stream(api.connect_get_namespaced_pod_exec, "p", "default",
+                              command=command, stderr=True, stdin=stdin is not None,
+                              stdout=True, tty=False, _preload_content=False, binary=True)
+    protocol = response.subprotocol or ""
+    try:
+        if stdin is not None:
+            response.write_stdin(stdin)
+            response.close_channel(0)  # v5 CLOSE: the official client's stdin EOF
+        stdout = b""
+        stderr = b""
+        while response.is_open():
+            response.update(timeout=1)
+            stdout += response.read_stdout() if response.peek_stdout() else b""
+            stderr += response.read_stderr() if response.peek_stderr() else b""
+        stdout += response.read_stdout() if response.peek_stdout() else b""
+        stderr += response.read_stderr() if response.peek_stderr() else b""
+        error = response.read_channel(3)
+    finally:
+        close_official(response)
+    document = json.loads(error) if error else None
+    return stdout, stderr, document, protocol
+
+
+@pytest.mark.parametrize("protocol", [V5, V4])
+def test_official_client_reads_exit_codes(protocol: str) -> None:
+    async def body() -> None:
+        async with await start_server(exec_commands.handler,
+                                      websocket_protocols=[protocol]) as server:
+            out, err, status, chosen = await asyncio.to_thread(
+                exec_with_official_client, server, ["echo", "hello", "k8s"])
+            assert chosen == protocol
+            assert (out, err) == (b"hello k8s\n", b"")
+            assert status == {"metadata": {}, "status": "Success"}
+            out, err, status, _ = await asyncio.to_thread(
+                exec_with_official_client, server, ["exit", "3"])
+            assert status["reason"] == "NonZeroExitCode"
+            assert status["details"]["causes"] == [{"reason": "ExitCode", "message": "3"}]
+            _, err, status, _ = await asyncio.to_thread(
+                exec_with_official_client, server, ["stderr", "oops"])
+            assert err == b"oops\n" and status["status"] == "Success"
+            _, _, status, _ = await asyncio.to_thread(
+                exec_with_official_client, server, ["no-such-binary"])
+            assert status["reason"] == "InternalError" and status["code"] == 500
+    arun(body)
+
+
+def test_official_client_stdin_close_over_v5() -> None:
+    payload = bytes(range(256)) * 4096  # 1 MiB, every byte value
+
+    async def body() -> None:
+        async with await start_server(exec_commands.handler,
+                                      websocket_protocols=[V5]) as server:
+            out, _, status, _ = await asyncio.to_thread(
+                exec_with_official_client, server, ["cat"], payload)
+            assert out == payload
+            assert status == {"metadata": {}, "status": "Success"}
+    arun(body)
+
+
+def test_official_client_returncode_property() -> None:
+    async def body() -> None:
+        async with await start_server(exec_commands.handler,
+                                      websocket_protocols=[V4]) as server:
+            def returncode() -> int:
+                with core_api(server) as api:
+                    response = k8s_stream(api.connect_get_namespaced_pod_exec, "p",
+                                          "default", command=["exit", "255"], stderr=True,
+                                          stdin=False, stdout=True, tty=False,
+                                          _preload_content=False)
+                response.run_forever(timeout=10)
+                code = response.returncode
+                close_official(response)
+                return int(code)
+            assert await asyncio.to_thread(returncode) == 255
+    arun(body)
+
+
+def test_plain_requests_and_rejections() -> None:
+    async def handler(request: ServerRequest) -> None:
+        if request.upgrade is None:
+            await request.respond(200, [("Content-Type", "application/json")],
+                                  b'{"kind":"Pod","metadata":{"name":"p"}}')
+        else:
+            await request.reject(403, "exec is forbidden")
+
+    async def body() -> None:
+        async with await start_server(handler) as server:
+            def read_pod() -> str:
+                with core_api(server) as api:
+                    pod = api.read_namespaced_pod("p", "default")
+                    assert pod.metadata is not None
+                    return str(pod.metadata.name)
+            assert await asyncio.to_thread(read_pod) == "p"
+
+            def forbidden_exec() -> str:
+                with core_api(server) as api:
+                    try:
+                        k8s_stream(api.connect_get_namespaced_pod_exec, "p", "default",
+                                   command=["ls"], stderr=True, stdin=False, stdout=True,
+                                   tty=False)
+                    except Exception as exc:  # the official client raises ApiException
+                        return str(exc)
+                    return ""
+            assert "403" in await asyncio.to_thread(forbidden_exec)
+    arun(body)
