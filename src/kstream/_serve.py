@@ -1,0 +1,615 @@
+"""``kstream serve``: a local stand-in for the apiserver + kubelet pair.
+
+It answers what kubectl asks before an exec (discovery: ``/api``, ``/apis``, ``/api/v1``;
+``GET`` of the pod), then serves the ``exec`` and ``attach`` subresources over every
+transport the asyncio adapter speaks (WebSocket v5, v4, v4.base64, channel.k8s.io,
+base64.channel.k8s.io; SPDY/3.1 v4..v1). The pods are local sandboxes (:mod:`._sandbox`).
+
+Security model: binds 127.0.0.1 unless told otherwise; every request needs the token
+(compared in constant time), as ``Authorization: Bearer`` or -- because kubectl sends no
+credentials over plain HTTP -- as the path prefix ``/kstream/<token>`` that the written
+kubeconfig puts in the server URL of ``http://`` servers; TLS when given a certificate;
+the server never hands a command string to a shell -- an exec runs its argv as is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hmac
+import json
+import os
+import re
+import secrets
+import ssl
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Final
+
+from ._errors import KstreamError
+from ._http import query_bool
+from ._sandbox import AttachHandle, Pod, SandboxProcess, SpawnError, force_end
+from ._status import (
+    STATUS_FAILURE,
+    Status,
+    encode_status,
+    exit_code_status,
+    internal_error_status,
+    success_status,
+)
+from ._version import __version__
+
+if TYPE_CHECKING:
+    from ._resize import TerminalSize
+    from .asyncio import ServerExec, ServerRequest
+
+__all__ = [
+    "DEFAULT_MAIN_COMMAND",
+    "DEFAULT_POD",
+    "TOKEN_PATH_PREFIX",
+    "PodSpec",
+    "ServeApp",
+    "ServerHandle",
+    "kubeconfig_document",
+    "start",
+]
+
+#: The pod served when none is declared.
+DEFAULT_POD: Final = "demo"
+#: What a pod's main process (the one ``attach`` joins) runs unless declared.
+DEFAULT_MAIN_COMMAND: Final = ("cat",)
+#: The one container of every pod.
+CONTAINER: Final = "main"
+#: Path prefix carrying the token in the URL (``/kstream/<token>/api/v1/...``).
+#: client-go sends no credentials over plain HTTP (clientcmd ``client_config.go``: "only
+#: try to read the auth information if we are secure"), so for ``http://`` servers the
+#: written kubeconfig puts the token in the server URL instead.
+TOKEN_PATH_PREFIX: Final = "/kstream/"
+#: The name of the cluster, user and context of the written kubeconfig.
+KUBECONFIG_NAME: Final = "kstream"
+
+#: Seconds a TTY exec waits for the client's first terminal size before starting.
+_INITIAL_SIZE_WAIT: Final = 1.0
+
+#: The Kubernetes version the discovery documents claim (kubectl only warns on skew).
+_SERVED_MAJOR: Final = "1"
+_SERVED_MINOR: Final = "33"
+
+
+@dataclass(frozen=True, slots=True)
+class PodSpec:
+    """A pod to serve.
+
+    Attributes:
+        name: the pod's name.
+        argv: its main process (what ``attach`` joins).
+        namespace: its namespace.
+    """
+
+    name: str
+    argv: tuple[str, ...] = DEFAULT_MAIN_COMMAND
+    namespace: str = "default"
+
+
+# --------------------------------------------------------------------------- documents
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _pod_document(pod: Pod, started: str, uid: str) -> dict[str, Any]:
+    """The pod as ``GET /api/v1/namespaces/{ns}/pods/{name}`` returns it: Running, ready."""
+    container = {
+        "name": CONTAINER, "image": "kstream/sandbox", "command": list(pod.main.argv),
+        # stdin + stdinOnce: what the main process does (see _sandbox); kubectl attach
+        # reads ``tty`` to decide whether to use a terminal.
+        "stdin": True, "stdinOnce": True, "tty": False, "workingDir": pod.workdir,
+    }
+    return {
+        "kind": "Pod", "apiVersion": "v1",
+        "metadata": {"name": pod.name, "namespace": pod.namespace, "uid": uid,
+                     "resourceVersion": "1", "creationTimestamp": started},
+        "spec": {"containers": [container], "restartPolicy": "Always",
+                 "nodeName": "kstream"},
+        "status": {
+            "phase": "Running",
+            "conditions": [{"type": "Ready", "status": "True"},
+                           {"type": "ContainersReady", "status": "True"}],
+            "hostIP": "127.0.0.1", "podIP": "127.0.0.1", "startTime": started,
+            "containerStatuses": [{
+                "name": CONTAINER, "ready": True, "started": True, "restartCount": 0,
+                "image": "kstream/sandbox", "imageID": "",
+                "state": {"running": {"startedAt": started}},
+            }],
+        },
+    }
+
+
+_API_RESOURCES: Final = {
+    "kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "v1",
+    "resources": [
+        {"name": "pods", "singularName": "pod", "namespaced": True, "kind": "Pod",
+         "verbs": ["get", "list"], "shortNames": ["po"], "categories": ["all"]},
+        {"name": "pods/attach", "singularName": "", "namespaced": True,
+         "kind": "PodAttachOptions", "verbs": ["create", "get"]},
+        {"name": "pods/exec", "singularName": "", "namespaced": True,
+         "kind": "PodExecOptions", "verbs": ["create", "get"]},
+    ],
+}
+
+
+def kubeconfig_document(server: str, token: str, *,
+                        certificate_authority: bytes | None = None) -> dict[str, Any]:
+    """A kubeconfig that reaches a ``kstream serve`` instance.
+
+    Args:
+        server: the URL the server listens on.
+        token: its bearer token.
+        certificate_authority: the PEM certificate to trust (TLS only).
+
+    Returns:
+        The kubeconfig (cluster, user and context named ``kstream``, namespace
+        ``default``, current). JSON is valid YAML, so kubectl reads it as written.
+    """
+    cluster: dict[str, Any] = {"server": server}
+    if certificate_authority is not None:
+        cluster["certificate-authority-data"] = base64.b64encode(
+            certificate_authority).decode("ascii")
+    return {
+        "apiVersion": "v1", "kind": "Config", "preferences": {},
+        "clusters": [{"name": KUBECONFIG_NAME, "cluster": cluster}],
+        "users": [{"name": KUBECONFIG_NAME, "user": {"token": token}}],
+        "contexts": [{"name": KUBECONFIG_NAME, "context": {
+            "cluster": KUBECONFIG_NAME, "user": KUBECONFIG_NAME, "namespace": "default"}}],
+        "current-context": KUBECONFIG_NAME,
+    }
+
+
+def _json_body(document: object) -> tuple[list[tuple[str, str]], bytes]:
+    body = json.dumps(document, separators=(",", ":")).encode("utf-8") + b"\n"
+    return [("Content-Type", "application/json"), ("Content-Length", str(len(body)))], body
+
+
+def _status_body(status: Status) -> tuple[list[tuple[str, str]], bytes]:
+    body = encode_status(status, kind=True) + b"\n"
+    return [("Content-Type", "application/json"), ("Content-Length", str(len(body)))], body
+
+
+def _not_found(name: str) -> Status:
+    # apiserver wording (apimachinery errors.NewNotFound with the "pods" resource).
+    return Status(status=STATUS_FAILURE, message=f'pods "{name}" not found',
+                  reason="NotFound", details_name=name, details_kind="pods", code=404)
+
+
+# --------------------------------------------------------------------------- the app
+
+
+class ServeApp:
+    """The request handler of ``kstream serve``: routing, auth, pods and sessions.
+
+    Args:
+        token: the bearer token every request must carry.
+        pods: the pods to serve; ``demo`` running ``cat`` when empty.
+        log: called with one line per session (what ran, over which transport), if given.
+    """
+
+    def __init__(self, token: str, pods: Sequence[PodSpec] = (),
+                 log: Callable[[str], None] | None = None) -> None:
+        if not token:
+            raise ValueError("a token is required")
+        self._token = token.encode("utf-8")
+        self._started = _now()
+        self._pods: dict[tuple[str, str], Pod] = {}
+        self._uids: dict[tuple[str, str], str] = {}
+        for spec in pods or (PodSpec(DEFAULT_POD),):
+            key = (spec.namespace, spec.name)
+            self._pods[key] = Pod(spec.name, spec.namespace, spec.argv)
+            self._uids[key] = str(uuid.uuid4())
+        self._sessions: set[asyncio.Task[Any]] = set()
+        self._log = log
+
+    @property
+    def pods(self) -> list[Pod]:
+        """The pods served."""
+        return list(self._pods.values())
+
+    async def __call__(self, request: ServerRequest) -> None:
+        """Answer one request (the handler given to ``start_server``)."""
+        task = asyncio.current_task()
+        if task is not None:
+            self._sessions.add(task)
+        try:
+            await self._route(request)
+        finally:
+            if task is not None:
+                self._sessions.discard(task)
+
+    async def close(self) -> None:
+        """End every session and every process, and remove the pods' directories."""
+        for task in list(self._sessions):
+            task.cancel()
+        for pod in self._pods.values():
+            await pod.close()
+
+    # ----------------------------------------------------------------- routing
+
+    def _authenticate(self, request: ServerRequest) -> str | None:
+        """Check the token; return the path to route (without a token prefix) or ``None``."""
+        path = request.path
+        if path.startswith(TOKEN_PATH_PREFIX):
+            token, _, rest = path[len(TOKEN_PATH_PREFIX):].partition("/")
+            if hmac.compare_digest(token.encode("utf-8"), self._token):
+                return "/" + rest
+        for name, value in request.headers:
+            if name == "authorization":
+                scheme, _, credential = value.partition(" ")
+                if scheme.lower() == "bearer" and hmac.compare_digest(
+                        credential.strip().encode("utf-8"), self._token):
+                    return path
+        return None
+
+    async def _fail(self, request: ServerRequest, status: Status) -> None:
+        if request.upgrade is not None:
+            await request.reject(status.code, status.message)
+        else:
+            await request.respond(status.code, *_status_body(status))
+
+    async def _route(self, request: ServerRequest) -> None:
+        path = self._authenticate(request)
+        if path is None:
+            await self._fail(request, Status(status=STATUS_FAILURE, message="Unauthorized",
+                                             reason="Unauthorized", code=401))
+            return
+        parts = path.rstrip("/").split("/")[1:]
+        if parts[:3] == ["api", "v1", "namespaces"] and len(parts) >= 6 and parts[4] == "pods":
+            await self._pod_route(request, parts)
+            return
+        document = self._discovery(parts)
+        if document is None or request.method not in ("GET", "HEAD") \
+                or request.upgrade is not None:
+            await self._fail(request, Status(
+                status=STATUS_FAILURE, reason="NotFound", code=404,
+                message="the server could not find the requested resource"))
+            return
+        await request.respond(200, *_json_body(document))
+
+    def _discovery(self, parts: list[str]) -> object | None:
+        if parts == ["version"]:
+            return {"major": _SERVED_MAJOR, "minor": _SERVED_MINOR,
+                    "gitVersion": f"v{_SERVED_MAJOR}.{_SERVED_MINOR}.0+kstream-{__version__}",
+                    "platform": "linux/amd64"}
+        if parts == ["api"]:
+            return {"kind": "APIVersions", "versions": ["v1"],
+                    "serverAddressByClientCIDRs": []}
+        if parts == ["apis"]:
+            return {"kind": "APIGroupList", "apiVersion": "v1", "groups": []}
+        if parts == ["api", "v1"]:
+            return _API_RESOURCES
+        if parts[:3] == ["api", "v1", "namespaces"] and len(parts) == 5 and parts[4] == "pods":
+            return self._pod_list(parts[3])
+        return None
+
+    def _pod_list(self, namespace: str) -> dict[str, Any]:
+        items = [_pod_document(pod, self._started, self._uids[key])
+                 for key, pod in self._pods.items() if key[0] == namespace]
+        return {"kind": "PodList", "apiVersion": "v1",
+                "metadata": {"resourceVersion": "1"}, "items": items}
+
+    async def _pod_route(self, request: ServerRequest, parts: list[str]) -> None:
+        # /api/v1/namespaces/{ns}/pods/{name}[/{subresource}]
+        namespace, name = parts[3], parts[5]
+        subresource = parts[6] if len(parts) == 7 else None
+        key = (namespace, name)
+        pod = self._pods.get(key)
+        if len(parts) > 7 or subresource not in (None, "exec", "attach"):
+            await self._fail(request, Status(
+                status=STATUS_FAILURE, reason="NotFound", code=404,
+                message="the server could not find the requested resource"))
+            return
+        if pod is None:
+            await self._fail(request, _not_found(name))
+            return
+        if subresource is None:
+            if request.method not in ("GET", "HEAD") or request.upgrade is not None:
+                await self._fail(request, Status(
+                    status=STATUS_FAILURE, reason="MethodNotAllowed", code=405,
+                    message="the server does not allow this method on the requested "
+                            "resource"))
+                return
+            await request.respond(200, *_json_body(
+                _pod_document(pod, self._started, self._uids[key])))
+            return
+        await self._stream(request, pod, subresource)
+
+    # ----------------------------------------------------------------- sessions
+
+    async def _stream(self, request: ServerRequest, pod: Pod, subresource: str) -> None:
+        if request.method not in ("GET", "POST"):
+            await self._fail(request, Status(
+                status=STATUS_FAILURE, reason="MethodNotAllowed", code=405,
+                message="the server does not allow this method on the requested resource"))
+            return
+        if request.upgrade is None:
+            # apiserver: the exec/attach handlers only serve upgrades.
+            await self._fail(request, Status(status=STATUS_FAILURE, reason="BadRequest",
+                                             code=400, message="Upgrade request required"))
+            return
+        query = request.query
+        stdin = query_bool(query, "stdin", "input")
+        stdout = query_bool(query, "stdout", "output")
+        stderr = query_bool(query, "stderr", "error")
+        tty = query_bool(query, "tty")
+        argv = [value for key, value in query if key == "command"]
+        container = next((value for key, value in query if key == "container"), "")
+        problem = ""
+        if container not in ("", CONTAINER):
+            problem = f"container {container} is not valid for pod {pod.name}"
+        elif not (stdin or stdout or stderr):
+            problem = "you must specify at least one of stdin, stdout, stderr"
+        elif subresource == "exec" and not argv:
+            problem = "you must specify at least one command for the container"
+        if problem:
+            await self._fail(request, Status(status=STATUS_FAILURE, reason="BadRequest",
+                                             code=400, message=problem))
+            return
+        # With a terminal there is no separate stderr (kubelet httpstream.go NewOptions).
+        stderr = stderr and not tty
+        try:
+            session = await request.accept(stdin=stdin, stdout=stdout, stderr=stderr, tty=tty)
+        except KstreamError:
+            return  # no protocol in common (answered 403) or the client left: closed
+        if self._log is not None:
+            what = f"exec {argv}" if subresource == "exec" else "attach"
+            self._log(f"{what} in {pod.namespace}/{pod.name} (stdin={stdin} tty={tty}) "
+                      f"over {session.transport}/{session.protocol}")
+        if subresource == "exec":
+            await _run_exec(session, pod, argv, stdin=stdin, stdout=stdout, stderr=stderr,
+                            tty=tty)
+        else:
+            await _run_attach(session, pod, stdin=stdin, stdout=stdout, stderr=stderr, tty=tty)
+
+
+async def _copy_stdin(session: ServerExec, process: SandboxProcess) -> None:
+    while True:
+        data = await session.read_stdin()
+        if not data:
+            await process.close_stdin()
+            return
+        await process.write_stdin(data)
+
+
+async def _copy_output(session: ServerExec, process: SandboxProcess, *, stderr: bool) -> None:
+    read = process.read_stderr if stderr else process.read_stdout
+    write = session.write_stderr if stderr else session.write_stdout
+    while data := await read():
+        write(data)
+        await session.drain()
+
+
+async def _first_size(resizes: AsyncIterator[TerminalSize]) -> tuple[int, int] | None:
+    # Clients send the terminal size right after the upgrade (kubectl exec does);
+    # waiting briefly for it lets the program start with the right size, as a runtime
+    # given an initial console size does. (A timeout finalises this iterator; the
+    # sizes live in the connection, so a fresh ``session.resizes`` carries on.)
+    with contextlib.suppress(TimeoutError, StopAsyncIteration):
+        size = await asyncio.wait_for(anext(resizes), _INITIAL_SIZE_WAIT)
+        return size.width, size.height
+    return None
+
+
+async def _follow_client(resizes: AsyncIterator[TerminalSize],
+                         process: SandboxProcess) -> None:
+    # Applies terminal sizes; the iteration ends when the connection does. A client that
+    # left before the process ended leaves nobody to read it: kill it.
+    async for size in resizes:
+        process.resize(size.width, size.height)
+    process.kill()
+
+
+async def _run_exec(session: ServerExec, pod: Pod, argv: Sequence[str], *, stdin: bool,
+                    stdout: bool, stderr: bool, tty: bool) -> None:
+    """Run one exec session: the process, its streams, its exit status."""
+    size = await _first_size(session.resizes) if tty else None
+    try:
+        process = await pod.spawn(argv, tty=tty, stdin=stdin, stdout=stdout, stderr=stderr,
+                                  size=size)
+    except SpawnError as exc:
+        await session.exit(internal_error_status(
+            f"error executing command in container: {exc.message}"))
+        return
+    helpers = [asyncio.create_task(_follow_client(session.resizes, process))]
+    try:
+        if stdin:
+            helpers.append(asyncio.create_task(_copy_stdin(session, process)))
+        await asyncio.gather(_copy_output(session, process, stderr=False),
+                             _copy_output(session, process, stderr=True))
+        code = await process.wait()
+        await session.exit(success_status() if code == 0 else exit_code_status(code, argv))
+    finally:
+        await _cancel(helpers)
+        pod.release(process)
+
+
+async def _cancel(tasks: Sequence[asyncio.Task[None]]) -> None:
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+
+
+async def _attach_stdin(session: ServerExec, pod: Pod) -> None:
+    while True:
+        data = await session.read_stdin()
+        if not data:
+            await pod.main.close_stdin()
+            return
+        await pod.main.write_stdin(data)
+
+
+async def _attach_output(session: ServerExec, handle: AttachHandle, *, stdout: bool,
+                         stderr: bool, tty: bool) -> None:
+    while (item := await handle.output.get()) is not None:
+        stream, data = item
+        if stream == 1 and stdout:
+            session.write_stdout(data)
+        elif stream == 2 and stderr:
+            session.write_stderr(data)
+        elif stream == 2 and tty and stdout:
+            session.write_stdout(data)  # a terminal has one output stream
+        else:
+            continue
+        await session.drain()
+
+
+async def _follow_attached_client(session: ServerExec, handle: AttachHandle) -> None:
+    # The main process keeps running without this session: when the client leaves, end
+    # the session's output loop (there are no terminal sizes to apply: no pty).
+    async for _ in session.resizes:
+        pass
+    force_end(handle)
+
+
+async def _run_attach(session: ServerExec, pod: Pod, *, stdin: bool, stdout: bool,
+                      stderr: bool, tty: bool) -> None:
+    """Run one attach session on the pod's main process."""
+    try:
+        handle = await pod.main.attach()
+    except SpawnError as exc:
+        await session.exit(internal_error_status(
+            f"error attaching to container: {exc.message}"))
+        return
+    helpers = [asyncio.create_task(_follow_attached_client(session, handle))]
+    if stdin:
+        helpers.append(asyncio.create_task(_attach_stdin(session, pod)))
+    try:
+        await _attach_output(session, handle, stdout=stdout, stderr=stderr, tty=tty)
+        # kubelet attach reports success whatever the main process's exit code
+        # (httpstream.go ServeAttach writes the attach call's error, nil here).
+        await session.exit(success_status())
+    finally:
+        pod.main.detach(handle)
+        await _cancel(helpers)
+
+
+# --------------------------------------------------------------------------- running
+
+
+@dataclass(eq=False)
+class ServerHandle:
+    """A running ``kstream serve``.
+
+    Attributes:
+        url: the URL it listens on (``http(s)://host:port``).
+        port: the bound port.
+        token: the bearer token.
+        app: the request handler.
+        server: the adapter's server object.
+        certificate: the PEM certificate when serving TLS.
+    """
+
+    url: str
+    port: int
+    token: str
+    app: ServeApp
+    server: Any
+    certificate: bytes | None = None
+
+    @property
+    def client_url(self) -> str:
+        """The server URL for clients: over plain HTTP it carries the token in its path."""
+        if self.certificate is None:
+            return f"{self.url}{TOKEN_PATH_PREFIX}{self.token}"
+        return self.url
+
+    def kubeconfig(self) -> dict[str, Any]:
+        """The kubeconfig reaching this server (see :func:`kubeconfig_document`)."""
+        return kubeconfig_document(self.client_url, self.token,
+                                   certificate_authority=self.certificate)
+
+    def write_kubeconfig(self, path: str | os.PathLike[str]) -> None:
+        """Write :meth:`kubeconfig` to ``path``, readable by the owner only."""
+        data = json.dumps(self.kubeconfig(), indent=2).encode("utf-8") + b"\n"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+
+    async def close(self) -> None:
+        """Stop listening, end every session and process."""
+        self.server.close()
+        await self.app.close()
+        with contextlib.suppress(Exception):
+            await self.server.wait_closed()
+
+
+_PEM_CERTIFICATE: Final = re.compile(
+    rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----\r?\n?", re.DOTALL)
+
+
+def _certificates_only(pem: bytes) -> bytes:
+    # The certificate file may also hold the private key: only certificates go into the
+    # kubeconfig.
+    return b"".join(_PEM_CERTIFICATE.findall(pem))
+
+
+def _url_host(host: str) -> str:
+    if host in ("", "0.0.0.0"):
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    return f"[{host}]" if ":" in host else host
+
+
+def _bound_port(server: Any) -> int:
+    port = getattr(server, "port", None)
+    if isinstance(port, int):
+        return port
+    sockets = getattr(server, "sockets", None) or ()
+    for sock in sockets:
+        return int(sock.getsockname()[1])
+    raise RuntimeError("cannot tell which port the server is bound to")
+
+
+async def start(*, host: str = "127.0.0.1", port: int = 0, token: str | None = None,
+                tls_cert: str | None = None, tls_key: str | None = None,
+                pods: Sequence[PodSpec] = (),
+                log: Callable[[str], None] | None = None) -> ServerHandle:
+    """Start ``kstream serve`` in the running event loop.
+
+    Args:
+        host: the address to bind (loopback by default).
+        port: the port, 0 for a free one.
+        token: the bearer token; a random one when ``None``.
+        tls_cert: a PEM certificate file (chain) to serve TLS with, with ``tls_key``.
+        tls_key: the PEM private key of ``tls_cert`` (may be the same file).
+        pods: the pods to serve (``demo`` when empty).
+        log: called with one line per session, if given.
+
+    Returns:
+        The running server; :meth:`ServerHandle.close` stops it.
+    """
+    from .asyncio import start_server
+
+    token = token or secrets.token_urlsafe(32)
+    context = None
+    certificate = None
+    if tls_cert is not None:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(tls_cert, tls_key)
+        context.set_alpn_protocols(["http/1.1"])
+        with open(tls_cert, "rb") as handle:
+            certificate = _certificates_only(handle.read())
+    app = ServeApp(token, pods, log)
+    try:
+        server = await start_server(app, host=host, port=port, ssl=context)
+    except BaseException:
+        await app.close()
+        raise
+    bound = _bound_port(server)
+    scheme = "https" if context is not None else "http"
+    return ServerHandle(url=f"{scheme}://{_url_host(host)}:{bound}", port=bound, token=token,
+                        app=app, server=server, certificate=certificate)

@@ -1,0 +1,328 @@
+"""``kstream serve``: routing, auth, pods, exec/attach sessions, load, TLS, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import json
+import os
+import signal
+import ssl
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from servehelper import ServeProcess, make_certificate
+
+from kstream import KstreamError, UpgradeRejectedError
+from kstream._adapter_common import RemoteCommandError
+from kstream._kubeconfig import load_config
+from kstream.asyncio import RemoteProcess, open_attach, open_exec
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
+    """One plain-HTTP server for the module, with the default pod and two declared ones."""
+    with ServeProcess(tmp_path_factory.mktemp("serve"), "--token", "s3cret",
+                      "--pod", "demo", "--pod", "shared=cat", "--pod", "apps/web=cat") as running:
+        yield running
+
+
+def _request(server: ServeProcess, path: str, *, token: str | None = "s3cret",
+             method: str = "GET") -> tuple[int, dict[str, Any]]:
+    host, port = server.url.removeprefix("http://").rsplit(":", 1)
+    connection = http.client.HTTPConnection(host, int(port), timeout=30)
+    headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
+    try:
+        connection.request(method, path, headers=headers)
+        response = connection.getresponse()
+        body = response.read()
+    finally:
+        connection.close()
+    assert response.getheader("Content-Type") == "application/json"
+    document: dict[str, Any] = json.loads(body)
+    return response.status, document
+
+
+def _connect(server: ServeProcess) -> tuple[str, tuple[tuple[str, str], ...]]:
+    connection = load_config(str(server.kubeconfig), environ={})
+    return connection.server, connection.headers
+
+
+# --------------------------------------------------------------------------- HTTP
+
+
+def test_discovery_documents(server: ServeProcess) -> None:
+    assert _request(server, "/api") == (200, {"kind": "APIVersions", "versions": ["v1"],
+                                             "serverAddressByClientCIDRs": []})
+    assert _request(server, "/apis")[1]["kind"] == "APIGroupList"
+    status, resources = _request(server, "/api/v1")
+    assert status == 200
+    names = {r["name"] for r in resources["resources"]}
+    assert {"pods", "pods/exec", "pods/attach"} <= names
+    assert _request(server, "/version")[1]["major"] == "1"
+
+
+def test_pod_is_running_with_container_main(server: ServeProcess) -> None:
+    status, pod = _request(server, "/api/v1/namespaces/default/pods/shared")
+    assert status == 200
+    assert pod["kind"] == "Pod"
+    assert pod["metadata"]["name"] == "shared"
+    assert pod["status"]["phase"] == "Running"
+    assert [c["name"] for c in pod["spec"]["containers"]] == ["main"]
+    assert pod["spec"]["containers"][0]["command"] == ["cat"]
+    status, listing = _request(server, "/api/v1/namespaces/apps/pods")
+    assert status == 200
+    assert [item["metadata"]["name"] for item in listing["items"]] == ["web"]
+
+
+def test_unknown_pod_is_404_like_the_apiserver(server: ServeProcess) -> None:
+    status, body = _request(server, "/api/v1/namespaces/default/pods/ghost")
+    assert status == 404
+    assert body == {
+        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+        "message": 'pods "ghost" not found', "reason": "NotFound",
+        "details": {"name": "ghost", "kind": "pods"}, "code": 404,
+    }
+    # A pod of another namespace is not found in this one.
+    assert _request(server, "/api/v1/namespaces/default/pods/web")[0] == 404
+    assert _request(server, "/api/v1/nothing")[0] == 404
+
+
+@pytest.mark.parametrize("token", [None, "wrong", "s3cret-but-longer", ""])
+def test_requests_without_the_token_are_401(server: ServeProcess, token: str | None) -> None:
+    status, body = _request(server, "/api/v1/namespaces/default/pods/demo", token=token)
+    assert status == 401
+    assert body["reason"] == "Unauthorized"
+    assert body["code"] == 401
+
+
+def test_token_in_path_prefix(server: ServeProcess) -> None:
+    # What the written kubeconfig uses over plain HTTP (kubectl sends no token there).
+    config_server = server.config()["clusters"][0]["cluster"]["server"]
+    assert config_server == f"{server.url}/kstream/s3cret"
+    status, pod = _request(server, "/kstream/s3cret/api/v1/namespaces/default/pods/demo",
+                           token=None)
+    assert (status, pod["metadata"]["name"]) == (200, "demo")
+    assert _request(server, "/kstream/nope/api/v1/namespaces/default/pods/demo",
+                    token=None)[0] == 401
+
+
+def test_exec_without_upgrade_is_400(server: ServeProcess) -> None:
+    status, body = _request(server, "/api/v1/namespaces/default/pods/demo/exec?command=ls",
+                            method="POST")
+    assert status == 400
+    assert body["message"] == "Upgrade request required"
+
+
+# --------------------------------------------------------------------------- sessions
+
+
+def test_upgrade_errors(server: ServeProcess) -> None:
+    url, headers = _connect(server)
+
+    async def scenario() -> None:
+        with pytest.raises(UpgradeRejectedError) as missing:
+            await open_exec(url, "default", "ghost", ["true"], headers=headers)
+        assert missing.value.status_code == 404
+        assert missing.value.status is not None
+        assert missing.value.status.message == 'pods "ghost" not found'
+        with pytest.raises(UpgradeRejectedError) as denied:
+            await open_exec(server.url, "default", "demo", ["true"],
+                            headers=(("Authorization", "Bearer nope"),))
+        assert denied.value.status_code == 401
+        with pytest.raises(UpgradeRejectedError) as container:
+            await open_exec(url, "default", "demo", ["true"], headers=headers,
+                            container="sidecar")
+        assert container.value.status_code == 400
+
+    asyncio.run(scenario())
+
+
+def test_exec_streams_exit_code_and_missing_binary(server: ServeProcess) -> None:
+    url, headers = _connect(server)
+
+    async def scenario() -> None:
+        async with await open_exec(url, "apps", "web", ["sh", "-c", "printf o; printf e >&2;"
+                                                        " exit 42"], headers=headers) as process:
+            out, err = await asyncio.gather(process.stdout.read(), process.stderr.read())
+            assert (out, err, await process.wait()) == (b"o", b"e", 42)
+        async with await open_exec(url, "default", "demo", ["kstream-missing"],
+                                   headers=headers) as process:
+            with pytest.raises(RemoteCommandError) as failure:
+                await process.wait()
+        assert "executable file not found in $PATH" in failure.value.message
+        assert failure.value.code == 500
+
+    asyncio.run(scenario())
+
+
+def test_tty_exec_applies_resize(server: ServeProcess) -> None:
+    url, headers = _connect(server)
+
+    async def scenario() -> None:
+        async with await open_exec(url, "default", "demo",
+                                   ["sh", "-c", "read line; stty size; exit 5"],
+                                   headers=headers, stdin=True, tty=True) as process:
+            await process.resize(100, 40)
+            process.stdin.write(b"go\n")
+            await process.stdin.drain()
+            output = await process.stdout.read()
+            assert b"40 100" in output
+            assert await process.wait() == 5
+
+    asyncio.run(asyncio.wait_for(scenario(), 60))
+
+
+async def _start_sleeper(url: str, headers: tuple[tuple[str, str], ...]
+                         ) -> tuple[RemoteProcess, int, str]:
+    process = await open_exec(url, "default", "demo",
+                              ["sh", "-c", "echo $$; pwd; exec sleep 600"], headers=headers)
+    lines = b""
+    while lines.count(b"\n") < 2:
+        chunk = await process.stdout.read(100)
+        assert chunk
+        lines += chunk
+    pid, workdir = lines.decode().split()
+    return process, int(pid), workdir
+
+
+async def _wait_gone(pid: int) -> bool:
+    # The kill is asynchronous to the client: poll the process table, bounded.
+    for _ in range(400):
+        if _gone(pid):
+            return True
+        await asyncio.sleep(0.025)
+    return False
+
+
+def test_client_leaving_kills_its_process(server: ServeProcess) -> None:
+    url, headers = _connect(server)
+
+    async def scenario() -> None:
+        process, pid, _ = await _start_sleeper(url, headers)
+        assert not _gone(pid)
+        await process.aclose()
+        assert await _wait_gone(pid)
+
+    asyncio.run(scenario())
+
+
+def test_attach_sessions_share_the_main_process(server: ServeProcess) -> None:
+    url, headers = _connect(server)
+
+    async def read_exactly(stream: Any, size: int) -> bytes:
+        data = b""
+        while len(data) < size:
+            chunk = await stream.read(size - len(data))
+            assert chunk, "stream ended early"
+            data += chunk
+        return data
+
+    async def scenario() -> None:
+        first = await open_attach(url, "default", "shared", headers=headers, stdin=True)
+        second = await open_attach(url, "default", "shared", headers=headers, stdin=True)
+        # Both are attached once the server answered the upgrade; give the second
+        # session's registration a round trip through its own stdin to be sure.
+        second.stdin.write(b"from second\n")
+        await second.stdin.drain()
+        assert await read_exactly(second.stdout, 12) == b"from second\n"
+        first.stdin.write(b"from first\n")
+        await first.stdin.drain()
+        assert await read_exactly(first.stdout, 23) == b"from second\nfrom first\n"[:23]
+        assert await read_exactly(second.stdout, 11) == b"from first\n"
+        # Closing one session's stdin closes the main process's (stdinOnce): both end.
+        first.stdin.close()
+        assert await first.wait() == 0
+        assert await second.wait() == 0
+        await first.aclose()
+        await second.aclose()
+
+    asyncio.run(asyncio.wait_for(scenario(), 60))
+
+
+@pytest.mark.timeout(120)
+def test_200_concurrent_execs_of_1_mib(server: ServeProcess) -> None:
+    # Half over WebSocket v5, half over SPDY, all at once, each 1 MiB through `cat`.
+    url, headers = _connect(server)
+    payloads = [os.urandom(1 << 20) for _ in range(200)]
+    before = len(server.log())
+
+    async def one(index: int, payload: bytes) -> bytes:
+        transport = "websocket" if index % 2 else "spdy"
+        async with await open_exec(url, "default", "demo", ["cat"], headers=headers,
+                                   stdin=True, stderr=False, transport=transport) as process:
+
+            async def feed() -> None:
+                process.stdin.write(payload)
+                await process.stdin.drain()
+                process.stdin.close()
+
+            _, echoed = await asyncio.gather(feed(), process.stdout.read())
+            assert await process.wait() == 0
+            return echoed
+
+    async def scenario() -> list[bytes]:
+        return await asyncio.gather(*(one(i, p) for i, p in enumerate(payloads)))
+
+    results = asyncio.run(scenario())
+    assert all(result == payload for result, payload in zip(results, payloads, strict=True))
+    sessions = server.sessions_since(before, count=200)
+    assert sum("over websocket/v5" in line for line in sessions) == 100
+    assert sum("over spdy/v4" in line for line in sessions) == 100
+
+
+# --------------------------------------------------------------------------- TLS, shutdown
+
+
+def test_tls(tmp_path: Path) -> None:
+    cert, key = make_certificate(tmp_path)
+    with ServeProcess(tmp_path, "--tls-cert", str(cert), "--tls-key", str(key)) as running:
+        assert running.url.startswith("https://")
+        config = running.config()["clusters"][0]["cluster"]
+        assert config["server"] == running.url
+        assert "PRIVATE KEY" not in json.dumps(config)
+        connection = load_config(str(running.kubeconfig), environ={})
+
+        async def scenario() -> None:
+            async with await open_exec(connection.server, "default", "demo", ["echo", "tls"],
+                                       headers=connection.headers,
+                                       ssl=connection.ssl_context) as process:
+                assert await process.stdout.read() == b"tls\n"
+                assert await process.wait() == 0
+            with pytest.raises((ssl.SSLError, OSError)):
+                await open_exec(connection.server, "default", "demo", ["true"],
+                                headers=connection.headers, ssl=ssl.create_default_context())
+
+        asyncio.run(scenario())
+
+
+def _gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().split(") ", 1)[1].startswith("Z")  # a zombie is gone
+    except FileNotFoundError:
+        return True
+
+
+def test_sigterm_ends_sessions_and_processes(tmp_path: Path) -> None:
+    running = ServeProcess(tmp_path)
+    with running:
+        connection = load_config(str(running.kubeconfig), environ={})
+
+        async def scenario() -> tuple[int, str]:
+            process, pid, workdir = await _start_sleeper(connection.server,
+                                                         connection.headers)
+            async with process:
+                assert not _gone(pid)
+                assert os.path.isdir(workdir)
+                assert await asyncio.to_thread(running.stop, signal.SIGTERM) == 0
+                # The session ended with the server: no exit status arrived.
+                with pytest.raises(KstreamError):
+                    await process.wait()
+            return pid, workdir
+
+        pid, workdir = asyncio.run(scenario())
+    assert _gone(pid)
+    assert not os.path.exists(workdir)
