@@ -5,6 +5,12 @@ Only the names in ``__all__`` are public API; the underscore modules are impleme
 
 from __future__ import annotations
 
+from ._adapter_common import CalledRemoteProcessError as CalledRemoteProcessError
+from ._adapter_common import CompletedExec as CompletedExec
+from ._adapter_common import ConnectionLostError as ConnectionLostError
+from ._adapter_common import IncompleteReadError as IncompleteReadError
+from ._adapter_common import PingTimeoutError as PingTimeoutError
+from ._adapter_common import RemoteCommandError as RemoteCommandError
 from ._channels import CLOSE as CLOSE
 from ._channels import ERROR as ERROR
 from ._channels import RESIZE as RESIZE
@@ -30,6 +36,13 @@ from ._events import UpgradeRequested as UpgradeRequested
 from ._resize import ResizeDecoder as ResizeDecoder
 from ._resize import TerminalSize as TerminalSize
 from ._resize import encode_resize as encode_resize
+from ._session import ClientExecSession as ClientExecSession
+from ._session import ExitStatusReceived as ExitStatusReceived
+from ._session import OutputEnded as OutputEnded
+from ._session import RequestReceived as RequestReceived
+from ._session import ServerExecSession as ServerExecSession
+from ._session import SessionReady as SessionReady
+from ._session import TerminalResized as TerminalResized
 from ._spdy_exec import ExecReady as ExecReady
 from ._spdy_exec import SpdyExecClient as SpdyExecClient
 from ._spdy_exec import SpdyExecServer as SpdyExecServer
@@ -60,27 +73,40 @@ __all__ = [
     "STDERR",
     "STDIN",
     "STDOUT",
+    "CalledRemoteProcessError",
     "ChannelData",
     "ChannelEnded",
     "ChannelProtocol",
+    "ClientExecSession",
+    "CompletedExec",
     "ConnectionClosed",
+    "ConnectionLostError",
     "DroppedMessage",
     "Event",
     "ExecReady",
     "ExitResult",
+    "ExitStatusReceived",
     "Exited",
     "Failed",
+    "IncompleteReadError",
     "KstreamError",
     "LocalProtocolError",
+    "OutputEnded",
     "PingReceived",
+    "PingTimeoutError",
     "PongReceived",
     "ProtocolError",
+    "RemoteCommandError",
     "RemoteProtocolError",
+    "RequestReceived",
     "ResizeDecoder",
+    "ServerExecSession",
+    "SessionReady",
     "SpdyExecClient",
     "SpdyExecServer",
     "Status",
     "StatusCause",
+    "TerminalResized",
     "TerminalSize",
     "UpgradeAccepted",
     "UpgradeRejected",
