@@ -1165,3 +1165,21 @@ def test_frame_codec_text_and_binary_pieces() -> None:
     codec = FrameCodec(client=True)
     frames = parse_frames(codec.message(b"\x01", memoryview(b"ab"), text=False))
     assert frames == [(BINARY, True, b"\x01ab")]
+
+
+def test_ping_then_close_in_one_read_reaches_the_client_intact() -> None:
+    # Regression: the seam drains wsproto before answering pings, so a ping followed by a
+    # close in the same read once raised LocalProtocolError and lost the exit status.
+    client = WebSocketChannelConnection.client(
+        host="x", target="/exec?command=ls&stdout=true", protocols=["v5.channel.k8s.io"])
+    server = WebSocketChannelConnection.server(supported=["v5.channel.k8s.io"])
+    server.receive_data(client.data_to_send())
+    server.accept()
+    client.receive_data(server.data_to_send())
+    server.send_data(3, b'{"metadata":{},"status":"Success"}')
+    server.ping(0.0)
+    server.close(1000)
+    events = client.receive_data(server.data_to_send())
+    assert [type(e).__name__ for e in events] == [
+        "ChannelData", "PingReceived", "ConnectionClosed"]
+    assert events[-1] == ConnectionClosed(code=1000, reason="", clean=True)

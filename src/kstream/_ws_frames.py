@@ -182,7 +182,15 @@ class FrameCodec:
         return self._send(WsprotoPing(payload=payload))
 
     def pong(self, payload: bytes = b"") -> bytes:
-        """Serialize a pong frame answering a ping with ``payload``."""
+        """Serialize a pong frame answering a ping with ``payload``.
+
+        Returns ``b""`` when the peer's close frame has already been parsed: ``receive``
+        drains wsproto in one go, so a ping and a close that arrive in the same read are
+        both behind us when the ping is answered, and wsproto refuses a pong once the
+        peer is closing. A peer that sent its close frame expects no pong.
+        """
+        if self._connection.state is not ConnectionState.OPEN:
+            return b""
         return self._send(WsprotoPong(payload=payload))
 
     def close(self, code: int, reason: str = "") -> bytes:
