@@ -100,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``kstream``.
 
     Returns:
-        A parser with the ``exec``, ``attach`` and ``serve`` subcommands.
+        A parser with the ``exec``, ``attach``, ``serve`` and ``bench`` subcommands.
     """
     parser = argparse.ArgumentParser(
         prog="kstream", description="Kubernetes exec/attach from Python, and a local node "
@@ -116,6 +116,11 @@ def build_parser() -> argparse.ArgumentParser:
     attach_parser = commands.add_parser("attach", help="attach to a pod's main process")
     _connection_flags(attach_parser)
     _stream_flags(attach_parser)
+
+    # Listed for --help only: main() hands everything after "bench" to the benchmark suite,
+    # which has its own options (--quick, --only NAME, --out DIR).
+    commands.add_parser("bench", help="run the benchmark suite of a kstream checkout",
+                        add_help=False)
 
     serve = commands.add_parser("serve", help="run a local node that kubectl can exec into")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
@@ -339,7 +344,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns:
         The process exit code: the remote exit code for ``exec``, 1 for errors.
     """
-    options, command = _split_command(sys.argv[1:] if argv is None else argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["bench"]:
+        from . import _bench
+
+        return _bench.main(arguments[1:])
+    options, command = _split_command(arguments)
     parser = build_parser()
     args = parser.parse_args(options)
     if args.subcommand == "serve":

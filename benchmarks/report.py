@@ -1,0 +1,276 @@
+"""Write the results: a Markdown table, a PNG plot, and the raw figures as JSON.
+
+Rows of one group and case are pivoted into one table line: a column per implementation
+(median MB/s, min–max in brackets) and a ratio column per non-baseline implementation
+against each baseline of the same line.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ._harness import Result
+
+__all__ = ["TARGETS", "Target", "evaluate_targets", "write_json", "write_markdown", "write_plot"]
+
+
+@dataclass(frozen=True)
+class Target:
+    """One target of the issue: ``impl`` against ``baseline`` in one group and case.
+
+    Attributes:
+        text: the target as the issue words it.
+        group: the result group.
+        case: the result case.
+        impl: the measured implementation.
+        baseline: what it is compared with.
+        kind: ``"ratio"``: throughput(impl) / throughput(baseline) must be ``>= bound``;
+            ``"overhead"``: time(impl) / time(baseline) - 1 must be ``<= bound``;
+            ``"extra-max"``: the ``extra`` figure named ``baseline`` of ``impl`` must be
+            ``<= bound``.
+        bound: the threshold.
+    """
+
+    text: str
+    group: str
+    case: str
+    impl: str
+    baseline: str
+    kind: str
+    bound: float
+
+
+V5 = "v5.channel.k8s.io"
+#: Encode rows name the sender (masked if a client); decode rows name the receiver.
+_ROLES = {"ws-encode": ("client (masked)", "server (unmasked)"),
+          "ws-decode": ("client (unmasked)", "server (masked)")}
+
+TARGETS: tuple[Target, ...] = (
+    Target("download, WebSocket v5, asyncio ≥ 1.0× kubectl 1.33", "download", "websocket v5",
+           "kstream asyncio", "kubectl 1.33", "ratio", 1.0),
+    Target("upload, WebSocket v5, asyncio ≥ 1.0× kubectl 1.33", "upload", "websocket v5",
+           "kstream asyncio", "kubectl 1.33", "ratio", 1.0),
+    Target("download, SPDY, asyncio ≥ 1.2× kubectl 1.27", "download", "spdy",
+           "kstream asyncio", "kubectl 1.27", "ratio", 1.2),
+    Target("upload, SPDY, asyncio ≥ 1.2× kubectl 1.27", "upload", "spdy",
+           "kstream asyncio", "kubectl 1.27", "ratio", 1.2),
+    *(Target(f"{direction}, {case}: trio within 20% of asyncio", direction, case,
+             "kstream trio", "kstream asyncio", "ratio", 0.8)
+      for direction in ("download", "upload")
+      for case in ("websocket v5", "websocket v4", "websocket v4.base64", "spdy")),
+    *(Target(f"channel layer over wsproto, {group} {V5} {role} {size}: ≤ +{bound:.0%}",
+             group, f"{V5} {role} {size}", "kstream", "wsproto", "overhead", bound)
+      for size, bound in (("32 KiB", 0.10), ("64 B", 0.30))
+      for group, roles in _ROLES.items() for role in roles),
+    Target("≥ 100× the official kubernetes sync client at 64 MiB", "official-client",
+           "websocket v4 download 64 MiB", "kstream asyncio", "kubernetes (sync)", "ratio",
+           100.0),
+    Target("peak RSS of the download ≤ 64 MiB above the interpreter's baseline", "download",
+           "websocket v5", "kstream asyncio", "RSS growth MiB", "extra-max", 64.0),
+    Target("1000 concurrent sessions: ≤ 64 KiB RSS per session", "scale", "1000 sessions",
+           "kstream asyncio", "RSS KiB/session", "extra-max", 64.0),
+    Target("server role: kubectl 1.33 from kstream serve ≥ 0.8× from the Go peer",
+           "server-role", "kubectl 1.33 download", "kstream serve", "Go peer", "ratio", 0.8),
+    Target("server role: kubectl 1.27 from kstream serve ≥ 0.8× from the Go peer",
+           "server-role", "kubectl 1.27 download", "kstream serve", "Go peer", "ratio", 0.8),
+)
+
+
+def _find(results: Sequence[Result], group: str, case: str, impl: str) -> Result | None:
+    for result in results:
+        if (result.group, result.case, result.impl) == (group, case, impl):
+            return result
+    return None
+
+
+def evaluate_targets(results: Sequence[Result]) -> list[tuple[Target, str, str]]:
+    """Every target with its measured figure and ``met`` / ``MISSED`` / ``not measured``."""
+    rows = []
+    for target in TARGETS:
+        measured = _find(results, target.group, target.case, target.impl)
+        if target.kind == "extra-max":
+            if measured is None or target.baseline not in measured.extra:
+                rows.append((target, "—", "not measured"))
+                continue
+            value = float(measured.extra[target.baseline])
+            verdict = "met" if value <= target.bound else "MISSED"
+            rows.append((target, f"{value:.1f} (bound {target.bound:g})", verdict))
+            continue
+        baseline = _find(results, target.group, target.case, target.baseline)
+        if measured is None or baseline is None:
+            rows.append((target, "—", "not measured"))
+            continue
+        if target.kind == "ratio":
+            ratio = baseline.median / measured.median * (measured.nbytes / baseline.nbytes
+                                                          if baseline.nbytes else 1.0)
+            verdict = "met" if ratio >= target.bound else "MISSED"
+            rows.append((target, f"{ratio:.2f}×", verdict))
+        else:
+            overhead = measured.median / baseline.median - 1
+            verdict = "met" if overhead <= target.bound else "MISSED"
+            rows.append((target, f"{overhead:+.0%}", verdict))
+    return rows
+
+
+def _cell(result: Result) -> str:
+    if result.nbytes:
+        low, high = result.mbps(max(result.seconds)), result.mbps(min(result.seconds))
+        return f"{result.mbps():,.0f} ({low:,.0f}–{high:,.0f})"
+    low, high = min(result.seconds) * 1e3, max(result.seconds) * 1e3
+    return f"{result.median * 1e3:,.1f} ms ({low:,.1f}–{high:,.1f})"
+
+
+def _groups(results: Sequence[Result]) -> dict[str, dict[str, list[Result]]]:
+    groups: dict[str, dict[str, list[Result]]] = {}
+    for result in results:
+        groups.setdefault(result.group, {}).setdefault(result.case, []).append(result)
+    return groups
+
+
+def _table(cases: dict[str, list[Result]]) -> list[str]:
+    impls: list[str] = []
+    baselines: list[str] = []
+    for rows in cases.values():
+        for row in rows:
+            if row.impl not in impls:
+                impls.append(row.impl)
+            if row.baseline and row.impl not in baselines:
+                baselines.append(row.impl)
+    measured = [impl for impl in impls if impl not in baselines]
+    any_bytes = any(row.nbytes for rows in cases.values() for row in rows)
+    unit = "MB/s median (min–max)" if any_bytes else "time"
+    header = ["case", *(f"{impl}" for impl in impls)]
+    ratios = [(impl, base) for impl in measured for base in baselines]
+    header += [f"{impl} / {base}" for impl, base in ratios]
+    lines = [f"Cells: {unit}. Ratios: throughput of the first over the second "
+             "(> 1: faster).", "",
+             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    notes: list[str] = []
+    for case, rows in cases.items():
+        by_impl = {row.impl: row for row in rows}
+        cells = [case]
+        for impl in impls:
+            found = by_impl.get(impl)
+            cells.append(_cell(found) if found else "—")
+            if found is not None:
+                extra = ", ".join(f"{key} {value}" for key, value in found.extra.items())
+                if extra or found.note:
+                    notes.append(f"{case} / {impl}: " + "; ".join(
+                        part for part in (extra, found.note) if part))
+        for impl, base in ratios:
+            mine, theirs = by_impl.get(impl), by_impl.get(base)
+            if mine is None or theirs is None:
+                cells.append("—")
+            else:
+                per_byte = (mine.nbytes / theirs.nbytes) if theirs.nbytes else 1.0
+                cells.append(f"{theirs.median / mine.median * per_byte:.2f}×")
+        lines.append("| " + " | ".join(cells) + " |")
+    if notes:
+        lines += ["", *(f"- {note}" for note in notes)]
+    return lines
+
+
+_GROUP_TITLES = {
+    "ws-encode": "WebSocket encode (send_data + data_to_send per message), in memory",
+    "ws-decode": "WebSocket decode (receive_data over 256 KiB reads), in memory",
+    "spdy-encode": "SPDY DATA frame encode, in memory",
+    "spdy-decode": "SPDY DATA frame decode (FrameDecoder.feed over 256 KiB reads), in memory",
+    "download": "End to end over loopback: stdout download",
+    "upload": "End to end over loopback: stdin upload",
+    "official-client": "Official kubernetes client",
+    "latency": "Latency of a trivial exec (connect, upgrade, exit status)",
+    "scale": "Concurrent sessions from one asyncio process",
+    "server-role": "Server role: kubectl downloading from kstream serve vs the Go peer",
+}
+
+
+def write_markdown(path: Path, results: Sequence[Result], *, machine: dict[str, str],
+                   command: str, config_text: str, remarks: Sequence[str] = ()) -> None:
+    """Write the results page: command, machine, targets, then one table per group."""
+    lines = ["# kstream benchmark results", "",
+             "Generated by the benchmark suite (`benchmarks/`); do not edit by hand.", "",
+             "## Command", "", "```", command, "```", "", config_text, "",
+             "## Machine", "", "| | |", "|---|---|"]
+    lines += [f"| {key} | {value} |" for key, value in machine.items()]
+    lines += ["", "## Targets (issue 6)", "", "| target | measured | verdict |",
+              "|---|---|---|"]
+    lines += [f"| {target.text} | {value} | {verdict} |"
+              for target, value, verdict in evaluate_targets(results)]
+    if remarks:
+        lines += ["", "## Remarks", "", *(f"- {remark}" for remark in remarks)]
+    for group, cases in _groups(results).items():
+        lines += ["", f"## {_GROUP_TITLES.get(group, group)}", "", *_table(cases)]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def write_json(path: Path, results: Sequence[Result], *, machine: dict[str, str],
+               command: str) -> None:
+    """Write every figure, every run, as JSON (for later comparison)."""
+    document = {"command": command, "machine": machine,
+                "results": [result.to_json() for result in results]}
+    path.write_text(json.dumps(document, indent=1) + "\n")
+
+
+def write_plot(path: Path, results: Sequence[Result]) -> bool:
+    """Plot throughput per group (log scale), one bar per implementation and case.
+
+    Returns:
+        False when matplotlib is missing (the optional ``bench`` extra): nothing written.
+    """
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    groups = {}
+    for name, cases in _groups(results).items():
+        if name.startswith("ws-"):
+            # Every subprotocol is in the table; the plot keeps v5 to stay readable.
+            cases = {case: rows for case, rows in cases.items() if case.startswith(V5)}
+        if any(row.nbytes for rows in cases.values() for row in rows):
+            groups[name] = cases
+    if not groups:
+        return False
+    figure, axes = plt.subplots(len(groups), 1, figsize=(14, 4.2 * len(groups)),
+                                squeeze=False)
+    for axis, (group, cases) in zip(axes[:, 0], groups.items(), strict=True):
+        _plot_group(axis, group, cases)
+    figure.tight_layout()
+    figure.savefig(path, dpi=80)
+    plt.close(figure)
+    return True
+
+
+def _plot_group(axis: object, group: str, cases: dict[str, list[Result]]) -> None:
+    impls: list[str] = []
+    for rows in cases.values():
+        for row in rows:
+            if row.impl not in impls:
+                impls.append(row.impl)
+    names = list(cases)
+    width = 0.8 / max(1, len(impls))
+    for index, impl in enumerate(impls):
+        xs, heights, low, high = [], [], [], []
+        for position, case in enumerate(names):
+            found = next((row for row in cases[case] if row.impl == impl and row.nbytes),
+                         None)
+            if found is None:
+                continue
+            xs.append(position + index * width)
+            heights.append(found.mbps())
+            low.append(found.mbps() - found.mbps(max(found.seconds)))
+            high.append(found.mbps(min(found.seconds)) - found.mbps())
+        axis.bar(xs, heights, width, yerr=[low, high], label=impl)  # type: ignore[attr-defined]
+    axis.set_yscale("log")  # type: ignore[attr-defined]
+    axis.set_ylabel("MB/s")  # type: ignore[attr-defined]
+    title = _GROUP_TITLES.get(group, group) + (f" ({V5} only)" if group.startswith("ws-")
+                                               else "")
+    axis.set_title(title, fontsize=10)  # type: ignore[attr-defined]
+    axis.set_xticks([p + 0.4 - width / 2 for p in range(len(names))])  # type: ignore[attr-defined]
+    axis.set_xticklabels(names, rotation=60, ha="right", fontsize=6)  # type: ignore[attr-defined]
+    axis.legend(fontsize=7)  # type: ignore[attr-defined]
