@@ -11,7 +11,9 @@ Layers underneath:
   limit, the raw request headers and any bytes that follow the head stay ours); on the
   server side wsproto's :class:`~wsproto.handshake.H11Handshake` validates the request and
   writes the 101, and on the client side wsproto's nonce and accept-token helpers are used;
-* WebSocket frames: :class:`~kstream._ws_frames.FrameCodec`;
+* WebSocket frames: :class:`~kstream._ws_codec.ZeroCopyFrameCodec`, behind the seam that
+  :mod:`kstream._ws_frames` defines (wsproto's per-frame machinery costs 6-10 µs a frame and
+  copies each payload several times; this codec hands payloads out as views);
 * channel framing: :mod:`kstream._framing`.
 
 Upstream behaviour mirrored here is cited from protocol-notes §1: the Go server
@@ -68,10 +70,10 @@ from ._framing import (
     decode_close,
     encode_close,
 )
+from ._ws_codec import ZeroCopyFrameCodec as FrameCodec
 from ._ws_frames import (
     MAX_CLOSE_REASON_BYTES,
     CloseFrame,
-    FrameCodec,
     MessagePiece,
     PingFrame,
     check_close_code,

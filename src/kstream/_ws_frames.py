@@ -59,12 +59,13 @@ class MessagePiece:
 
     Attributes:
         text: the message is a text message (opcode 1) rather than binary (opcode 2).
-        data: the piece's payload bytes (for text, its UTF-8); may be empty.
+        data: the piece's payload (for text, its UTF-8); may be empty. A codec may hand
+            out a view of the received bytes instead of a copy.
         message_finished: this piece ends the message.
     """
 
     text: bool
-    data: bytes
+    data: bytes | bytearray | memoryview
     message_finished: bool
 
 
