@@ -17,7 +17,8 @@ import pytest
 from kubernetes import client as k8s_client
 from kubernetes.stream import stream as k8s_stream
 
-from kstream.asyncio import ExecServer, ServerRequest, start_server
+from kstream._status import exit_code_status
+from kstream.asyncio import ExecServer, ServerRequest, open_exec, start_server
 
 T = TypeVar("T")
 V5, V4 = "v5.channel.k8s.io", "v4.channel.k8s.io"
@@ -156,4 +157,28 @@ def test_plain_requests_and_rejections() -> None:
                         return str(exc)
                     return ""
             assert "403" in await asyncio.to_thread(forbidden_exec)
+    arun(body)
+
+
+@pytest.mark.parametrize("transport", ["websocket", "spdy"])
+def test_output_survives_an_exit_that_leaves_stdin_unread(transport: str) -> None:
+    # The process writes 4 MiB and exits without reading stdin while the client is
+    # still writing 16 MiB before it reads: closing with unread input would make the
+    # kernel reset the connection and drop the output in flight. The server lingers.
+    output = 4 << 20
+
+    async def exits_early(request: ServerRequest) -> None:
+        session = await request.accept()
+        session.write_stdout(exec_commands.pattern(0, output))
+        await session.exit(exit_code_status(3, ["early"]))
+
+    async def body() -> None:
+        async with await start_server(exits_early) as server, await open_exec(
+                server.url, "d", "p", ["early"], stdin=True, transport=transport,
+                protocols=[V5] if transport == "websocket" else None) as proc:
+            for _ in range(16):
+                proc.stdin.write(bytes(1 << 20))
+                await proc.stdin.drain()
+            assert await proc.stdout.read() == exec_commands.pattern(0, output)
+            assert await proc.wait() == 3
     arun(body)

@@ -114,6 +114,10 @@ _log = logging.getLogger("kstream")
 
 #: How long closing waits for the socket to go before aborting it.
 _CLOSE_GRACE: Final = 5.0
+#: How long a server keeps reading (and discarding) after its last bytes, until the client
+#: closes: closing a socket with unread input makes the kernel send a reset that can
+#: destroy output still in flight (the Go peer's hijackedConn does the same, 2 s).
+_LINGER: Final = 2.0
 #: Terminal sizes a server keeps when the handler does not read them (the latest win).
 _MAX_PENDING_RESIZES: Final = 64
 
@@ -128,11 +132,21 @@ def _silence(future: asyncio.Future[None]) -> None:
 
 
 class _Pump(asyncio.BufferedProtocol):
-    """What both roles' protocols share: reads, batched writes, drain, input buffers."""
+    """What both roles' protocols share: reads, batched writes, drain, input buffers.
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, buffer_limit: int) -> None:
+    Args:
+        loop: the running loop.
+        buffer_limit: unread bytes an input channel may hold before reading stops.
+        linger: a graceful close half-closes after the last bytes and reads (the role
+            discards) until the peer closes, within :data:`_LINGER` (the server: the
+            client may still be writing).
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, buffer_limit: int, *,
+                 linger: bool) -> None:
         self._loop = loop
         self._buffer_limit = buffer_limit
+        self._linger = linger
         self._transport: asyncio.Transport | None = None
         self._read_buffer = memoryview(bytearray(READ_SIZE))
         self._inputs: dict[int, ReceiveBuffer] = {}
@@ -142,6 +156,7 @@ class _Pump(asyncio.BufferedProtocol):
         self._writing_paused = False
         self._drain_waiters: deque[asyncio.Future[None]] = deque()
         self._flush_handle: asyncio.Handle | None = None
+        self._eof_written = False
         self._error: BaseException | None = None
         self.lost: asyncio.Future[None] = loop.create_future()
 
@@ -200,7 +215,8 @@ class _Pump(asyncio.BufferedProtocol):
         self._flush_handle = None
         data = self._data_to_send()
         transport = self._transport
-        if data and transport is not None and not transport.is_closing():
+        if (data and transport is not None and not transport.is_closing()
+                and not self._eof_written):
             transport.write(data)
 
     def _wake_drainers(self) -> None:
@@ -223,9 +239,12 @@ class _Pump(asyncio.BufferedProtocol):
         if transport is None:
             return
         self._flush()
+        if (self._linger and not abort and not transport.is_closing()
+                and transport.can_write_eof()):
+            await self._lingering_close(transport)
         # A write buffer that is not empty means the kernel buffer is full too: the peer
         # does not read, and a graceful close would wait for it forever.
-        if abort or transport.get_write_buffer_size():
+        elif abort or transport.get_write_buffer_size():
             transport.abort()
         else:
             transport.close()
@@ -233,6 +252,24 @@ class _Pump(asyncio.BufferedProtocol):
         if not done:
             transport.abort()
             await asyncio.shield(self.lost)
+
+    async def _lingering_close(self, transport: asyncio.Transport) -> None:
+        # Send what is queued (within the grace period), half-close, and read on until
+        # the peer closes: closing with its input unread would reset the connection.
+        self._eof_written = True
+        # With no high-water mark, resume_writing() is called once everything is sent.
+        transport.set_write_buffer_limits(high=0)
+        transport.write_eof()  # the shutdown(SHUT_WR) follows the last buffered byte
+        self._unbounded = True  # the role drops what comes in now
+        self._maybe_resume_reading()
+        try:
+            async with asyncio.timeout(_CLOSE_GRACE):
+                await self._drain()
+        except TimeoutError:
+            transport.abort()  # the peer does not read
+            return
+        await asyncio.wait({self.lost}, timeout=_LINGER)
+        transport.close()
 
     # -- input buffers
 
@@ -339,7 +376,7 @@ class _ClientConnection(_Pump):
 
     def __init__(self, loop: asyncio.AbstractEventLoop, session: ClientExecSession,
                  options: ExecOptions) -> None:
-        super().__init__(loop, options.buffer_limit)
+        super().__init__(loop, options.buffer_limit, linger=False)
         self.session = session
         self.options = options
         self.ready: asyncio.Future[None] = loop.create_future()
@@ -993,7 +1030,7 @@ class _ServerConnection(_Pump):
     """One accepted TCP connection of :func:`start_server`."""
 
     def __init__(self, server: ExecServer) -> None:
-        super().__init__(server.loop, server.buffer_limit)
+        super().__init__(server.loop, server.buffer_limit, linger=True)
         self._server = server
         self.session = ServerExecSession(
             websocket_protocols=server.websocket_protocols,
