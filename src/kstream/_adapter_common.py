@@ -1,29 +1,40 @@
 """Runtime-neutral pieces shared by the asyncio and trio adapters.
 
-Everything here is plain Python: URL building, the option object, per-channel receive
-buffers with byte accounting, the heartbeat clock, result types and the errors the
-adapters add to kstream's error family. No asyncio or trio import: both adapters build
-on these so that they behave the same way.
+Everything here is plain Python: URL building, the option object, the TLS default, the
+fallback ladder run, per-channel receive buffers with byte accounting, the heartbeat
+clock, what a server answers for its handler, result types and the errors the adapters
+add to kstream's error family. No asyncio or trio import (the one coroutine function
+awaits only what the adapter hands it): both adapters build on these so that they
+behave the same way.
 """
 
 from __future__ import annotations
 
+import logging
 import math
+import ssl
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, TypeVar
 from urllib.parse import quote, urlsplit
 
-from ._errors import KstreamError, RemoteProtocolError
-from ._http import build_target
-from ._ladder import TRANSPORTS
-from ._status import Exited, Failed
+from ._channels import V5_NAME
+from ._errors import KstreamError, ProtocolError, RemoteProtocolError
+from ._http import build_target, query_bool
+from ._ladder import TRANSPORTS, Attempt, plan, should_fall_back
+from ._session import ClientExecSession
+from ._spdy_exec import SpdyExecClient
+from ._status import Exited, Failed, Status, internal_error_status, success_status
+from ._ws import WebSocketChannelConnection
 
 __all__ = [
+    "CLOSE_GRACE",
     "DEFAULT_BUFFER_LIMIT",
     "DEFAULT_PING_INTERVAL",
     "DEFAULT_PONG_TIMEOUT",
+    "LINGER",
+    "MAX_PENDING_RESIZES",
     "READ_SIZE",
     "CalledRemoteProcessError",
     "CompletedExec",
@@ -35,11 +46,24 @@ __all__ = [
     "ReceiveBuffer",
     "RemoteCommandError",
     "ServerAddress",
+    "accept_switches",
     "attach_target",
+    "can_close_stdin",
+    "client_ssl_context",
+    "connection_lost_error",
     "exec_target",
+    "handler_exit_status",
+    "handler_rejection",
+    "new_client_session",
+    "open_first_accepted",
     "outcome_returncode",
     "parse_server",
+    "receive_error",
+    "server_url",
 ]
+
+_log = logging.getLogger("kstream")
+_T = TypeVar("_T")
 
 #: Ping period of client-go's WebSocket executor and kubectl's SPDY connections.
 DEFAULT_PING_INTERVAL: Final = 5.0
@@ -49,6 +73,15 @@ DEFAULT_PONG_TIMEOUT: Final = 60.0
 DEFAULT_BUFFER_LIMIT: Final = 1 << 20
 #: Bytes read from the socket at once (the bound "one read" of the buffer guarantee).
 READ_SIZE: Final = 256 * 1024
+#: How long closing may take to send what is queued (and the close) before the
+#: connection is closed forcefully.
+CLOSE_GRACE: Final = 5.0
+#: How long a server keeps reading (and discarding) after its last bytes, until the client
+#: closes: closing a socket with unread input makes the kernel send a reset that can
+#: destroy output still in flight (the Go peer's hijackedConn does the same, 2 s).
+LINGER: Final = 2.0
+#: Terminal sizes a server keeps when the handler does not read them (the latest win).
+MAX_PENDING_RESIZES: Final = 64
 
 
 # --------------------------------------------------------------------------- errors
@@ -121,6 +154,39 @@ class ConnectionLostError(RemoteProtocolError, ConnectionError):
     Both a :class:`~kstream.RemoteProtocolError` and a :class:`ConnectionError`, so
     callers catching either see it.
     """
+
+
+def connection_lost_error(cause: BaseException | None) -> ConnectionLostError:
+    """Return the error of a connection that broke or closed before the session ended.
+
+    Args:
+        cause: what the runtime reported (``OSError``, a broken stream, ...), if anything.
+
+    Returns:
+        A :class:`ConnectionLostError` chained to ``cause``.
+    """
+    detail = f": {cause}" if cause is not None and str(cause) else ""
+    lost = ConnectionLostError(f"the connection was lost before the session ended{detail}")
+    lost.__cause__ = cause
+    return lost
+
+
+def receive_error(exc: ProtocolError, *, at_eof: bool) -> ProtocolError:
+    """Return the error a client session ends with when the sans-IO session raised.
+
+    Args:
+        exc: what ``receive_data`` raised.
+        at_eof: it was fed the end of the byte stream (``b""``).
+
+    Returns:
+        ``exc``; at the end of the stream a :class:`ConnectionLostError` chained to it
+        (the stream ended too early: no close frame or GOAWAY, no exit status).
+    """
+    if not at_eof:
+        return exc
+    lost = ConnectionLostError(str(exc))
+    lost.__cause__ = exc
+    return lost
 
 
 # --------------------------------------------------------------------------- results
@@ -216,10 +282,28 @@ def parse_server(server: str) -> ServerAddress:
     default_port = 443 if tls else 80
     port = parts.port or default_port
     host = parts.hostname
-    shown = f"[{host}]" if ":" in host else host
+    shown = _bracketed(host)
     authority = shown if port == default_port else f"{shown}:{port}"
     return ServerAddress(host=host, port=port, tls=tls, authority=authority,
                          prefix=parts.path.rstrip("/"))
+
+
+def server_url(scheme: str, host: str, port: int) -> str:
+    """Return ``scheme://host:port`` for a bound server (an IPv6 host in brackets).
+
+    Args:
+        scheme: ``"http"`` or ``"https"``.
+        host: the bound address.
+        port: the bound port.
+
+    Returns:
+        The URL clients connect to.
+    """
+    return f"{scheme}://{_bracketed(host)}:{port}"
+
+
+def _bracketed(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
 
 
 def exec_target(namespace: str, pod: str, command: Sequence[str], *, container: str | None,
@@ -367,6 +451,107 @@ class ExecOptions:
                    buffer_limit=buffer_limit)
 
 
+# --------------------------------------------------------------------------- client
+
+
+def client_ssl_context(address: ServerAddress,
+                       context: ssl.SSLContext | None) -> ssl.SSLContext | None:
+    """Return the TLS context of a client connection, or ``None`` for plain TCP.
+
+    Args:
+        address: where to connect (``https`` asks for TLS).
+        context: the caller's context, if any.
+
+    Returns:
+        The caller's context as is (never modified: it may be shared; without ALPN,
+        servers speak HTTP/1.1, which the upgrades need); else, for ``https``, the
+        system's default context with ALPN ``http/1.1``.
+    """
+    if context is not None:
+        return context
+    if not address.tls:
+        return None
+    context = ssl.create_default_context()
+    context.set_alpn_protocols(["http/1.1"])
+    return context
+
+
+def new_client_session(address: ServerAddress, target: str, attempt: Attempt,
+                       options: ExecOptions) -> ClientExecSession:
+    """Return a fresh client session for one attempt of the fallback ladder.
+
+    Args:
+        address: the server (its ``authority`` is the ``Host`` header).
+        target: the request target (see :func:`exec_target`).
+        attempt: the transport and protocols to offer.
+        options: the session's options (stdio switches, headers).
+
+    Returns:
+        The :class:`~kstream._session.ClientExecSession`, its upgrade request queued.
+    """
+    if attempt.transport == "websocket":
+        connection: WebSocketChannelConnection | SpdyExecClient = \
+            WebSocketChannelConnection.client(host=address.authority, target=target,
+                                              protocols=attempt.protocols,
+                                              headers=options.headers)
+    else:
+        connection = SpdyExecClient(host=address.authority, target=target,
+                                    stdin=options.stdin, stdout=options.stdout,
+                                    stderr=options.stderr, tty=options.tty,
+                                    protocols=attempt.protocols, headers=options.headers)
+    return ClientExecSession(connection)
+
+
+async def open_first_accepted(options: ExecOptions,
+                              connect: Callable[[Attempt], Awaitable[_T]], *,
+                              fallback: bool = True) -> _T:
+    """Run the fallback ladder: ``connect`` each planned attempt until one is accepted.
+
+    Args:
+        options: the session's options (transport, protocols, fallback).
+        connect: the adapter's coroutine function that connects and upgrades for one
+            attempt.
+        fallback: ``False`` allows one attempt only (a caller's socket or stream is
+            spent after a rejection).
+
+    Returns:
+        What ``connect`` returned for the first accepted attempt.
+
+    Raises:
+        Exception: what the last attempt raised, or the first error that is not a
+            reason to fall back (see :func:`kstream._ladder.should_fall_back`).
+    """
+    attempts = plan(stdin=options.stdin, transport=options.transport,
+                    protocols=options.protocols, fallback=options.fallback and fallback)
+    for index, attempt in enumerate(attempts):
+        try:
+            return await connect(attempt)
+        except Exception as exc:
+            if index + 1 < len(attempts) and should_fall_back(exc):
+                _log.debug("upgrade over %s rejected (%s); trying %s", attempt.transport,
+                           exc, attempts[index + 1].transport)
+                continue
+            raise
+    raise AssertionError("plan() returns at least one attempt")
+
+
+def can_close_stdin(session: ClientExecSession) -> bool:
+    """Whether the negotiated protocol can half-close stdin.
+
+    SPDY from remotecommand v2 (v1 cannot signal the end of stdin), WebSocket from
+    ``v5.channel.k8s.io`` (its CLOSE signal).
+
+    Args:
+        session: a session whose upgrade succeeded.
+
+    Returns:
+        ``True`` when :meth:`~kstream._session.ClientExecSession.close_stdin` can work.
+    """
+    if session.transport == "spdy":
+        return (session.version or 1) >= 2
+    return session.protocol == V5_NAME
+
+
 # --------------------------------------------------------------------------- buffers
 
 
@@ -504,3 +689,56 @@ class Heartbeat:
         if self._suspended:
             self._suspended = False
             self._alive_at = now
+
+
+# --------------------------------------------------------------------------- server
+
+
+def accept_switches(query: Sequence[tuple[str, str]], *, stdin: bool | None,
+                    stdout: bool | None, stderr: bool | None,
+                    tty: bool | None) -> dict[str, bool]:
+    """Return the stdio switches a server accepts a session with.
+
+    Args:
+        query: the request's decoded query parameters.
+        stdin: the handler's choice, or ``None`` for the query parameter of that name.
+        stdout: likewise.
+        stderr: likewise.
+        tty: likewise.
+
+    Returns:
+        ``{"stdin": ..., "stdout": ..., "stderr": ..., "tty": ...}``, the keyword
+        arguments of :meth:`~kstream._session.ServerExecSession.accept`.
+    """
+    return {name: query_bool(query, name) if value is None else value
+            for name, value in (("stdin", stdin), ("stdout", stdout),
+                                ("stderr", stderr), ("tty", tty))}
+
+
+def handler_rejection(error: Exception | None) -> tuple[int, str]:
+    """Return how a server refuses a request its handler did not answer.
+
+    Args:
+        error: what the handler raised, or ``None`` if it returned.
+
+    Returns:
+        ``(status_code, message)``: 500 with the error, or 404 for a handler that
+        returned without an answer.
+    """
+    if error is not None:
+        return 500, f"handler error: {error}"
+    return 404, "the handler did not answer the request"
+
+
+def handler_exit_status(error: Exception | None) -> Status:
+    """Return the exit status of an accepted session its handler did not end.
+
+    Args:
+        error: what the handler raised, or ``None`` if it returned.
+
+    Returns:
+        Success, or the kubelet's InternalError for a failed exec.
+    """
+    if error is None:
+        return success_status()
+    return internal_error_status(f"error executing command in container: {error}")

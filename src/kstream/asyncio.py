@@ -42,12 +42,14 @@ import ssl as _ssl
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from types import TracebackType
-from typing import Final
 
 from ._adapter_common import (
+    CLOSE_GRACE,
     DEFAULT_BUFFER_LIMIT,
     DEFAULT_PING_INTERVAL,
     DEFAULT_PONG_TIMEOUT,
+    LINGER,
+    MAX_PENDING_RESIZES,
     READ_SIZE,
     CalledRemoteProcessError,
     CompletedExec,
@@ -59,10 +61,20 @@ from ._adapter_common import (
     ReceiveBuffer,
     RemoteCommandError,
     ServerAddress,
+    accept_switches,
     attach_target,
+    can_close_stdin,
+    client_ssl_context,
+    connection_lost_error,
     exec_target,
+    handler_exit_status,
+    handler_rejection,
+    new_client_session,
+    open_first_accepted,
     outcome_returncode,
     parse_server,
+    receive_error,
+    server_url,
 )
 from ._channels import STDERR, STDIN, STDOUT
 from ._errors import KstreamError, LocalProtocolError, ProtocolError, UpgradeRejectedError
@@ -75,8 +87,7 @@ from ._events import (
     UpgradeAccepted,
     UpgradeRejected,
 )
-from ._http import query_bool
-from ._ladder import Attempt, plan, should_fall_back
+from ._ladder import Attempt
 from ._resize import TerminalSize
 from ._session import (
     ClientExecSession,
@@ -87,9 +98,7 @@ from ._session import (
     SessionReady,
     TerminalResized,
 )
-from ._spdy_exec import SpdyExecClient
-from ._status import Exited, Failed, Status, internal_error_status, success_status
-from ._ws import WebSocketChannelConnection
+from ._status import Exited, Failed, Status
 
 __all__ = [
     "CalledRemoteProcessError",
@@ -112,15 +121,6 @@ __all__ = [
 
 _log = logging.getLogger("kstream")
 
-#: How long closing waits for the socket to go before aborting it.
-_CLOSE_GRACE: Final = 5.0
-#: How long a server keeps reading (and discarding) after its last bytes, until the client
-#: closes: closing a socket with unread input makes the kernel send a reset that can
-#: destroy output still in flight (the Go peer's hijackedConn does the same, 2 s).
-_LINGER: Final = 2.0
-#: Terminal sizes a server keeps when the handler does not read them (the latest win).
-_MAX_PENDING_RESIZES: Final = 64
-
 
 def _silence(future: asyncio.Future[None]) -> None:
     # A session's futures may fail with nobody awaiting them (the caller never called
@@ -138,8 +138,9 @@ class _Pump(asyncio.BufferedProtocol):
         loop: the running loop.
         buffer_limit: unread bytes an input channel may hold before reading stops.
         linger: a graceful close half-closes after the last bytes and reads (the role
-            discards) until the peer closes, within :data:`_LINGER` (the server: the
-            client may still be writing).
+            discards) until the peer closes, within
+            :data:`~kstream._adapter_common.LINGER` (the server: the client may still
+            be writing).
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop, buffer_limit: int, *,
@@ -248,7 +249,7 @@ class _Pump(asyncio.BufferedProtocol):
             transport.abort()
         else:
             transport.close()
-        done, _ = await asyncio.wait({self.lost}, timeout=_CLOSE_GRACE)
+        done, _ = await asyncio.wait({self.lost}, timeout=CLOSE_GRACE)
         if not done:
             transport.abort()
             await asyncio.shield(self.lost)
@@ -263,12 +264,12 @@ class _Pump(asyncio.BufferedProtocol):
         self._unbounded = True  # the role drops what comes in now
         self._maybe_resume_reading()
         try:
-            async with asyncio.timeout(_CLOSE_GRACE):
+            async with asyncio.timeout(CLOSE_GRACE):
                 await self._drain()
         except TimeoutError:
             transport.abort()  # the peer does not read
             return
-        await asyncio.wait({self.lost}, timeout=_LINGER)
+        await asyncio.wait({self.lost}, timeout=LINGER)
         transport.close()
 
     # -- input buffers
@@ -405,13 +406,7 @@ class _ClientConnection(_Pump):
             events = self.session.receive_data(data)
         except ProtocolError as exc:
             self._flush()  # the answer (close 1002, GOAWAY) goes out first
-            if not data:
-                # The byte stream ended too early (no close frame / GOAWAY, no status).
-                lost = ConnectionLostError(str(exc))
-                lost.__cause__ = exc
-                self._fail(lost)
-            else:
-                self._fail(exc)
+            self._fail(receive_error(exc, at_eof=not data))
             return
         for event in events:
             self._handle(event)
@@ -485,10 +480,7 @@ class _ClientConnection(_Pump):
     def _on_lost(self, exc: Exception | None) -> None:
         self._stop_heartbeat()
         if not self.done.done():
-            detail = f": {exc}" if exc is not None else ""
-            lost = ConnectionLostError(f"the connection was lost before the session ended{detail}")
-            lost.__cause__ = exc
-            self._fail(lost)
+            self._fail(connection_lost_error(exc))
 
     # -- heartbeat
 
@@ -581,7 +573,7 @@ class _ClientConnection(_Pump):
         """Once the session is over, wait (bounded) until the socket is really closed."""
         transport = self._transport
         if transport is not None and transport.is_closing() and not self.lost.done():
-            done, _ = await asyncio.wait({self.lost}, timeout=_CLOSE_GRACE)
+            done, _ = await asyncio.wait({self.lost}, timeout=CLOSE_GRACE)
             if not done:
                 transport.abort()
                 await asyncio.shield(self.lost)
@@ -632,10 +624,7 @@ class RemoteStdin:
 
     def can_close(self) -> bool:
         """Whether :meth:`close` is possible on the negotiated protocol."""
-        session = self._conn.session
-        if session.transport == "spdy":
-            return (session.version or 1) >= 2
-        return session.protocol == "v5.channel.k8s.io"
+        return can_close_stdin(self._conn.session)
 
     def is_closing(self) -> bool:
         """Whether stdin was closed (or never requested)."""
@@ -799,35 +788,13 @@ class RemoteProcess:
         await self.aclose()
 
 
-def _client_context(address: ServerAddress, context: _ssl.SSLContext | None,
-                    ) -> _ssl.SSLContext | None:
-    if context is not None:
-        # The caller's context is used as is (never modified: it may be shared). Without
-        # ALPN, servers speak HTTP/1.1, which the upgrades need.
-        return context
-    if not address.tls:
-        return None
-    context = _ssl.create_default_context()
-    context.set_alpn_protocols(["http/1.1"])
-    return context
-
-
 async def _attempt(address: ServerAddress, target: str, attempt: Attempt,
                    options: ExecOptions, context: _ssl.SSLContext | None,
                    server_hostname: str | None, sock: socket.socket | None,
                    ) -> _ClientConnection:
     loop = asyncio.get_running_loop()
-    if attempt.transport == "websocket":
-        connection: WebSocketChannelConnection | SpdyExecClient = \
-            WebSocketChannelConnection.client(host=address.authority, target=target,
-                                              protocols=attempt.protocols,
-                                              headers=options.headers)
-    else:
-        connection = SpdyExecClient(host=address.authority, target=target,
-                                    stdin=options.stdin, stdout=options.stdout,
-                                    stderr=options.stderr, tty=options.tty,
-                                    protocols=attempt.protocols, headers=options.headers)
-    protocol = _ClientConnection(loop, ClientExecSession(connection), options)
+    session = new_client_session(address, target, attempt, options)
+    protocol = _ClientConnection(loop, session, options)
     hostname = (server_hostname or address.host) if context is not None else None
     try:
         async with asyncio.timeout(options.connect_timeout):
@@ -853,23 +820,14 @@ async def _open(server: str, target: str, command: Sequence[str], options: ExecO
                 context: _ssl.SSLContext | None, server_hostname: str | None,
                 sock: socket.socket | None) -> RemoteProcess:
     address = parse_server(server)
-    context = _client_context(address, context)
+    context = client_ssl_context(address, context)
+
+    def connect(attempt: Attempt) -> Awaitable[_ClientConnection]:
+        return _attempt(address, target, attempt, options, context, server_hostname, sock)
+
     # A caller's socket serves one attempt only: after a rejection it is spent.
-    attempts = plan(stdin=options.stdin, transport=options.transport,
-                    protocols=options.protocols,
-                    fallback=options.fallback and sock is None)
-    for index, attempt in enumerate(attempts):
-        try:
-            connection = await _attempt(address, target, attempt, options, context,
-                                        server_hostname, sock)
-        except Exception as exc:
-            if index + 1 < len(attempts) and should_fall_back(exc):
-                _log.debug("upgrade over %s rejected (%s); trying %s", attempt.transport,
-                           exc, attempts[index + 1].transport)
-                continue
-            raise
-        return RemoteProcess(connection, command)
-    raise AssertionError("plan() returns at least one attempt")
+    connection = await open_first_accepted(options, connect, fallback=sock is None)
+    return RemoteProcess(connection, command)
 
 
 async def open_exec(server: str, namespace: str, pod: str, command: Sequence[str], *,
@@ -1039,7 +997,7 @@ class _ServerConnection(_Pump):
         self._inputs = {STDIN: ReceiveBuffer()}
         self.ready: asyncio.Future[None] = self._loop.create_future()
         _silence(self.ready)
-        self.resizes: deque[TerminalSize] = deque(maxlen=_MAX_PENDING_RESIZES)
+        self.resizes: deque[TerminalSize] = deque(maxlen=MAX_PENDING_RESIZES)
         self._resize_waiter: asyncio.Future[None] | None = None
         self.closed = False
         self.finished = False
@@ -1207,10 +1165,8 @@ class ServerRequest:
                 requested.
         """
         conn = self._conn
-        query = self.query
-        switches = {name: query_bool(query, name) if value is None else value
-                    for name, value in (("stdin", stdin), ("stdout", stdout),
-                                        ("stderr", stderr), ("tty", tty))}
+        switches = accept_switches(self.query, stdin=stdin, stdout=stdout, stderr=stderr,
+                                   tty=tty)
         try:
             events = conn.session.accept(**switches, now=conn._loop.time())
         except (UpgradeRejectedError, ProtocolError):
@@ -1378,9 +1334,7 @@ class ExecServer:
     @property
     def url(self) -> str:
         """``http(s)://host:port`` of the first socket."""
-        host = self.host
-        shown = f"[{host}]" if ":" in host else host
-        return f"{self.scheme}://{shown}:{self.port}"
+        return server_url(self.scheme, self.host, self.port)
 
     scheme = "http"
 
@@ -1408,13 +1362,9 @@ class ExecServer:
                            error: Exception | None) -> None:
         with contextlib.suppress(KstreamError, OSError):
             if not connection.session.answered:
-                code = 500 if error is not None else 404
-                await request.reject(code, f"handler error: {error}" if error is not None
-                                     else "the handler did not answer the request")
+                await request.reject(*handler_rejection(error))
             elif request.exec is not None and not connection.finished:
-                status = success_status() if error is None else internal_error_status(
-                    f"error executing command in container: {error}")
-                await request.exec.exit(status)
+                await request.exec.exit(handler_exit_status(error))
         await connection.close()
 
     def close(self) -> None:

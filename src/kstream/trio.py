@@ -56,9 +56,12 @@ from typing import Final, NoReturn
 import trio
 
 from ._adapter_common import (
+    CLOSE_GRACE,
     DEFAULT_BUFFER_LIMIT,
     DEFAULT_PING_INTERVAL,
     DEFAULT_PONG_TIMEOUT,
+    LINGER,
+    MAX_PENDING_RESIZES,
     READ_SIZE,
     CalledRemoteProcessError,
     CompletedExec,
@@ -70,10 +73,20 @@ from ._adapter_common import (
     ReceiveBuffer,
     RemoteCommandError,
     ServerAddress,
+    accept_switches,
     attach_target,
+    can_close_stdin,
+    client_ssl_context,
+    connection_lost_error,
     exec_target,
+    handler_exit_status,
+    handler_rejection,
+    new_client_session,
+    open_first_accepted,
     outcome_returncode,
     parse_server,
+    receive_error,
+    server_url,
 )
 from ._channels import STDERR, STDIN, STDOUT
 from ._errors import KstreamError, LocalProtocolError, ProtocolError, UpgradeRejectedError
@@ -85,8 +98,7 @@ from ._events import (
     PongReceived,
     UpgradeRejected,
 )
-from ._http import query_bool
-from ._ladder import Attempt, plan, should_fall_back
+from ._ladder import Attempt
 from ._resize import TerminalSize
 from ._session import (
     ClientExecSession,
@@ -97,9 +109,7 @@ from ._session import (
     SessionReady,
     TerminalResized,
 )
-from ._spdy_exec import SpdyExecClient
-from ._status import Exited, Failed, Status, internal_error_status, success_status
-from ._ws import WebSocketChannelConnection
+from ._status import Exited, Failed, Status
 
 __all__ = [
     "CalledRemoteProcessError",
@@ -123,15 +133,6 @@ __all__ = [
 
 _log = logging.getLogger("kstream")
 
-#: How long closing may take to send what is queued (and the close) before the stream
-#: is closed forcefully.
-_CLOSE_GRACE: Final = 5.0
-#: How long a server keeps reading (and discarding) after its last bytes, until the client
-#: closes: closing a socket with unread input makes the kernel send a reset that can
-#: destroy output still in flight (the Go peer's hijackedConn does the same, 2 s).
-_LINGER: Final = 2.0
-#: Terminal sizes a server keeps when the handler does not read them (the latest win).
-_MAX_PENDING_RESIZES: Final = 64
 #: What a broken or closed stream raises (a caller's own stream may raise OSError).
 _STREAM_ERRORS: Final = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
 
@@ -148,7 +149,8 @@ class _Pump:
         shield: run the tasks shielded from outside cancellation (the client: its
             ``aclose`` sends the close first, then cancels them itself).
         linger: after the last bytes, half-close and read (discarding) until the peer
-            closes, within :data:`_LINGER` (the server: the client may still be writing).
+            closes, within :data:`~kstream._adapter_common.LINGER` (the server: the
+            client may still be writing).
     """
 
     def __init__(self, stream: trio.abc.Stream, buffer_limit: int, *, shield: bool,
@@ -218,7 +220,7 @@ class _Pump:
                         await self._lingering_close()
                     nursery.cancel_scope.cancel()
                 if not self._send_scope.cancelled_caught:
-                    with trio.move_on_after(_CLOSE_GRACE):
+                    with trio.move_on_after(CLOSE_GRACE):
                         await self._stream.aclose()
         finally:
             self._pump_nursery = None
@@ -259,7 +261,7 @@ class _Pump:
         stream = self._stream
         if not isinstance(stream, trio.abc.HalfCloseableStream):
             return
-        with trio.move_on_after(_LINGER):
+        with trio.move_on_after(LINGER):
             try:
                 await stream.send_eof()
             except _STREAM_ERRORS:
@@ -324,7 +326,7 @@ class _Pump:
         if self._closing:
             return
         self._closing = True
-        self._send_scope.deadline = trio.current_time() + _CLOSE_GRACE
+        self._send_scope.deadline = trio.current_time() + CLOSE_GRACE
         self._wake_sender.unpark_all()
         self._room.unpark_all()
 
@@ -459,13 +461,7 @@ class _ClientConnection(_Pump):
             events = self.session.receive_data(data)
         except ProtocolError as exc:
             self._request_flush()  # the answer (close 1002, GOAWAY) goes out first
-            if not data:
-                # The byte stream ended too early (no close frame / GOAWAY, no status).
-                lost = ConnectionLostError(str(exc))
-                lost.__cause__ = exc
-                self._fail(lost)
-            else:
-                self._fail(exc)
+            self._fail(receive_error(exc, at_eof=not data))
             return
         for event in events:
             self._handle(event)
@@ -524,10 +520,7 @@ class _ClientConnection(_Pump):
 
     def _on_lost(self, exc: BaseException) -> None:
         if not self.done.is_set():
-            detail = f": {exc}" if str(exc) else ""
-            lost = ConnectionLostError(f"the connection was lost before the session ended{detail}")
-            lost.__cause__ = exc
-            self._fail(lost)
+            self._fail(connection_lost_error(exc))
 
     # -- heartbeat
 
@@ -611,7 +604,7 @@ class _ClientConnection(_Pump):
             if not self.pump_started:
                 await trio.aclose_forcefully(self._stream)
                 return
-            with trio.move_on_after(_CLOSE_GRACE):
+            with trio.move_on_after(CLOSE_GRACE):
                 await self.pump_done.wait()
             self._scope.cancel()
             await self.pump_done.wait()
@@ -655,10 +648,7 @@ class RemoteStdin:
 
     def can_close(self) -> bool:
         """Whether :meth:`close` is possible on the negotiated protocol."""
-        session = self._conn.session
-        if session.transport == "spdy":
-            return (session.version or 1) >= 2
-        return session.protocol == "v5.channel.k8s.io"
+        return can_close_stdin(self._conn.session)
 
     def is_closing(self) -> bool:
         """Whether stdin was closed (or never requested)."""
@@ -860,20 +850,6 @@ def _only_cancelled(exc: BaseException) -> bool:
     return isinstance(exc, trio.Cancelled)
 
 
-def _client_context(address: ServerAddress, context: _ssl.SSLContext | None,
-                    ) -> _ssl.SSLContext | None:
-    # The same rule as kstream.asyncio (a candidate for _adapter_common).
-    if context is not None:
-        # The caller's context is used as is (never modified: it may be shared). Without
-        # ALPN, servers speak HTTP/1.1, which the upgrades need.
-        return context
-    if not address.tls:
-        return None
-    context = _ssl.create_default_context()
-    context.set_alpn_protocols(["http/1.1"])
-    return context
-
-
 @contextlib.contextmanager
 def _timeout(seconds: float | None, what: str) -> Iterator[None]:
     """Raise the built-in :class:`TimeoutError` (as kstream.asyncio) after ``seconds``."""
@@ -886,26 +862,11 @@ def _timeout(seconds: float | None, what: str) -> Iterator[None]:
         raise TimeoutError(f"{what} took longer than {seconds:g} s")
 
 
-def _new_session(address: ServerAddress, target: str, attempt: Attempt,
-                 options: ExecOptions) -> ClientExecSession:
-    if attempt.transport == "websocket":
-        connection: WebSocketChannelConnection | SpdyExecClient = \
-            WebSocketChannelConnection.client(host=address.authority, target=target,
-                                              protocols=attempt.protocols,
-                                              headers=options.headers)
-    else:
-        connection = SpdyExecClient(host=address.authority, target=target,
-                                    stdin=options.stdin, stdout=options.stdout,
-                                    stderr=options.stderr, tty=options.tty,
-                                    protocols=attempt.protocols, headers=options.headers)
-    return ClientExecSession(connection)
-
-
 async def _attempt(address: ServerAddress, target: str, attempt: Attempt,
                    options: ExecOptions, context: _ssl.SSLContext | None,
                    server_hostname: str | None, stream: trio.abc.Stream | None,
                    ) -> _ClientConnection:
-    session = _new_session(address, target, attempt, options)
+    session = new_client_session(address, target, attempt, options)
     connected: trio.abc.Stream | None = stream
     try:
         with _timeout(options.connect_timeout, "connecting and upgrading"):
@@ -931,23 +892,14 @@ async def _open(server: str, target: str, command: Sequence[str], options: ExecO
                 stream: trio.abc.Stream | None) -> RemoteProcess:
     address = parse_server(server)
     # With a caller's stream, TLS is the caller's business unless ssl= asks for it.
-    context = context if stream is not None else _client_context(address, context)
+    context = context if stream is not None else client_ssl_context(address, context)
+
+    def connect(attempt: Attempt) -> Awaitable[_ClientConnection]:
+        return _attempt(address, target, attempt, options, context, server_hostname, stream)
+
     # A caller's stream serves one attempt only: after a rejection it is spent.
-    attempts = plan(stdin=options.stdin, transport=options.transport,
-                    protocols=options.protocols,
-                    fallback=options.fallback and stream is None)
-    for index, attempt in enumerate(attempts):
-        try:
-            connection = await _attempt(address, target, attempt, options, context,
-                                        server_hostname, stream)
-        except Exception as exc:
-            if index + 1 < len(attempts) and should_fall_back(exc):
-                _log.debug("upgrade over %s rejected (%s); trying %s", attempt.transport,
-                           exc, attempts[index + 1].transport)
-                continue
-            raise
-        return RemoteProcess(connection, command)
-    raise AssertionError("plan() returns at least one attempt")
+    connection = await open_first_accepted(options, connect, fallback=stream is None)
+    return RemoteProcess(connection, command)
 
 
 async def open_exec(server: str, namespace: str, pod: str, command: Sequence[str], *,
@@ -1139,7 +1091,7 @@ class _ServerConnection(_Pump):
         self._set_inputs((STDIN,))
         self._ready = trio.Event()
         self._ready_error: BaseException | None = None
-        self.resizes: deque[TerminalSize] = deque(maxlen=_MAX_PENDING_RESIZES)
+        self.resizes: deque[TerminalSize] = deque(maxlen=MAX_PENDING_RESIZES)
         self._resize_lot = trio.lowlevel.ParkingLot()
         self.closed = False
         self.finished = False
@@ -1219,13 +1171,9 @@ class _ServerConnection(_Pump):
     async def _end_request(self, request: ServerRequest, error: Exception | None) -> None:
         with contextlib.suppress(KstreamError, *_STREAM_ERRORS):
             if not self.session.answered:
-                code = 500 if error is not None else 404
-                await request.reject(code, f"handler error: {error}" if error is not None
-                                     else "the handler did not answer the request")
+                await request.reject(*handler_rejection(error))
             elif request.exec is not None and not self.finished:
-                status = success_status() if error is None else internal_error_status(
-                    f"error executing command in container: {error}")
-                await request.exec.exit(status)
+                await request.exec.exit(handler_exit_status(error))
         await self.close()
 
     async def wait_ready(self) -> None:
@@ -1337,10 +1285,8 @@ class ServerRequest:
                 requested.
         """
         conn = self._conn
-        query = self.query
-        switches = {name: query_bool(query, name) if value is None else value
-                    for name, value in (("stdin", stdin), ("stdout", stdout),
-                                        ("stderr", stderr), ("tty", tty))}
+        switches = accept_switches(self.query, stdin=stdin, stdout=stdout, stderr=stderr,
+                                   tty=tty)
         try:
             events = conn.session.accept(**switches, now=trio.current_time())
         except (UpgradeRejectedError, ProtocolError):
@@ -1500,9 +1446,7 @@ class ExecServer:
     @property
     def url(self) -> str:
         """``http(s)://host:port`` of the first listener."""
-        host = self.host
-        shown = f"[{host}]" if ":" in host else host
-        return f"{self.scheme}://{shown}:{self.port}"
+        return server_url(self.scheme, self.host, self.port)
 
 
 async def serve_stream(handler: Handler, stream: trio.abc.Stream, *,
