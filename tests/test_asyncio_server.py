@@ -1,24 +1,23 @@
 """The asyncio server adapter (start_server) against the official ``kubernetes`` client.
 
 ``kubernetes.stream.stream`` is a real WebSocket v5/v4 client (websocket-client
-underneath). It is synchronous, so it runs in a thread while the server runs in the loop.
+underneath). It is synchronous, so it runs in a thread while the server runs in the loop
+(``official_client.py``). The asyncio client covers what it cannot do.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
-from collections.abc import Awaitable, Callable, Iterator
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import exec_commands
 import pytest
-from kubernetes import client as k8s_client
 from kubernetes.stream import stream as k8s_stream
+from official_client import close_official, core_api, exec_with_official_client
 
 from kstream._status import exit_code_status
-from kstream.asyncio import ExecServer, ServerRequest, open_exec, start_server
+from kstream.asyncio import ServerRequest, open_exec, start_server
 
 T = TypeVar("T")
 V5, V4 = "v5.channel.k8s.io", "v4.channel.k8s.io"
@@ -31,49 +30,6 @@ def arun(body: Callable[[], Awaitable[T]]) -> T:
         assert asyncio.all_tasks() == {asyncio.current_task()}
         return result
     return asyncio.run(bounded())
-
-
-@contextlib.contextmanager
-def core_api(server: ExecServer) -> Iterator[k8s_client.CoreV1Api]:
-    configuration = k8s_client.Configuration(host=server.url)
-    with k8s_client.ApiClient(configuration) as api_client:
-        yield k8s_client.CoreV1Api(api_client)
-
-
-def close_official(response: Any) -> None:
-    # websocket-client skips closing its socket when the server closed first (it is no
-    # longer "connected"); shutdown() closes it.
-    response.close()
-    if response.sock is not None:
-        response.sock.shutdown()
-
-
-def exec_with_official_client(server: ExecServer, command: list[str],
-                              stdin: bytes | None = None) -> tuple[bytes, bytes, Any, str]:
-    """Run ``command`` with kubernetes.stream; return stdout, stderr, the error channel
-    document and the negotiated subprotocol."""
-    with core_api(server) as api:
-        response = k8s_stream(api.connect_get_namespaced_pod_exec, "p", "default",
-                              command=command, stderr=True, stdin=stdin is not None,
-                              stdout=True, tty=False, _preload_content=False, binary=True)
-    protocol = response.subprotocol or ""
-    try:
-        if stdin is not None:
-            response.write_stdin(stdin)
-            response.close_channel(0)  # v5 CLOSE: the official client's stdin EOF
-        stdout = b""
-        stderr = b""
-        while response.is_open():
-            response.update(timeout=1)
-            stdout += response.read_stdout() if response.peek_stdout() else b""
-            stderr += response.read_stderr() if response.peek_stderr() else b""
-        stdout += response.read_stdout() if response.peek_stdout() else b""
-        stderr += response.read_stderr() if response.peek_stderr() else b""
-        error = response.read_channel(3)
-    finally:
-        close_official(response)
-    document = json.loads(error) if error else None
-    return stdout, stderr, document, protocol
 
 
 @pytest.mark.parametrize("protocol", [V5, V4])

@@ -1,7 +1,7 @@
 """The trio client (kstream.trio) over real 127.0.0.1 sockets.
 
 Each core case runs against the in-process trio server (``serve`` + the built-in
-commands of ``test_trio_server``) and against the Go peer (``kpeer serve``:
+commands of ``trio_commands``) and against the Go peer (``kpeer serve``:
 gorilla/websocket and spdystream, as a kubelet), over WebSocket v5, WebSocket v4 and
 SPDY: the same cases as ``test_asyncio_client.py``. Fault cases use a TCP proxy that can
 freeze.
@@ -14,17 +14,17 @@ import hashlib
 import os
 import re
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
-import test_trio_server
 import trio
 import trio.testing
+import trio_commands
 from exec_commands import pattern
 from peers.gopeer import GoPeerServer
-from test_trio_server import inproc_server
+from trio_commands import inproc_server, trun
 
 from kstream import LocalProtocolError, RemoteProtocolError, UpgradeRejectedError
 from kstream._adapter_common import READ_SIZE
@@ -42,7 +42,6 @@ from kstream.trio import (
     run,
 )
 
-T = TypeVar("T")
 V5, V4 = "v5.channel.k8s.io", "v4.channel.k8s.io"
 #: name -> (transport, protocols)
 TRANSPORTS: dict[str, tuple[str, list[str] | None]] = {
@@ -50,12 +49,6 @@ TRANSPORTS: dict[str, tuple[str, list[str] | None]] = {
     "ws4": ("websocket", [V4]),
     "spdy": ("spdy", None),
 }
-DEADLINE = 60.0
-
-
-def trun(body: Callable[[], Awaitable[T]]) -> T:
-    """Run a test body in a fresh trio run, bounded, and check it leaves no task behind."""
-    return test_trio_server.trun(body)
 
 
 class Peer:
@@ -283,7 +276,7 @@ def test_websocket_rejection_falls_back_to_spdy(code: int) -> None:
         if request.upgrade == "websocket":
             await request.reject(code, "no websockets")
         else:
-            await test_trio_server.handler(request)
+            await trio_commands.handler(request)
 
     async def body() -> None:
         async with inproc_server(handler) as server:
@@ -498,7 +491,7 @@ def test_cancellation_closes_the_connection_and_leaves_nothing() -> None:
 
     async def watched(request: ServerRequest) -> None:
         try:
-            await test_trio_server.handler(request)
+            await trio_commands.handler(request)
         finally:
             handler_done.set()
 

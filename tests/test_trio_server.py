@@ -2,38 +2,34 @@
 
 Clients: the official ``kubernetes`` client (a real WebSocket v5/v4 client, synchronous:
 it runs in a thread), ``kpeer spdy-client`` (client-go's SPDY executor, in Go), the
-asyncio adapter (in a thread, with its own loop) and raw sockets for the edge cases.
-
-This module also holds the trio port of the built-in test commands of
-``exec_commands.py`` (same commands, same output as the Go peer); the trio client
-tests serve them too.
+asyncio adapter (in a thread, with its own loop) and raw sockets for the edge cases. The
+server runs the built-in test commands of ``trio_commands.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import json
 import os
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 import trio
 import trio.testing
-from exec_commands import CHUNK, PATTERN_PERIOD, not_found, pattern
+from exec_commands import pattern
+from official_client import close_official, core_api, exec_with_official_client
 from peers.gopeer import SpdyClientError, run_spdy_client
 from servehelper import make_certificate
-from test_asyncio_server import close_official, core_api, exec_with_official_client
+from trio_commands import handler, inproc_server, run_command, trun
 
 import kstream.asyncio
 from kstream import RemoteProtocolError, UpgradeRejectedError
 from kstream._adapter_common import READ_SIZE
-from kstream._status import Status, exit_code_status, internal_error_status, success_status
+from kstream._status import exit_code_status, success_status
 from kstream.trio import (
     ExecServer,
     RemoteCommandError,
@@ -45,145 +41,13 @@ from kstream.trio import (
     serve_stream,
 )
 
-T = TypeVar("T")
 V5, V4 = "v5.channel.k8s.io", "v4.channel.k8s.io"
 SPDY_VERSIONS = ["v4.channel.k8s.io", "v3.channel.k8s.io", "v2.channel.k8s.io",
                  "channel.k8s.io"]
-DEADLINE = 60.0
 IO_QUERY = "stdin=true&stdout=true&stderr=true"
 
 
-# --------------------------------------------------------------------------- commands
-
-
-async def handler(request: ServerRequest) -> None:
-    """Serve ``.../pods/{pod}/exec`` and ``.../attach`` with the built-in commands."""
-    subresource = request.path.rsplit("/", 1)[-1]
-    if request.upgrade is None or subresource not in ("exec", "attach"):
-        await request.reject(404, f"no such resource {request.path}")
-        return
-    argv = [value for key, value in request.query if key == "command"]
-    if subresource == "attach":
-        argv = ["cat"]
-    elif not argv:
-        await request.reject(400, "you must specify a command")
-        return
-    session = await request.accept()
-    status = await run_command(session, argv)
-    if status is not None:
-        await session.exit(status)
-
-
-async def run_command(session: ServerExec, argv: Sequence[str]) -> Status | None:
-    """Run one built-in command; return its status (``None``: the connection is gone)."""
-    name, args = argv[0], list(argv[1:])
-    if name == "cat":
-        await _copy_stdin(session, stdout=True, stderr=False)
-    elif name == "tee-stderr":
-        await _copy_stdin(session, stdout=True, stderr=True)
-    elif name == "echo":
-        session.write_stdout((" ".join(args) + "\n").encode())
-    elif name == "stderr":
-        _write_err(session, (" ".join(args) + "\n").encode())
-    elif name == "exit":
-        code = int(args[0])
-        return success_status() if code == 0 else exit_code_status(code, argv)
-    elif name == "fail":
-        return internal_error_status(" ".join(args))
-    elif name == "source":
-        await _source(session, int(args[0]))
-    elif name == "drop":
-        await _source(session, int(args[0]))
-        await session.abort()
-        return None
-    elif name == "sink":
-        digest = hashlib.sha256()
-        count = 0
-        while data := await session.read_stdin():
-            digest.update(data)
-            count += len(data)
-        session.write_stdout(f"{count} {digest.hexdigest()}\n".encode())
-    elif name == "size":
-        await _sizes(session)
-    elif name == "sleep-forever":
-        while await session.read_stdin():
-            pass
-        async for _ in session.resizes:
-            pass
-        return None
-    else:
-        return not_found(name)
-    await session.drain()
-    return success_status()
-
-
-def _write_err(session: ServerExec, data: bytes) -> None:
-    # With a tty the runtime merges stderr into the terminal, i.e. stdout.
-    if session.tty:
-        session.write_stdout(data)
-    else:
-        session.write_stderr(data)
-
-
-async def _copy_stdin(session: ServerExec, *, stdout: bool, stderr: bool) -> None:
-    while data := await session.read_stdin(CHUNK):
-        if stdout:
-            session.write_stdout(data)
-        if stderr:
-            _write_err(session, data)
-        await session.drain()
-
-
-async def _source(session: ServerExec, total: int) -> None:
-    block = pattern(0, CHUNK + PATTERN_PERIOD)
-    offset = 0
-    while offset < total and not session.closed:
-        n = min(CHUNK, total - offset)
-        phase = offset % PATTERN_PERIOD
-        session.write_stdout(block[phase:phase + n])
-        offset += n
-        await session.drain()
-
-
-async def _sizes(session: ServerExec) -> None:
-    async def echo_sizes() -> None:
-        async for size in session.resizes:
-            session.write_stdout(f"{size.width}x{size.height}\n".encode())
-            await session.drain()
-
-    if not session.has_stdin:
-        await echo_sizes()  # until the client goes away
-        return
-    # Sizes and stdin travel on different channels: echo sizes until stdin ends.
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(echo_sizes)
-        while await session.read_stdin():
-            pass
-        nursery.cancel_scope.cancel()
-
-
 # --------------------------------------------------------------------------- harness
-
-
-def trun(body: Callable[[], Awaitable[T]]) -> T:
-    """Run a test body in a fresh trio run, bounded, and check it leaves no task behind."""
-    async def bounded() -> T:
-        baseline = trio.lowlevel.current_statistics().tasks_living
-        with trio.fail_after(DEADLINE):
-            result = await body()
-        assert trio.lowlevel.current_statistics().tasks_living == baseline
-        return result
-    return trio.run(bounded)
-
-
-@contextlib.asynccontextmanager
-async def inproc_server(serve_handler: Callable[[ServerRequest], Awaitable[None]] = handler,
-                        **kwargs: Any) -> AsyncIterator[ExecServer]:
-    """``serve`` in a nursery for the duration of the block (cancelled at its end)."""
-    async with trio.open_nursery() as nursery:
-        server: ExecServer = await nursery.start(partial(serve, serve_handler, **kwargs))
-        yield server
-        nursery.cancel_scope.cancel()
 
 
 def spdy_client(server: ExecServer, kpeer: Path, query: str, **kwargs: Any) -> Any:
@@ -273,8 +137,7 @@ def test_official_client_reads_exit_codes(protocol: str) -> None:
     async def body() -> None:
         async with inproc_server(websocket_protocols=[protocol]) as server:
             def official(command: list[str]) -> tuple[bytes, bytes, Any, str]:
-                # The helper only needs .url from its server argument.
-                return exec_with_official_client(server, command)  # type: ignore[arg-type]
+                return exec_with_official_client(server, command)
 
             out, err, status, chosen = await trio.to_thread.run_sync(
                 official, ["echo", "hello", "k8s"])
@@ -297,7 +160,7 @@ def test_official_client_stdin_close_over_v5() -> None:
     async def body() -> None:
         async with inproc_server(websocket_protocols=[V5]) as server:
             out, _, status, _ = await trio.to_thread.run_sync(
-                exec_with_official_client, server, ["cat"], payload)  # type: ignore[arg-type]
+                exec_with_official_client, server, ["cat"], payload)
             assert out == payload
             assert status == {"metadata": {}, "status": "Success"}
     trun(body)
@@ -314,7 +177,7 @@ def test_official_client_plain_get_and_rejected_exec() -> None:
     async def body() -> None:
         async with inproc_server(pod_or_refuse) as server:
             def read_pod() -> str:
-                with core_api(server) as api:  # type: ignore[arg-type]
+                with core_api(server) as api:
                     pod = api.read_namespaced_pod("p", "default")
                     assert pod.metadata is not None
                     return str(pod.metadata.name)
@@ -323,7 +186,7 @@ def test_official_client_plain_get_and_rejected_exec() -> None:
 
             def returncode_after_403() -> str:
                 from kubernetes.stream import stream as k8s_stream
-                with core_api(server) as api:  # type: ignore[arg-type]
+                with core_api(server) as api:
                     try:
                         response = k8s_stream(api.connect_get_namespaced_pod_exec, "p", "d",
                                               command=["ls"], stderr=True, stdin=False,
@@ -537,8 +400,6 @@ def test_serve_stream_serves_one_connection() -> None:
                                   stream=client_stream)
             assert completed.stdout == b"in memory\n"
     trun(body)
-
-
 
 
 @pytest.mark.parametrize("transport", ["websocket", "spdy"])
