@@ -17,6 +17,8 @@ from kstream._spdy_frames import (
     FLAG_FIN,
     GOAWAY,
     HEADERS,
+    MAX_FRAME_LENGTH,
+    MAX_STREAM_ID,
     PING,
     RST_STREAM,
     SETTINGS,
@@ -545,3 +547,28 @@ def test_well_framed_arbitrary_payloads_only_raise_remote_errors(
     else:
         assert frames[0] == SynStreamFrame(1, headers=(("streamtype", "error"),))
         assert len(frames) == 2
+
+
+def test_borrow_hands_out_views_of_a_mutable_buffer() -> None:
+    encoder = FrameEncoder()
+    buffer = bytearray(encoder.data(1, b"abc") + encoder.data(3, b"de", fin=True))
+    frames = FrameDecoder().feed(buffer, borrow=True)
+    assert [(f.stream_id, bytes(f.data), f.fin) for f in frames if isinstance(f, DataFrame)] \
+        == [(1, b"abc", False), (3, b"de", True)]
+    assert all(isinstance(f.data, memoryview) for f in frames if isinstance(f, DataFrame))
+    # Without borrow, the same buffer yields copies.
+    copies = FrameDecoder().feed(buffer)
+    assert all(type(f.data) is bytes for f in copies if isinstance(f, DataFrame))
+
+
+def test_data_header_fast_and_slow_checks_agree() -> None:
+    encoder = FrameEncoder()
+    assert encoder.data_header(5, 10, fin=True) == bytes.fromhex("00000005 0100000a"
+                                                                 .replace(" ", ""))
+    assert encoder.data_header(MAX_STREAM_ID, MAX_FRAME_LENGTH) == \
+        bytes.fromhex("7fffffff 00ffffff".replace(" ", ""))
+    for stream_id, length in ((0, 1), (MAX_STREAM_ID + 1, 1), (1, -1),
+                              (1, MAX_FRAME_LENGTH + 1), (1.0, 1), (1, "1")):
+        with pytest.raises(LocalProtocolError):
+            encoder.data_header(stream_id, length)  # type: ignore[arg-type]
+    assert encoder.data_header(True, 1) == encoder.data_header(1, 1)  # bool is an int

@@ -982,3 +982,104 @@ def test_arbitrary_bytes_after_a_valid_prefix(case: tuple[bool, bool, list[bytes
             session.receive_data(b"\x00")
     else:
         assert session.state is SessionState.CLOSED
+
+
+# --------------------------------------------------------------------------- bulk data paths
+
+
+def replied_pair(*, join_data: bool) -> tuple[SpdySession, SpdySession, int]:
+    client = SpdySession(client=True, join_data=join_data)
+    server = SpdySession(client=False)
+    sid = client.open_stream((("streamtype", "stdout"),))
+    pump(client, server)
+    server.reply(sid)
+    pump(server, client)
+    return client, server, sid
+
+
+def test_join_data_reports_consecutive_frames_of_a_stream_as_one_event() -> None:
+    client, server, sid = replied_pair(join_data=True)
+    other = client.open_stream((("streamtype", "stderr"),))
+    pump(client, server)
+    server.reply(other)
+    pump(server, client)
+    for piece in (b"a" * 5, b"b" * 7, b"c" * 3):
+        server.send_data(sid, piece)
+    server.send_data(other, b"err")
+    server.send_data(sid, b"d")
+    server.send_data(sid, b"e", fin=True)
+    wire = server.data_to_send()
+    assert client.receive_data(wire) == [
+        StreamData(stream_id=sid, data=b"a" * 5 + b"b" * 7 + b"c" * 3),
+        StreamData(stream_id=other, data=b"err"),
+        StreamData(stream_id=sid, data=b"d"),
+        # A FIN frame is never joined: its bytes, then its end.
+        StreamData(stream_id=sid, data=b"e"),
+        StreamEnded(stream_id=sid)]
+
+
+def test_without_join_data_every_frame_is_its_own_event() -> None:
+    client, server, sid = replied_pair(join_data=False)
+    server.send_data(sid, b"one")
+    server.send_data(sid, b"two")
+    assert client.receive_data(server.data_to_send()) == [
+        StreamData(stream_id=sid, data=b"one"), StreamData(stream_id=sid, data=b"two")]
+
+
+@settings(max_examples=100, deadline=None)
+@given(sizes=st.lists(st.integers(1, 3000), min_size=1, max_size=6),
+       cuts=st.lists(st.integers(0, 20000), max_size=6), join_data=st.booleans())
+def test_data_fed_from_a_reused_buffer_at_any_split_is_copied_out(
+        sizes: list[int], cuts: list[int], join_data: bool) -> None:
+    # The adapters feed views of one reused bytearray: every byte delivered must be a copy
+    # (borrowed pieces never escape), and the buffer must stay resizable afterwards.
+    client, server, sid = replied_pair(join_data=join_data)
+    payload = bytes(index % 251 for index in range(sum(sizes)))
+    start = 0
+    for size in sizes:
+        server.send_data(sid, payload[start:start + size])
+        start += size
+    wire = server.data_to_send()
+    points = sorted({0, len(wire), *(cut % (len(wire) + 1) for cut in cuts)})
+    buffer = bytearray(len(wire))
+    received: list[StreamData] = []
+    for begin, end in itertools.pairwise(points):
+        buffer[:end - begin] = wire[begin:end]
+        events = client.receive_data(memoryview(buffer)[:end - begin])
+        received += [event for event in events if isinstance(event, StreamData)]
+        buffer[:] = b"\xff" * len(buffer)  # scribble: delivered bytes must not change
+        buffer += b"x"  # and resizing works: no view of it is alive
+        del buffer[-1]
+    assert all(type(event.data) is bytes for event in received)
+    assert b"".join(event.data for event in received) == payload
+
+
+def test_send_data_frames_immutable_bytes_without_a_copy_and_copies_the_rest() -> None:
+    client, server, sid = replied_pair(join_data=False)
+    shared = bytes(range(200))
+    mutable = bytearray(b"mutable")
+    client.send_data(sid, memoryview(shared)[10:20])  # a view of bytes: framed as it is
+    client.send_data(sid, mutable)  # a bytearray: copied now
+    mutable[:] = b"CHANGED"
+    client.send_data(sid, b"")  # nothing at all
+    view = memoryview(shared)
+    client.send_data(sid, view[0:3])
+    view.release()  # the caller's view may go away: the session holds its own
+    client.send_data(sid, memoryview(shared)[::50])  # not contiguous: copied
+    events = pump(client, server)
+    assert events == [StreamData(stream_id=sid, data=shared[10:20]),
+                      StreamData(stream_id=sid, data=b"mutable"),
+                      StreamData(stream_id=sid, data=shared[0:3]),
+                      StreamData(stream_id=sid, data=shared[::50])]
+
+
+def test_send_data_fast_path_refuses_what_the_general_path_refuses() -> None:
+    client, _server, sid = replied_pair(join_data=False)
+    client.end_stream(sid)
+    with pytest.raises(LocalProtocolError):
+        client.send_data(sid, b"after fin")
+    with pytest.raises(LocalProtocolError):
+        client.send_data(99, b"never opened")
+    client.goaway()
+    with pytest.raises(LocalProtocolError):
+        client.send_data(sid, b"after goaway")

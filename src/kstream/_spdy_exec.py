@@ -561,7 +561,9 @@ class SpdyExecClient(_ExecConnection):
     def _start_session(self, protocol: str) -> list[Event]:
         self.protocol = protocol
         self.version = protocol_version(protocol)
-        self._session = SpdySession(client=True, strict_flow_control=self._strict_flow_control)
+        # join_data: stdout arrives as one event per read, not one per 32 KiB frame.
+        self._session = SpdySession(client=True, strict_flow_control=self._strict_flow_control,
+                                    join_data=True)
         self._state = _State.OPEN
         self._expected = expected_channels(self.version, stdin=self._stdin, stdout=self._stdout,
                                            stderr=self._stderr, tty=self._tty)
@@ -639,6 +641,16 @@ class SpdyExecClient(_ExecConnection):
             LocalProtocolError: the session is not open, the channel is not one this exec
                 has, it was closed, or the held-back bytes would exceed the limit.
         """
+        stream = self._by_channel.get(channel)
+        if (stream is not None and stream.replied and channel == STDIN
+                and self._state is _State.OPEN and not stream.closed_locally
+                and not (stream.reset or self._remote_closed or self._goaway_sent)):
+            # The bulk of an upload: every check of _writable_stream() passes, and the
+            # session's fast path refuses what _can_send() would (a stream that can no
+            # longer send), which then takes the general path below.
+            assert self._session is not None
+            if self._session._send_data_fast(stream.stream_id, data):
+                return
         stream = self._writable_stream(channel, "send on")
         if stream is None or not data or not self._can_send(stream):
             return

@@ -273,6 +273,7 @@ _SETTING = struct.Struct(">II")  # flags << 24 | id, value
 _CONTROL_BIT = 0x80000000
 _ID_MASK = 0x7FFFFFFF
 _LENGTH_MASK = 0xFFFFFF
+_FIN_FLAG_BITS = FLAG_FIN << 24  # FIN in a frame header's flags-and-length word
 
 _SYN_STREAM_PREFIX = 10
 _STREAM_ID_PREFIX = 4
@@ -355,7 +356,8 @@ class FrameDecoder:
         """Whether a frame has begun but not ended (bytes missing at EOF = truncation)."""
         return bool(self._buffer or self._control or self._data_left or self._skip_left)
 
-    def feed(self, data: bytes | bytearray | memoryview) -> list[Frame]:
+    def feed(self, data: bytes | bytearray | memoryview, *,
+             borrow: bool = False) -> list[Frame]:
         """Decode as many frames as ``data`` completes.
 
         DATA payload pieces taken from ``bytes`` (or a view of ``bytes``) are zero-copy
@@ -364,6 +366,10 @@ class FrameDecoder:
 
         Args:
             data: The next bytes of the stream; ``b""`` decodes nothing.
+            borrow: Hand DATA pieces out as ``memoryview`` slices of ``data`` whatever its
+                type, copying nothing. The caller then copies what it keeps before it
+                changes ``data`` or lets go of it (:class:`~kstream._spdy_session.SpdySession`
+                does: it copies each run of pieces once, into one ``bytes``).
 
         Returns:
             The frames (and DATA pieces) completed, in wire order.
@@ -378,22 +384,40 @@ class FrameDecoder:
             view = view.cast("B")
         frames: list[Frame] = []
         try:
-            self._consume(view, frames)
+            self._consume(view, frames, borrow)
         except RemoteProtocolError:
             self._failed = True
             raise
         return frames
 
-    def _consume(self, view: memoryview, frames: list[Frame]) -> None:
+    def _consume(self, view: memoryview, frames: list[Frame], borrow: bool) -> None:
         # Handing out views is only safe when nobody can change or resize the bytes under
         # them: a view of a caller's bytearray would also block the caller's next resize.
-        zero_copy = view.readonly and isinstance(view.obj, bytes)
+        zero_copy = borrow or (view.readonly and isinstance(view.obj, bytes))
         position, end = 0, len(view)
+        unpack_header = _FRAME_HEADER.unpack_from
         while position < end:
             if self._data_left:
                 position = self._take_data(view, position, zero_copy, frames)
             elif self._skip_left:
                 position = self._skip_payload(view, position, end, frames)
+            elif not self._buffer and self._control is None and end - position >= 8:
+                # Fast path, the bulk of a transfer: a whole non-empty DATA frame in this
+                # chunk is cut out in place, with no per-frame method calls. Anything else
+                # (control frames, empty or partial DATA) takes the general path below,
+                # which parses the header again.
+                stream_id, flags_and_length = unpack_header(view, position)
+                length = flags_and_length & _LENGTH_MASK
+                start = position + 8
+                if (stream_id and not stream_id & _CONTROL_BIT and length
+                        and end - start >= length):
+                    piece = view[start:start + length]
+                    frames.append(DataFrame(stream_id,
+                                            piece if zero_copy else piece.tobytes(),
+                                            bool(flags_and_length >> 24 & FLAG_FIN)))
+                    position = start + length
+                else:
+                    position = self._take_unit(view, position, end, frames)
             else:
                 position = self._take_unit(view, position, end, frames)
 
@@ -614,9 +638,13 @@ class FrameEncoder:
         Raises:
             LocalProtocolError: An argument is out of range.
         """
-        _check_int("stream id", stream_id, 1, MAX_STREAM_ID)
-        _check_int("DATA length", length, 0, MAX_FRAME_LENGTH)
-        return _FRAME_HEADER.pack(stream_id, (FLAG_FIN if fin else 0) << 24 | length)
+        # The common case costs two type checks and two comparisons; anything else gets
+        # the full checks (and their error message).
+        if not (type(stream_id) is int and type(length) is int
+                and 0 < stream_id <= MAX_STREAM_ID and 0 <= length <= MAX_FRAME_LENGTH):
+            _check_int("stream id", stream_id, 1, MAX_STREAM_ID)
+            _check_int("DATA length", length, 0, MAX_FRAME_LENGTH)
+        return _FRAME_HEADER.pack(stream_id, _FIN_FLAG_BITS | length if fin else length)
 
     def data(self, stream_id: int, payload: bytes | bytearray | memoryview,
              fin: bool = False) -> bytes:

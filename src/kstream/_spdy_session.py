@@ -161,7 +161,13 @@ class HeadersReceived(Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StreamData(Event):
-    """Bytes arrived on a stream: one piece of a DATA frame, as it arrived (never empty)."""
+    """Bytes arrived on a stream, never empty: one piece of a DATA frame, as it arrived.
+
+    With ``join_data``, the pieces of consecutive frames of one stream within one
+    :meth:`SpdySession.receive_data` call come as one event (joined: the one copy they get
+    anyway), so a bulk transfer costs an event per read, not per frame. A FIN always comes
+    as its own :class:`StreamEnded`, after the bytes it ends.
+    """
 
     stream_id: int
     data: bytes
@@ -474,6 +480,21 @@ SESSION_TRANSITIONS: Final[dict[tuple[SessionState, SessionInput], SessionState]
 # --------------------------------------------------------------------------- the session
 
 _PING_ID = struct.Struct(">I")
+#: A DATA frame header without flags: stream id, length (``_spdy_frames`` ``data_header``).
+_DATA_HEADER = struct.Struct(">II")
+
+
+def _immutable_view(data: bytes | bytearray | memoryview) -> memoryview:
+    """A byte view of ``data`` that nobody can change: a view of ``bytes`` as it is, a
+    copy of anything else (the caller may reuse a mutable buffer once the call returns)."""
+    if type(data) is bytes:
+        return memoryview(data)
+    if (isinstance(data, memoryview) and data.readonly and data.c_contiguous
+            and type(data.obj) is bytes):
+        # A new view of the same bytes: it stays valid if the caller releases theirs.
+        view = memoryview(data)
+        return view if view.format == "B" and view.ndim == 1 else view.cast("B")
+    return memoryview(bytes(data))
 #: Most pings left unanswered that are remembered; older ones are forgotten.
 _MAX_OUTSTANDING_PINGS: Final = 1024
 
@@ -520,7 +541,8 @@ class SpdySession:
                  initial_window_size: int = DEFAULT_WINDOW_SIZE,
                  max_control_frame_size: int = 1 << 20,
                  max_header_block_size: int = 256 * 1024, max_headers: int = 1024,
-                 trailing_data: bytes | bytearray | memoryview = b"") -> None:
+                 trailing_data: bytes | bytearray | memoryview = b"",
+                 join_data: bool = False) -> None:
         """Create a session on a connection that has just been upgraded to SPDY/3.1.
 
         Args:
@@ -537,6 +559,10 @@ class SpdySession:
             trailing_data: Bytes that arrived after the upgrade response/request, decoded by
                 :meth:`receive_trailing_data` (or at the start of the next
                 :meth:`receive_data`).
+            join_data: Report the DATA pieces of consecutive frames of one stream, within
+                one :meth:`receive_data` call, as one :class:`StreamData` (one copy, one
+                event per read instead of per frame: what a bulk transfer wants). Off, each
+                frame's piece is its own event.
 
         Raises:
             LocalProtocolError: A limit is out of range.
@@ -548,6 +574,7 @@ class SpdySession:
         #: True in the client role.
         self.is_client = client
         self._strict = strict_flow_control
+        self._join_data = join_data
         self._max_concurrent_streams = max_concurrent_streams
         self._initial_window_size = initial_window_size
         self._decoder = FrameDecoder(max_control_frame_size=max_control_frame_size,
@@ -682,17 +709,54 @@ class SpdySession:
             return events
         self._check_receive(SessionInput.RECV_DATA)
         try:
-            frames = self._decoder.feed(data)
+            # Borrowed pieces are views of ``data``: every one is copied (or dropped)
+            # before this call returns, the caller's buffer is free again after it.
+            frames = self._decoder.feed(data, borrow=True)
         except RemoteProtocolError as exc:
             self._fail(exc)
             raise
+        run: list[bytes | memoryview] = []  # pieces for run_stream, not yet delivered
+        run_stream = 0
         try:
             for frame in frames:
+                if type(frame) is DataFrame and self._takes_data_fast(frame):
+                    if frame.stream_id != run_stream or not self._join_data:
+                        self._deliver_run(run_stream, run, events)
+                        run_stream = frame.stream_id
+                    run.append(frame.data)
+                    continue
+                self._deliver_run(run_stream, run, events)
                 self._handle_frame(frame, events)
+            self._deliver_run(run_stream, run, events)
         except RemoteProtocolError as exc:
             self._fail(exc)
             raise
         return events
+
+    def _takes_data_fast(self, frame: DataFrame) -> bool:
+        """Whether a DATA piece without FIN goes to a stream that takes it as it is.
+
+        The bulk of every transfer, so it skips the table lookups: in these states (the
+        session running, the stream open for the peer, advisory flow control) RECV_DATA
+        changes neither machine (SESSION_TRANSITIONS, STREAM_TRANSITIONS). Everything else
+        goes through :meth:`_handle_frame`.
+        """
+        if frame.fin or self._strict or self._state is not _SS.OPEN:
+            return False
+        stream = self._streams.get(frame.stream_id)
+        if stream is None:
+            return False
+        state = stream.state
+        return state is _S.OPEN or state is _S.HALF_CLOSED_LOCAL or state is _S.UNREPLIED
+
+    @staticmethod
+    def _deliver_run(stream_id: int, run: list[bytes | memoryview],
+                     events: list[SpdyEvent]) -> None:
+        """Report consecutive pieces of one stream as one StreamData: one copy, one event."""
+        if run:
+            events.append(StreamData(stream_id=stream_id,
+                                     data=bytes(run[0]) if len(run) == 1 else b"".join(run)))
+            run.clear()
 
     # ------------------------------------------------------------------ actions
 
@@ -778,10 +842,12 @@ class SpdySession:
             LocalProtocolError: The stream is not open for sending, or (strict mode) the
                 data exceeds the flow-control window.
         """
+        if not fin and self._send_data_fast(stream_id, data):
+            return
         self._check_send(SessionInput.SEND_DATA)
         stream = self._live_stream(stream_id)
         target = self._plan(stream, [_I.SEND_DATA], fin)
-        payload = memoryview(data if isinstance(data, bytes) else bytes(data)).cast("B")
+        payload = _immutable_view(data)
         size = len(payload)
         if self._strict and size:
             window = self.send_window(stream_id) or 0
@@ -794,6 +860,33 @@ class SpdySession:
             self._session_send.consume(size)
         self._queue_data(stream_id, payload, fin)
         self._move(stream_id, stream, target)
+
+    def _send_data_fast(self, stream_id: int, data: bytes | bytearray | memoryview) -> bool:
+        """Queue one DATA frame without FIN on a stream that may send, or return False.
+
+        The bulk of every upload, so it skips the table lookups: in these states (the
+        session running, the stream open for us, advisory flow control) SEND_DATA changes
+        neither machine, and everything else goes through the general path.
+        """
+        if self._strict or (self._state is not _SS.OPEN
+                            and self._state is not _SS.GOAWAY_RECEIVED):
+            return False
+        stream = self._streams.get(stream_id)
+        if stream is None:
+            return False
+        state = stream.state
+        if state is not _S.OPEN and state is not _S.HALF_CLOSED_REMOTE \
+                and state is not _S.AWAITING_REPLY:
+            return False
+        payload = _immutable_view(data)
+        size = len(payload)
+        if not 0 < size <= MAX_FRAME_LENGTH:
+            return False
+        # Header and payload as two parts: data_to_send() joins them, the payload's one
+        # copy (none here when it is already immutable).
+        self._outgoing.append(_DATA_HEADER.pack(stream_id, size))
+        self._outgoing.append(payload)
+        return True
 
     def end_stream(self, stream_id: int) -> None:
         """Half-close a stream: an empty DATA frame with FIN (Go ``Stream.Close``).
