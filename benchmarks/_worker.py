@@ -35,6 +35,10 @@ __all__ = ["main"]
 _READ_BUFFER: Final = 256 * 1024
 _WRITE_CHUNK: Final = 256 * 1024
 _NAMESPACE: Final = "default"
+#: What an upload sends, 256 KiB of the peer's pattern, made once at import time: before
+#: the exec starts, as kubectl's input file exists before it starts (building it with a
+#: generator inside the timed window cost kstream ~25 ms per upload).
+_UPLOAD_CHUNK: Final = memoryview((bytes(range(251)) * (_WRITE_CHUNK // 251 + 1))[:_WRITE_CHUNK])
 _POD: Final = "bench"
 
 #: transport name of the benchmark -> (open_exec transport, protocols)
@@ -96,7 +100,7 @@ async def _raw_download(port: int, size: int) -> int:
 async def _raw_upload(port: int, size: int) -> int:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(b"upload\n")
-    chunk = memoryview(bytes(index % 251 for index in range(_WRITE_CHUNK)))
+    chunk = _UPLOAD_CHUNK
     sent = 0
     while sent < size:
         piece = chunk[:min(_WRITE_CHUNK, size - sent)]
@@ -140,7 +144,7 @@ async def _kstream_upload_asyncio(url: str, transport: str, size: int) -> int:
     process = await kstream.asyncio.open_exec(
         url, _NAMESPACE, _POD, ["sink"], stdin=True, stdout=True, stderr=False,
         **_exec_kwargs(transport))
-    chunk = memoryview(bytes(index % 251 for index in range(_WRITE_CHUNK)))
+    chunk = _UPLOAD_CHUNK
     async with process:
         sent = 0
         while sent < size:
@@ -177,7 +181,7 @@ async def _kstream_upload_trio(url: str, transport: str, size: int) -> int:
     process = await kstream.trio.open_exec(
         url, _NAMESPACE, _POD, ["sink"], stdin=True, stdout=True, stderr=False,
         **_exec_kwargs(transport))
-    chunk = memoryview(bytes(index % 251 for index in range(_WRITE_CHUNK)))
+    chunk = _UPLOAD_CHUNK
     async with process:
         sent = 0
         while sent < size:
@@ -203,6 +207,46 @@ async def _latency(url: str, transport: str) -> int:
         await process.stdout.read()
         code = await process.wait()
     assert code == 0, code
+    return 0
+
+
+async def _idle_sessions(url: str, sessions: int) -> dict[str, float]:
+    """Open ``sessions`` execs of ``sleep-forever`` (stdin open), measure, then end them.
+
+    Returns the RSS with every session established and idle, against the RSS before the
+    first one opened (both after a full GC): the cost of one idle session.
+    """
+    import gc
+
+    import kstream.asyncio
+
+    async def open_one() -> Any:
+        return await kstream.asyncio.open_exec(
+            url, _NAMESPACE, _POD, ["sleep-forever"], stdin=True, stdout=True, stderr=True,
+            **_exec_kwargs("websocket v5"))
+
+    gc.collect()
+    before = _current_rss_kib()
+    start = time.perf_counter()
+    processes = []
+    for first in range(0, sessions, 100):  # 100 handshakes at a time, as a pool would
+        processes += await asyncio.gather(*(open_one()
+                                            for _ in range(min(100, sessions - first))))
+    opened = time.perf_counter() - start
+    await asyncio.sleep(0.2)  # every connection settled: nothing in flight
+    gc.collect()
+    idle = _current_rss_kib()
+    # Ending the connection from our side ends the peer's sleep-forever.
+    await asyncio.gather(*(process.aclose() for process in processes),
+                         return_exceptions=True)
+    return {"seconds": opened, "nbytes": 0, "rss_before_kib": before, "rss_idle_kib": idle,
+            "sessions": sessions}
+
+
+def _current_rss_kib() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
     return 0
 
 
@@ -240,11 +284,12 @@ def _official_download(url: str, size: int) -> int:
 
 def _measure(run: Callable[[], int]) -> dict[str, float | int]:
     base = _peak_rss_kib()
+    cpu_start = time.process_time()
     start = time.perf_counter()
     nbytes = run()
     seconds = time.perf_counter() - start
     return {"seconds": seconds, "nbytes": nbytes, "rss_base_kib": base,
-            "rss_peak_kib": _peak_rss_kib()}
+            "rss_peak_kib": _peak_rss_kib(), "cpu_seconds": time.process_time() - cpu_start}
 
 
 def _on_loop(lib: str, coroutine: Callable[[], Awaitable[int]]) -> Callable[[], int]:
@@ -259,7 +304,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run one transfer and print its JSON line."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks._worker")
     parser.add_argument("mode", choices=["raw-download", "raw-upload", "download", "upload",
-                                         "official-download", "sessions", "latency"])
+                                         "official-download", "sessions", "idle-sessions",
+                                         "latency"])
     parser.add_argument("--url", default="")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--size", type=int, required=True)
@@ -277,6 +323,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.mode == "official-download":
         import kubernetes.stream  # noqa: F401
 
+    if args.mode == "idle-sessions":
+        report = asyncio.run(_idle_sessions(args.url, args.sessions))
+        print(json.dumps(report), flush=True)
+        return 0
     run: Callable[[], int]
     if args.mode == "raw-download":
         run = _on_loop("asyncio", lambda: _raw_download(args.port, args.size))

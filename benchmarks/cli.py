@@ -31,9 +31,11 @@ BENCHMARKS: Final[dict[str, str]] = {
     "loopback": "download and upload over loopback: kstream, kubectl, raw socket",
     "official": "kstream vs the official kubernetes client",
     "latency": "a trivial exec, kstream vs kubectl",
-    "scale": "N concurrent sessions from one asyncio process",
+    "scale": "N concurrent sessions from one asyncio process, busy and idle",
+    "server-role": "kubectl downloading from kstream serve vs from the Go peer",
 }
-_NEEDS_SERVERS: Final = frozenset({"loopback", "official", "latency", "scale"})
+_NEEDS_SERVERS: Final = frozenset({"loopback", "official", "latency", "scale",
+                                   "server-role"})
 
 
 def run(config: Config, only: Sequence[str] = (), *, out: Path = DEFAULT_OUT,
@@ -85,6 +87,8 @@ def run(config: Config, only: Sequence[str] = (), *, out: Path = DEFAULT_OUT,
                     results += loopback.bench_latency(config, servers)
                 elif name == "scale":
                     results += loopback.bench_scale(config, servers)
+                elif name == "server-role":
+                    results += loopback.bench_server_role(config, servers)
     elapsed = time.monotonic() - started
     log(f"[{elapsed:6.1f} s] done; writing results to {out}")
     out.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,8 @@ kernel through a pipe: no Python copy, so the front costs every client the same 
 Every client of a benchmark (kstream, kubectl, the official client) goes through the same
 front to the same peer, and every exec is timed here, by the same clock: from the upgrade
 request's arrival to the end of both directions. Plain HTTP without credentials: kubectl
-sends no token over HTTP and needs none.
+sends no token over HTTP and needs none; a server behind the front that wants a bearer
+token (``kstream serve``) gets it added to each upgrade request (``peer_token``).
 """
 
 from __future__ import annotations
@@ -91,12 +92,16 @@ class KubeFront:
         execs: an :class:`ExecTiming` per upgrade request, in arrival order.
     """
 
-    def __init__(self, peer_port: int, directory: Path) -> None:
+    def __init__(self, peer_port: int, directory: Path, *, peer_token: str = "",
+                 name: str = "front") -> None:
         self._peer_port = peer_port
+        # A server behind the front that wants a bearer token (kstream serve) gets it in
+        # every upgrade request; kubectl itself sends none over plain HTTP.
+        self._peer_token = peer_token
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port: int = self._listener.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        self.kubeconfig = directory / "kubeconfig-front"
+        self.kubeconfig = directory / f"kubeconfig-{name}"
         self.execs: list[ExecTiming] = []
         self._lock = threading.Lock()
         self._closed = False
@@ -154,6 +159,9 @@ class KubeFront:
                     return
                 request_line, headers = self._parse(head)
                 if "upgrade" in headers:
+                    if self._peer_token:
+                        head = head[:-2] + (f"Authorization: Bearer {self._peer_token}"
+                                            "\r\n\r\n").encode()
                     self._proxy(connection, head + buffered, request_line.split(" ")[1])
                     return
                 length = int(headers.get("content-length", "0"))

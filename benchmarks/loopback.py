@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import secrets
 import shutil
 import statistics
 import subprocess
@@ -29,7 +30,7 @@ from ._worker import TRANSPORTS
 from .kubefront import KubeFront
 
 __all__ = ["REPO", "Servers", "bench_latency", "bench_loopback", "bench_official",
-           "bench_scale", "kubectl_binary", "servers"]
+           "bench_scale", "bench_server_role", "kstream_serve", "kubectl_binary", "servers"]
 
 REPO: Final = Path(__file__).resolve().parent.parent
 _TESTS: Final = REPO / "tests"
@@ -58,6 +59,10 @@ class Servers:
         self.front = front
         self.raw_port = raw_port
         self.workdir = workdir
+        #: ``kpeer serve``'s process id (its CPU time is read from /proc).
+        self.peer_pid = 0
+        #: The Go peer's CPU seconds during the last kubectl run.
+        self.last_peer_cpu = 0.0
 
 
 def _go_peer_module() -> object:
@@ -82,7 +87,10 @@ def servers() -> Iterator[Servers]:
             line = raw.stdout.readline().decode()
             raw_port = int(line.split()[1])
             with KubeFront(peer.port, Path(scratch)) as front:
-                yield Servers(peer.url, peer.port, front, raw_port, Path(scratch))
+                running = Servers(peer.url, peer.port, front, raw_port, Path(scratch))
+                process = getattr(peer, "_process", None)  # GoPeerServer keeps it private
+                running.peer_pid = process.pid if process is not None else 0
+                yield running
         finally:
             raw.terminate()
             raw.wait(10)
@@ -104,8 +112,20 @@ def _worker(args: Sequence[str]) -> dict[str, float]:
 
 def _front_timed(servers: Servers, args: Sequence[str]) -> tuple[float, dict[str, float]]:
     index = len(servers.front.execs)
+    peer_cpu = _peer_cpu_seconds(servers)
     report = _worker(args)
-    return servers.front.wait_exec(index, 60).seconds, report
+    seconds = servers.front.wait_exec(index, 60).seconds
+    report["peer_cpu_seconds"] = _peer_cpu_seconds(servers) - peer_cpu
+    return seconds, report
+
+
+def _peer_cpu_seconds(servers: Servers) -> float:
+    """CPU time (user + system) the Go peer has used so far; 0 when unknown."""
+    try:
+        fields = Path(f"/proc/{servers.peer_pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def kubectl_binary(version: str) -> Path | None:
@@ -126,6 +146,7 @@ def _run_kubectl(servers: Servers, binary: Path, args: Sequence[str], *,
                  stdin: Path | None = None) -> tuple[float, float]:
     """Run one ``kubectl exec`` through the front; return (front seconds, wall seconds)."""
     index = len(servers.front.execs)
+    servers.last_peer_cpu = _peer_cpu_seconds(servers)
     command = [str(binary), "--kubeconfig", str(servers.front.kubeconfig), "--cache-dir",
                str(servers.workdir / f"cache-{binary.name}"), "--request-timeout", "600s",
                "exec", *args]
@@ -138,12 +159,19 @@ def _run_kubectl(servers: Servers, binary: Path, args: Sequence[str], *,
     if completed.returncode != 0:
         raise RuntimeError(f"{command} exited {completed.returncode}: "
                            f"{completed.stderr.decode(errors='replace')[-2000:]}")
-    return servers.front.wait_exec(index, 60).seconds, wall
+    seconds = servers.front.wait_exec(index, 60).seconds
+    servers.last_peer_cpu = _peer_cpu_seconds(servers) - servers.last_peer_cpu
+    return seconds, wall
 
 
 def _rss_growth_mib(reports: Sequence[dict[str, float]]) -> str:
     growth = [(r["rss_peak_kib"] - r["rss_base_kib"]) / 1024 for r in reports]
     return f"{statistics.median(growth):.1f}"
+
+
+def _median_of(reports: Sequence[dict[str, float]], key: str) -> str:
+    values = [report[key] for report in reports if key in report]
+    return f"{statistics.median(values):.2f}" if values else "—"
 
 
 def trio_available() -> bool:
@@ -187,9 +215,12 @@ def bench_loopback(config: Config, servers: Servers, remarks: list[str]) -> list
                                                 "--size", str(size), "--transport",
                                                 transport, "--lib", lib])
                          for _ in range(config.e2e_runs)]
+                reports = [r for _, r in timed]
                 results.append(Result(
                     direction, transport, f"kstream {lib}", [seconds for seconds, _ in timed],
-                    size, extra={"RSS growth MiB": _rss_growth_mib([r for _, r in timed])}))
+                    size, extra={"RSS growth MiB": _rss_growth_mib(reports),
+                                 "client CPU s": _median_of(reports, "cpu_seconds"),
+                                 "Go peer CPU s": _median_of(reports, "peer_cpu_seconds")}))
             version = KUBECTL_FOR.get(transport)
             binary = kubectl_binary(version) if version else None
             if version and binary is None:
@@ -199,13 +230,17 @@ def bench_loopback(config: Config, servers: Servers, remarks: list[str]) -> list
                               if direction == "upload" else None)
                 args = (["-i", "bench", "--", "sink"] if direction == "upload"
                         else ["bench", "--", "source", str(size)])
-                timed_kubectl = [_run_kubectl(servers, binary, args, stdin=stdin_file)
-                                 for _ in range(config.e2e_runs)]
+                timed_kubectl, peer_cpu = [], []
+                for _ in range(config.e2e_runs):
+                    timed_kubectl.append(_run_kubectl(servers, binary, args, stdin=stdin_file))
+                    peer_cpu.append(servers.last_peer_cpu)
                 wall = statistics.median(wall for _, wall in timed_kubectl)
                 results.append(Result(direction, transport, f"kubectl {version}",
                                       [seconds for seconds, _ in timed_kubectl], size,
                                       baseline=True,
-                                      extra={"process wall s": f"{wall:.2f}"}))
+                                      extra={"process wall s": f"{wall:.2f}",
+                                             "Go peer CPU s":
+                                                 f"{statistics.median(peer_cpu):.2f}"}))
     return results
 
 
@@ -246,7 +281,12 @@ def bench_latency(config: Config, servers: Servers) -> list[Result]:
 
 
 def bench_scale(config: Config, servers: Servers) -> list[Result]:
-    """N concurrent asyncio sessions against the Go peer directly, each moving a few MiB."""
+    """N concurrent asyncio sessions against the Go peer directly: busy, then idle.
+
+    Busy: each of N sessions downloads ``session_bytes``; wall time and peak RSS. Idle: N
+    sessions of ``sleep-forever`` (stdin open) established at once; the RSS they add,
+    per session, is what the issue's "RSS per idle session" target bounds.
+    """
     results = []
     for sessions in config.sessions:
         report = _worker(["sessions", "--url", servers.peer_url, "--size",
@@ -257,6 +297,93 @@ def bench_scale(config: Config, servers: Servers) -> list[Result]:
             config.session_bytes * sessions,
             extra={"peak RSS MiB": f"{report['rss_peak_kib'] / 1024:.1f}",
                    "RSS growth MiB": f"{growth_kib / 1024:.1f}",
-                   "RSS KiB/session": f"{growth_kib / sessions:.1f}"},
-            note="one run; peak RSS while all sessions are open and moving data"))
+                   "busy RSS KiB/session": f"{growth_kib / sessions:.1f}"},
+            note="one run; busy: every session downloads at once; peak RSS over the run"))
+    for sessions in config.sessions:
+        report = _worker(["idle-sessions", "--url", servers.peer_url, "--size", "0",
+                          "--sessions", str(sessions)])
+        added_kib = report["rss_idle_kib"] - report["rss_before_kib"]
+        results.append(Result(
+            "scale-idle", f"{sessions} idle sessions", "kstream asyncio",
+            [report["seconds"]],
+            extra={"RSS added MiB": f"{added_kib / 1024:.1f}",
+                   "RSS KiB/session": f"{added_kib / sessions:.1f}"},
+            note="one run; time = opening all sessions (100 handshakes at a time); RSS "
+                 "(VmRSS, after a full GC) with all of them established and idle, minus "
+                 "before the first"))
+    return results
+
+
+@contextmanager
+def kstream_serve(directory: Path) -> Iterator[tuple[int, str]]:
+    """Run ``kstream serve`` (pod ``default/bench``); yield its port and bearer token."""
+    token = secrets.token_hex(16)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "kstream", "serve", "--port", "0", "--token", token,
+         "--pod", "default/bench", "--kubeconfig", str(directory / "kubeconfig-serve")],
+        cwd=directory, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL)
+    try:
+        assert process.stdout is not None
+        for line in iter(process.stdout.readline, b""):
+            text = line.decode(errors="replace")
+            if "listening on" in text:
+                port = int(text.strip().rsplit(":", 1)[1].rstrip("/"))
+                break
+        else:
+            raise RuntimeError("kstream serve exited before listening")
+        yield port, token
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+#: What kstream serve runs for a download: a real process writing 32 KiB blocks (as the Go
+#: peer's built-in ``source`` writes 32 KiB chunks, but through a pipe).
+def _dd_command(size: int) -> list[str]:
+    block = 32 * 1024
+    if size % block:
+        raise ValueError(f"download size {size} is not a multiple of {block}")
+    return ["dd", "if=/dev/zero", f"bs={block}", f"count={size // block}", "status=none"]
+
+
+def bench_server_role(config: Config, servers: Servers) -> list[Result]:
+    """kubectl 1.33 and 1.27 downloading from ``kstream serve`` vs from the Go peer.
+
+    Both servers sit behind a :class:`KubeFront` (the same front code, the same timing:
+    upgrade request in, both directions ended). The Go peer's ``source N`` is built in;
+    ``kstream serve`` runs a real process (``dd``, 32 KiB writes into a pipe), as it
+    always does: the process, its pipe and reading it are part of the server's cost.
+    """
+    size = config.download_bytes
+    results: list[Result] = []
+    with kstream_serve(servers.workdir) as (port, token), \
+            KubeFront(port, servers.workdir, peer_token=token, name="serve-front") as front:
+        serve = Servers(servers.peer_url, port, front, servers.raw_port, servers.workdir)
+        for version, transport in (("1.33", "websocket v5"), ("1.27", "spdy")):
+            binary = kubectl_binary(version)
+            if binary is None:
+                continue
+            case = f"kubectl {version} download"
+            on_serve = [_run_kubectl(serve, binary, ["bench", "--", *_dd_command(size)])
+                        for _ in range(config.e2e_runs)]
+            on_peer = [_run_kubectl(servers, binary, ["bench", "--", "source", str(size)])
+                       for _ in range(config.e2e_runs)]
+            results.append(Result(
+                "server-role", case, "kstream serve", [s for s, _ in on_serve], size,
+                extra={"server": "kstream serve, `dd` process (32 KiB writes)",
+                       "transport": transport},
+                note="a real process and a pipe on this side; the Go peer's source is "
+                     "built in"))
+            results.append(Result(
+                "server-role", case, "Go peer", [s for s, _ in on_peer], size,
+                baseline=True, extra={"server": "kpeer serve, built-in source"}))
     return results

@@ -58,6 +58,7 @@ def test_end_to_end_benchmarks_against_the_go_peer() -> None:
         results += loopback.bench_official(SMOKE, servers)
         results += loopback.bench_latency(SMOKE, servers)
         results += loopback.bench_scale(SMOKE, servers)
+        results += loopback.bench_server_role(SMOKE, servers)
     _positive(results)
     rows = {(r.group, r.case, r.impl) for r in results}
     assert ("download", "websocket v5", "kstream asyncio") in rows
@@ -67,8 +68,14 @@ def test_end_to_end_benchmarks_against_the_go_peer() -> None:
     assert ("download", "spdy", "kubectl 1.27") in rows
     assert ("official-client", "websocket v4 download 64 KiB", "kubernetes (sync)") in rows
     assert ("scale", "3 sessions", "kstream asyncio") in rows
+    assert ("scale-idle", "3 idle sessions", "kstream asyncio") in rows
+    for version in ("1.33", "1.27"):
+        assert ("server-role", f"kubectl {version} download", "kstream serve") in rows
+        assert ("server-role", f"kubectl {version} download", "Go peer") in rows
     verdicts = {target.text: verdict for target, _, verdict in evaluate_targets(results)}
     assert verdicts["download, WebSocket v5, asyncio ≥ 1.0× kubectl 1.33"] != "not measured"
+    assert verdicts["server role: kubectl 1.27 from kstream serve ≥ 0.8× from the Go peer"] \
+        != "not measured"
 
 
 def test_report_files(tmp_path: Path) -> None:
