@@ -930,3 +930,92 @@ def test_seam_codec_errors_carry_the_close_code() -> None:
     with pytest.raises(RemoteProtocolError) as info:
         codec.receive(from_client(OP_BINARY, b""))
     assert info.value.close_code == 1009
+
+
+# ----------------------------------------------------------------------------------------
+# Borrowed payload: the channel connection's hot path (receive_frames)
+
+
+def feed_through_reused_buffer(feed: Callable[[memoryview], list[Frame]], data: bytes,
+                               cuts: list[int]) -> list[Frame]:
+    """Feed ``data`` as an adapter does: slices of one buffer, overwritten by every read.
+
+    Items are copied before the next read, as a borrowing caller must; the buffer is then
+    scribbled over, so a piece that was kept instead of copied would read garbage.
+    """
+    buffer = bytearray(len(data) + 1)
+    items: list[Frame] = []
+    bounds = sorted({0, len(data), *(cut for cut in cuts if 0 <= cut <= len(data))})
+    for start, stop in itertools.pairwise(bounds):
+        size = stop - start
+        buffer[:size] = data[start:stop]
+        items += [(opcode, bytes(payload), frame_finished, message_finished)
+                  for opcode, payload, frame_finished, message_finished
+                  in feed(memoryview(buffer)[:size])]
+        buffer[:] = b"\xee" * len(buffer)
+    return items
+
+
+@pytest.mark.parametrize("client", [True, False])
+def test_borrowed_feed_hands_out_views_of_mutable_input(client: bool) -> None:
+    frame = peer_frame(client)
+    buffer = bytearray(frame(OP_BINARY, b"abc") + frame(OP_PING, b"p"))
+    [(_, borrowed, _, _), (_, ping, _, _)] = FrameDecoder(client=client).feed(buffer, borrow=True)
+    [(_, copied, _, _), _] = FrameDecoder(client=client).feed(buffer)
+    assert bytes(borrowed) == bytes(copied) == b"abc"
+    assert type(copied) is bytes
+    assert type(ping) is bytes  # control frames are always copied
+    if client:  # unmasked: a view of the very buffer, no copy
+        assert isinstance(borrowed, memoryview) and borrowed.obj is buffer
+    else:  # masked: unmasking is the copy
+        assert type(borrowed) is bytes
+
+
+@settings(max_examples=100, deadline=None)
+@given(data=st.data(), client=st.booleans(),
+       cuts=st.lists(st.integers(min_value=0, max_value=70_000), max_size=10))
+def test_receive_frames_agrees_with_receive_at_any_split(data: st.DataObject, client: bool,
+                                                         cuts: list[int]) -> None:
+    stream = data.draw(wsproto_streams(client))
+    seam = ZeroCopyFrameCodec(client=client, key_source=fixed_keys(KEY))
+    hot = ZeroCopyFrameCodec(client=client, key_source=fixed_keys(KEY))
+    seam_items: list[object] = []
+    for start, stop in itertools.pairwise(sorted({0, len(stream), *(
+            cut for cut in cuts if cut <= len(stream))})):
+        seam_items += seam.receive(stream[start:stop])
+    hot_items = feed_through_reused_buffer(hot.receive_frames, stream, cuts)
+    assert summarize(hot_items, hot._decoder) == wsproto_decode(stream, client=client, cuts=[])
+    # The same pieces as the seam's items (same cuts), the same close, the same state.
+    assert as_seam_items(hot_items, hot) == normalize(seam_items)
+    assert hot.pong(b"x") == seam.pong(b"x")
+    closed = any(isinstance(item, CloseFrame) for item in seam_items)
+    ping = from_server(OP_PING) if client else from_client(OP_PING)
+    assert hot.receive_frames(ping) == ([] if closed else [(OP_PING, b"", True, True)])
+
+
+def as_seam_items(frames: list[Frame], codec: ZeroCopyFrameCodec) -> list[object]:
+    out: list[object] = []
+    for opcode, payload, _, message_finished in frames:
+        if opcode in (OP_TEXT, OP_BINARY):
+            out.append(("piece", opcode == OP_TEXT, bytes(payload), message_finished))
+        elif opcode == OP_PING:
+            out.append(PingFrame(bytes(payload)))
+        elif opcode == OP_PONG:
+            out.append(PongFrame(bytes(payload)))
+        else:
+            assert codec.close_code is not None
+            out.append(CloseFrame(codec.close_code, codec.close_reason))
+    return out
+
+
+def test_receive_frames_after_our_close_then_the_peers() -> None:
+    codec = ZeroCopyFrameCodec(client=True)
+    codec.close(1000)
+    assert codec.receive_frames(bytearray(from_server(OP_BINARY, b"late"))) == [
+        (OP_BINARY, memoryview(b"late"), True, True)]
+    assert codec.receive_frames(from_server(OP_CLOSE, b"\x03\xe8ok")) == [
+        (OP_CLOSE, b"\x03\xe8ok", True, True)]
+    assert (codec.close_code, codec.close_reason) == (1000, "ok")
+    assert codec.receive_frames(from_server(OP_BINARY, b"after")) == []
+    with pytest.raises(LocalProtocolError):
+        codec.close(1000)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import itertools
 import json
 import struct
 from collections.abc import Callable
@@ -1183,3 +1184,92 @@ def test_ping_then_close_in_one_read_reaches_the_client_intact() -> None:
     assert [type(e).__name__ for e in events] == [
         "ChannelData", "PingReceived", "ConnectionClosed"]
     assert events[-1] == ConnectionClosed(code=1000, reason="", clean=True)
+
+
+# --------------------------------------------------------------------------------------
+# Receiving from an adapter's reused buffer; sending buffers the caller may change
+
+
+def _messages_stream(protocol: str, messages: list[tuple[int, bytes]], *, masked: bool
+                     ) -> bytes:
+    # Whole messages, some cut in two frames, as the peer of the receiver writes them.
+    base64_text = WEBSOCKET_PROTOCOLS[protocol].base64
+    mask = MASK if masked else None
+    out = b""
+    for index, (channel, payload) in enumerate(messages):
+        if base64_text:
+            opcode, body = TEXT, bytes((0x30 + channel,)) + base64.b64encode(payload)
+        else:
+            opcode, body = BINARY, bytes((channel,)) + payload
+        if index % 3 == 2 and len(body) > 1:  # a fragmented message
+            half = len(body) // 2
+            out += frame(opcode, body[:half], fin=False, mask=mask)
+            out += frame(CONTINUATION, body[half:], mask=mask)
+        else:
+            out += frame(opcode, body, mask=mask)
+    return out
+
+
+def _merged(events: list[Event]) -> list[Event]:
+    # Adjacent ChannelData of one channel joined: reads cut messages differently.
+    out: list[Event] = []
+    for event in events:
+        previous = out[-1] if out else None
+        if (isinstance(event, ChannelData) and isinstance(previous, ChannelData)
+                and previous.channel == event.channel):
+            out[-1] = ChannelData(channel=event.channel, data=previous.data + event.data)
+        else:
+            out.append(event)
+    return out
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(protocol=st.sampled_from(ALL_PROTOCOLS), client=st.booleans(),
+       messages=st.lists(st.tuples(st.sampled_from([0, 1, 2, 3, 5]),
+                                   st.binary(max_size=300)), max_size=8),
+       cuts=st.lists(st.integers(min_value=0, max_value=3000), max_size=8))
+def test_messages_survive_a_reused_receive_buffer(protocol: str, client: bool,
+                                                  messages: list[tuple[int, bytes]],
+                                                  cuts: list[int]) -> None:
+    # The connection borrows views of what it is fed: every byte it keeps must be copied
+    # before receive_data returns. Fed slices of one buffer that is overwritten after
+    # every call, it must read what it reads from immutable bytes, at any split.
+    if client:
+        messages = [(channel, payload) for channel, payload in messages if channel != 0]
+    stream = _messages_stream(protocol, messages, masked=not client)
+    # A ping at the end: never empty (b"" would be the end of the stream).
+    stream += frame(PING, b"p", mask=None if client else MASK)
+    reference = open_client(protocol) if client else open_server(protocol)
+    expected = reference.receive_data(stream)
+    conn = open_client(protocol) if client else open_server(protocol)
+    buffer = bytearray(len(stream))
+    events: list[Event] = []
+    for start, stop in itertools.pairwise(sorted({0, len(stream), *(
+            cut for cut in cuts if cut <= len(stream))})):
+        buffer[:stop - start] = stream[start:stop]
+        events += conn.receive_data(memoryview(buffer)[:stop - start])
+        buffer[:] = b"\xee" * len(buffer)
+    assert all(type(event.data) is bytes for event in events if isinstance(event, ChannelData))
+    assert _merged(events) == _merged(expected)
+    for channel in (0, 1, 2, 3):
+        assert b"".join(e.data for e in events if isinstance(e, ChannelData)
+                        and e.channel == channel) == b"".join(
+            payload for ch, payload in messages if ch == channel)
+
+
+@pytest.mark.parametrize("protocol", ALL_PROTOCOLS)
+def test_server_sends_what_a_mutable_buffer_held_at_send_time(protocol: str) -> None:
+    server = open_server(protocol)
+    data = bytearray(b"x" * 5000)
+    server.send_data(1, data)
+    server.send_data(1, memoryview(data)[:10])
+    immutable = b"y" * 5000
+    server.send_data(2, memoryview(immutable)[1:])
+    data[:] = b"z" * 5000
+    frames = parse_frames(server.data_to_send())
+    payloads = [body for _, _, body in frames]
+    if WEBSOCKET_PROTOCOLS[protocol].base64:
+        payloads = [bytes((body[0] - 0x30,)) + base64.b64decode(body[1:])
+                    for body in payloads]
+    assert payloads == [b"\x01" + b"x" * 5000, b"\x01" + b"x" * 10, b"\x02" + b"y" * 4999]
+    assert server.data_to_send() == b""

@@ -193,8 +193,16 @@ class ClientExecSession:
                 undecodable exit status, or the connection ended before the status.
         """
         events: list[Event] = []
+        ended = self._ended
         for event in self._conn.receive_data(data):
-            self._translate(event, events)
+            # The hot path: stdout/stderr data passes through as it is (what
+            # _on_channel_data does for it, without the dispatch).
+            if (type(event) is ChannelData and event.data
+                    and (event.channel == STDOUT or event.channel == STDERR)
+                    and event.channel not in ended):
+                events.append(event)
+            else:
+                self._translate(event, events)
         if self._status_ended:
             self._emit_outcome(events)
         return events

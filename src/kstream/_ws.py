@@ -11,9 +11,13 @@ Layers underneath:
   limit, the raw request headers and any bytes that follow the head stay ours); on the
   server side wsproto's :class:`~wsproto.handshake.H11Handshake` validates the request and
   writes the 101, and on the client side wsproto's nonce and accept-token helpers are used;
-* WebSocket frames: :class:`~kstream._ws_codec.ZeroCopyFrameCodec`, behind the seam that
-  :mod:`kstream._ws_frames` defines (wsproto's per-frame machinery costs 6-10 µs a frame and
-  copies each payload several times; this codec hands payloads out as views);
+* WebSocket frames: :class:`~kstream._ws_codec.ZeroCopyFrameCodec`, which has the interface
+  of the seam :mod:`kstream._ws_frames` defines (wsproto's per-frame machinery costs 6-10 µs
+  a frame and copies each payload several times). On the receive path this module takes
+  the decoder's frame tuples directly (``receive_frames``: no item object per piece, payload
+  borrowed from the bytes fed), so each payload byte is copied once, into the
+  ``ChannelData`` that keeps it; on the send path a frame's parts are queued as they are and
+  joined once by ``data_to_send()``;
 * channel framing: :mod:`kstream._framing`.
 
 Upstream behaviour mirrored here is cited from protocol-notes §1: the Go server
@@ -64,20 +68,16 @@ from ._events import (
 )
 from ._framing import (
     BASE64_CHANNEL_OFFSET,
+    MAX_CHANNEL,
     Base64PayloadDecoder,
     base64_channel_of,
     check_channel,
     decode_close,
     encode_close,
 )
+from ._ws_codec import OP_BINARY, OP_CLOSE, OP_PING, OP_TEXT
 from ._ws_codec import ZeroCopyFrameCodec as FrameCodec
-from ._ws_frames import (
-    MAX_CLOSE_REASON_BYTES,
-    CloseFrame,
-    MessagePiece,
-    PingFrame,
-    check_close_code,
-)
+from ._ws_frames import MAX_CLOSE_REASON_BYTES, check_close_code
 
 __all__ = [
     "DEFAULT_CLIENT_PROTOCOLS",
@@ -106,6 +106,9 @@ MAX_OUTSTANDING_PINGS: Final = 1024
 DEFAULT_CLIENT_PROTOCOLS: Final = ("v5.channel.k8s.io", "v4.channel.k8s.io")
 #: What a server supports by default: every named channel subprotocol.
 SERVER_PROTOCOLS: Final = tuple(name for name in WEBSOCKET_PROTOCOLS if name)
+
+#: A message's one-byte channel prefix, by value (no bytes object built per message).
+_CHANNEL_PREFIXES: Final = tuple(bytes((value,)) for value in range(256))
 
 _NORMAL_CLOSURE: Final = 1000
 _ABNORMAL_CLOSURE: Final = 1006
@@ -270,7 +273,9 @@ class WebSocketChannelConnection:
         self._protocols: Final = tuple(protocols)
         self._h11 = h11.Connection(h11.CLIENT if client else h11.SERVER,
                                    max_incomplete_event_size=MAX_HEAD_SIZE)
-        self._outgoing = bytearray()
+        # What data_to_send() joins: whole frames, and the parts of data messages (the
+        # caller's payload itself when it cannot change, so it is copied once, there).
+        self._outgoing: list[Buffer] = []
         self._codec: FrameCodec | None = None
         self._error: RemoteProtocolError | None = None
         self._pings: deque[float] = deque()
@@ -396,7 +401,7 @@ class WebSocketChannelConnection:
         except (WsprotoLocalProtocolError, h11.LocalProtocolError) as exc:
             raise LocalProtocolError(f"cannot accept the upgrade: {exc}") from None
         self._advance(StateInput.ACCEPT)
-        self._outgoing += response
+        self._outgoing.append(response)
         self._negotiated = WEBSOCKET_PROTOCOLS[name]
         self._codec = FrameCodec(client=False)
         if hello is not None:
@@ -427,7 +432,8 @@ class WebSocketChannelConnection:
                 response_headers.extend(status_headers)
         response_headers.extend(headers)
         try:
-            self._outgoing += _http_response(self._h11, status_code, response_headers, body)
+            self._outgoing.append(
+                _http_response(self._h11, status_code, response_headers, body))
         except h11.LocalProtocolError as exc:
             raise LocalProtocolError(f"cannot reject the upgrade: {exc}") from None
         self._advance(StateInput.REJECT)
@@ -459,8 +465,12 @@ class WebSocketChannelConnection:
 
     def data_to_send(self) -> bytes:
         """Return and forget every byte queued for the peer so far (``b""`` if none)."""
-        data = bytes(self._outgoing)
-        self._outgoing = bytearray()
+        outgoing = self._outgoing
+        if not outgoing:
+            return b""
+        first = outgoing[0]
+        data = first if len(outgoing) == 1 and type(first) is bytes else b"".join(outgoing)
+        outgoing.clear()
         return data
 
     def send_data(self, channel: int, data: Buffer) -> None:
@@ -477,7 +487,8 @@ class WebSocketChannelConnection:
         Raises:
             LocalProtocolError: not OPEN, a bad channel, or a channel we closed.
         """
-        self._require(StateInput.SEND, "send data")
+        if self._state is not WebSocketState.OPEN:
+            self._require(StateInput.SEND, "send data")
         if channel in self._closed_channels:
             raise LocalProtocolError(f"channel {channel} was closed with close_channel()")
         if not data and self._client:
@@ -505,7 +516,7 @@ class WebSocketChannelConnection:
         if channel in self._closed_channels:
             raise LocalProtocolError(f"channel {channel} is already closed")
         self._closed_channels.add(channel)
-        self._outgoing += self._frames.message(b"", message, text=False)
+        self._outgoing.append(self._frames.message(b"", message, text=False))
 
     def ping(self, now: float) -> None:
         """Queue a ping with an empty payload, as client-go sends every 5 s.
@@ -521,7 +532,7 @@ class WebSocketChannelConnection:
         if len(self._pings) >= MAX_OUTSTANDING_PINGS:
             raise LocalProtocolError(f"{MAX_OUTSTANDING_PINGS} pings already await a pong")
         self._pings.append(now)
-        self._outgoing += self._frames.ping()
+        self._outgoing.append(self._frames.ping())
 
     def close(self, code: int = _NORMAL_CLOSURE, reason: str = "") -> None:
         """Queue a close frame, then wait for the peer's (state CLOSING).
@@ -541,16 +552,24 @@ class WebSocketChannelConnection:
         was_open = self.state is WebSocketState.OPEN
         self._advance(StateInput.CLOSE)
         if was_open:
-            self._outgoing += self._frames.close(code, reason)
+            self._outgoing.append(self._frames.close(code, reason))
 
     def _queue_message(self, channel: int, data: Buffer) -> None:
+        frames = self._frames
         if self._protocol.base64:
             check_channel(channel, base64_text=True)
-            prefix = bytes((BASE64_CHANNEL_OFFSET + channel,))
-            self._outgoing += self._frames.message(prefix, base64.b64encode(data), text=True)
-        else:
-            check_channel(channel)
-            self._outgoing += self._frames.message(bytes((channel,)), data, text=False)
+            prefix = _CHANNEL_PREFIXES[BASE64_CHANNEL_OFFSET + channel]
+            self._outgoing += frames.message_parts(prefix, base64.b64encode(data), text=True)
+            return
+        if type(channel) is not int or not 0 <= channel <= MAX_CHANNEL:
+            check_channel(channel)  # raises
+        if not self._client and not _immutable(data):
+            # Unmasked frames hand the payload itself to data_to_send(), which joins it
+            # later: a buffer the caller may change meanwhile is copied now instead.
+            data = bytes(data)
+        # A client's frame parts are the header and the masked payload (masking is the
+        # one copy); a server's, the header, the channel byte and the payload.
+        self._outgoing += frames.message_parts(_CHANNEL_PREFIXES[channel], data, text=False)
 
     @property
     def _protocol(self) -> ChannelProtocol:
@@ -599,7 +618,7 @@ class WebSocketChannelConnection:
         if (self.state is WebSocketState.OPEN and exc.close_code is not None
                 and self._codec is not None):
             reason = str(exc).encode()[:MAX_CLOSE_REASON_BYTES].decode(errors="ignore")
-            self._outgoing += self._codec.close(exc.close_code, reason)
+            self._outgoing.append(self._codec.close(exc.close_code, reason))
         self._error = exc
         if self.state is not WebSocketState.FAILED:  # EOF while CONNECTING got there first
             self._advance(StateInput.FAIL)
@@ -636,8 +655,8 @@ class WebSocketChannelConnection:
         try:
             request = h11.Request(method="GET", target=target.encode("ascii"),
                                   headers=_encode_headers(request_headers))
-            self._outgoing += self._h11.send(request) or b""
-            self._outgoing += self._h11.send(h11.EndOfMessage()) or b""
+            self._outgoing.append(self._h11.send(request) or b"")
+            self._outgoing.append(self._h11.send(h11.EndOfMessage()) or b"")
         except (h11.LocalProtocolError, UnicodeEncodeError) as exc:
             raise LocalProtocolError(f"cannot send the upgrade request: {exc}") from None
 
@@ -801,8 +820,8 @@ class WebSocketChannelConnection:
                               headers: Sequence[tuple[str, str]] = ()) -> None:
         # An apiserver-style Status body, so a kubectl user sees why.
         status_headers, body = _http.status_response(status_code, message)
-        self._outgoing += _http_response(self._h11, status_code,
-                                         [*status_headers, *headers], body)
+        self._outgoing.append(_http_response(self._h11, status_code,
+                                             [*status_headers, *headers], body))
 
     # ----------------------------------------------------------------------------------
     # Both roles: frames and channel messages
@@ -817,32 +836,61 @@ class WebSocketChannelConnection:
         if not data:
             self._on_eof(events)
             return
-        self._advance(StateInput.RECEIVE)
-        for item in self._frames.receive(data):
-            if isinstance(item, MessagePiece):
-                self._on_message_piece(item, events)
-            elif isinstance(item, PingFrame):
+        # Only OPEN and CLOSING get here, and receiving leaves both as they are
+        # (TRANSITIONS): no state change to make.
+        codec = self._frames
+        # The whole-message fast path below: binary subprotocols, and a client refuses
+        # text messages there (the general path raises).
+        fast_opcodes = (() if self._protocol.base64
+                        else (OP_BINARY,) if self._client else (OP_BINARY, OP_TEXT))
+        ended = self._ended_channels
+        # The decoder's tuples, payload borrowed from ``data``: each piece is copied at
+        # most once, into the ChannelData that keeps it.
+        for opcode, payload, _, message_finished in codec.receive_frames(data):
+            if opcode in fast_opcodes and message_finished and payload and not self._in_message:
+                # A whole message in one piece (the common case), on a channel that takes
+                # data: what the general path does for it, without its bookkeeping.
+                if len(payload) > self.max_message_size:
+                    raise RemoteProtocolError(f"message larger than {self.max_message_size} "
+                                              "bytes", close_code=_MESSAGE_TOO_BIG)
+                channel = payload[0]
+                if channel < EXEC_CHANNELS and channel not in ended:
+                    chunk = bytes(payload[1:])
+                    if chunk:
+                        if channel == ERROR:
+                            self._status_seen = True
+                        events.append(ChannelData(channel=channel, data=chunk))
+                    elif self._client:
+                        # The server's hello: an empty message that says the streams
+                        # are ready.
+                        events.append(ChannelData(channel=channel, data=b""))
+                    continue
+            if opcode <= OP_BINARY:
+                self._on_message_piece(opcode == OP_TEXT, payload, message_finished, events)
+            elif opcode == OP_PING:
                 # After our close frame we send nothing more (RFC 6455 §5.5.1).
                 if self.state is WebSocketState.OPEN:
-                    payload = bytes(item.payload)  # a codec may hand out memoryviews
-                    self._outgoing += self._frames.pong(payload)
-                    events.append(PingReceived(payload=payload))
-            elif isinstance(item, CloseFrame):
-                self._on_peer_close(item, events)
+                    ping = bytes(payload)
+                    self._outgoing.append(codec.pong(ping))
+                    events.append(PingReceived(payload=ping))
+            elif opcode == OP_CLOSE:
+                code = codec.close_code
+                assert code is not None
+                self._on_peer_close(code, codec.close_reason, events)
             else:
                 sent_at = self._pings.popleft() if self._pings else None
-                events.append(PongReceived(payload=bytes(item.payload), sent_at=sent_at))
+                events.append(PongReceived(payload=bytes(payload), sent_at=sent_at))
 
-    def _on_peer_close(self, frame: CloseFrame, events: list[Event]) -> None:
+    def _on_peer_close(self, code: int, reason: str, events: list[Event]) -> None:
         was_open = self.state is WebSocketState.OPEN
         if was_open:
             # Echo the code, as gorilla's default close handler and x/net do.
-            self._outgoing += self._frames.close(frame.code)
-        clean = frame.code == _NORMAL_CLOSURE
+            self._outgoing.append(self._frames.close(code))
+        clean = code == _NORMAL_CLOSURE
         if was_open and not clean:
-            self._check_status_before_end(f"with code {frame.code} {frame.reason!r}".rstrip())
+            self._check_status_before_end(f"with code {code} {reason!r}".rstrip())
         self._advance(StateInput.PEER_CLOSE)
-        events.append(ConnectionClosed(code=frame.code, reason=frame.reason, clean=clean))
+        events.append(ConnectionClosed(code=code, reason=reason, clean=clean))
 
     def _on_eof(self, events: list[Event]) -> None:
         if self.state is WebSocketState.OPEN:
@@ -857,20 +905,21 @@ class WebSocketChannelConnection:
         if self._client and not self._status_seen:
             raise RemoteProtocolError(f"connection closed {how} before the exit status")
 
-    def _on_message_piece(self, piece: MessagePiece, events: list[Event]) -> None:
+    def _on_message_piece(self, text: bool, payload: Buffer, message_finished: bool,
+                          events: list[Event]) -> None:
+        # One piece of a data message (``payload`` may be borrowed: copy what is kept).
         if not self._in_message:
-            self._start_message(piece.text)
-        self._message_size += len(piece.data)
+            self._start_message(text)
+        self._message_size += len(payload)
         if self._message_size > self.max_message_size:
             raise RemoteProtocolError(
                 f"message larger than {self.max_message_size} bytes", close_code=_MESSAGE_TOO_BIG)
-        payload: Buffer = piece.data
         if self._message_channel is None and payload:
             self._start_channel(payload[0])
             payload = memoryview(payload)[1:]
         if payload:
             self._on_payload(payload, events)
-        if piece.message_finished:
+        if message_finished:
             self._end_message(events)
 
     def _start_message(self, text: bool) -> None:
@@ -977,6 +1026,11 @@ class _PendingRejection:
             detail = f"body cut to its first {_http.MAX_REJECTION_BODY} bytes"
         return _http.upgrade_rejection(self.status_code, self.reason, self.headers,
                                        bytes(self.body), detail=detail)
+
+
+def _immutable(data: Buffer) -> bool:
+    # bytes, or a view of bytes: nothing the caller holds can change it.
+    return type(data) is bytes or (type(data) is memoryview and type(data.obj) is bytes)
 
 
 def _offered_protocols(headers: tuple[tuple[str, str], ...]) -> tuple[str, ...]:

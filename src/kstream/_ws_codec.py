@@ -216,13 +216,17 @@ class FrameDecoder:
         """A data message has started and not finished."""
         return self._message_opcode != 0
 
-    def feed(self, data: Buffer) -> list[Frame]:
+    def feed(self, data: Buffer, *, borrow: bool = False) -> list[Frame]:
         """Parse ``data``, the next bytes from the peer, into frames and payload pieces.
 
         Bytes after a close frame are ignored, then and in later calls.
 
         Args:
             data: received bytes (any contiguous buffer; may be empty).
+            borrow: hand out unmasked payload as views of ``data`` even when it is
+                mutable, instead of copies; the caller must be done with them before
+                ``data`` changes (an adapter's reused receive buffer: the caller then
+                makes the one copy it keeps).
 
         Returns:
             The :data:`Frame` items ``data`` completes, in order.
@@ -239,12 +243,13 @@ class FrameDecoder:
         if self._closed:
             return items
         view = memoryview(data)
-        # Unmasked payload from a mutable buffer is copied: the caller may reuse it.
+        # Unmasked payload from a mutable buffer is copied (unless borrowed): the caller
+        # may reuse it.
         copy = False
         if type(data) is not bytes:
             if view.format != "B" or view.ndim != 1:
                 view = view.cast("B")
-            copy = not view.readonly
+            copy = not (borrow or view.readonly)
         try:
             pos = self._parse_pending(view, items) if self._pending else 0
             self._parse(view, pos, len(view), items, copy)
@@ -609,6 +614,34 @@ class ZeroCopyFrameCodec:
         self._decoder = FrameDecoder(client=client, max_message_size=max_message_size)
         self._encoder = FrameEncoder(client=client, key_source=key_source)
         self._state = _OPEN
+
+    @property
+    def close_code(self) -> int | None:
+        """The code of the peer's close frame (1005 if it had none), or ``None``."""
+        return self._decoder.close_code
+
+    @property
+    def close_reason(self) -> str:
+        """The reason of the peer's close frame (``""`` until one arrived)."""
+        return self._decoder.close_reason
+
+    def receive_frames(self, data: Buffer) -> list[Frame]:
+        """As :meth:`receive`, but the decoder's :data:`Frame` tuples, payload borrowed.
+
+        The hot path of the channel connection: no item object per piece, and unmasked
+        payload is always a view of ``data`` (mutable or not), valid only until ``data``
+        changes; the caller copies what it keeps. A close frame's code and reason are in
+        :attr:`close_code` and :attr:`close_reason`.
+
+        Raises:
+            RemoteProtocolError: as :meth:`receive`.
+        """
+        if self._state != _OPEN and self._state != _LOCAL_CLOSING:
+            return []
+        frames = self._decoder.feed(data, borrow=True)
+        if self._decoder.closed:
+            self._state = _CLOSED if self._state == _LOCAL_CLOSING else _REMOTE_CLOSING
+        return frames
 
     def receive(self, data: Buffer) -> list[Received]:
         """Parse ``data`` (appended to what is buffered) into frames and message pieces.
