@@ -410,7 +410,9 @@ class _ClientConnection(_Pump):
             return
         for event in events:
             self._handle(event)
-        self._schedule_flush()
+        # Most reads queue nothing to send: write what there is now rather than
+        # scheduling a callback per read to find nothing.
+        self._flush()
 
     def _handle(self, event: Event) -> None:
         if isinstance(event, ChannelData):
@@ -1025,7 +1027,9 @@ class _ServerConnection(_Pump):
             return
         for event in events:
             self._handle(event)
-        self._schedule_flush()
+        # Most reads queue nothing to send: write what there is now rather than
+        # scheduling a callback per read to find nothing.
+        self._flush()
 
     def _handle(self, event: Event) -> None:
         if isinstance(event, ChannelData):

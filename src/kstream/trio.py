@@ -172,6 +172,9 @@ class _Pump:
         self._send_progress = trio.lowlevel.ParkingLot()
         self._requested = 0
         self._pulled = 0
+        # Bytes the receiving side took from the session (see _send_after_receive),
+        # sent before anything queued later.
+        self._outbox: list[bytes] = []
         self._send_finished = False
         self._send_scope = trio.CancelScope()
         self._closing = False
@@ -238,7 +241,7 @@ class _Pump:
             with self._send_scope:
                 while True:
                     generation = self._requested
-                    data = self._data_to_send()
+                    data = self._take_output()
                     self._pulled = generation
                     self._send_progress.unpark_all()
                     if data:
@@ -314,6 +317,24 @@ class _Pump:
         self._requested += 1
         self._wake_sender.unpark_all()
 
+    def _take_output(self) -> bytes:
+        """Everything to send now: what the receiving side took, then the session's."""
+        data = self._data_to_send()
+        outbox = self._outbox
+        if outbox:
+            outbox.append(data)
+            data = b"".join(outbox)
+            outbox.clear()
+        return data
+
+    def _send_after_receive(self) -> None:
+        # Most reads queue nothing to send (no pong, no window update): waking the
+        # sending task to find nothing would cost a task switch per read.
+        data = self._data_to_send()
+        if data:
+            self._outbox.append(data)
+            self._request_flush()
+
     async def _drain(self) -> None:
         self._request_flush()
         target = self._requested
@@ -336,7 +357,9 @@ class _Pump:
         buffer = self._inputs.get(key)
         if buffer is not None:
             buffer.append(data)
-            self._readable[key].unpark_all()
+            readers = self._readable[key]
+            if readers:  # unpark_all() costs microseconds even with nobody parked
+                readers.unpark_all()
 
     def _end_input(self, key: int, error: BaseException | None = None) -> None:
         buffer = self._inputs.get(key)
@@ -437,7 +460,7 @@ class _ClientConnection(_Pump):
         stream = self._stream
         try:
             while not self.ready.is_set():
-                out = self.session.data_to_send()
+                out = self._take_output()
                 if out:
                     await stream.send_all(out)
                 data = await stream.receive_some(READ_SIZE)
@@ -465,7 +488,7 @@ class _ClientConnection(_Pump):
             return
         for event in events:
             self._handle(event)
-        self._request_flush()
+        self._send_after_receive()
 
     def _handle(self, event: Event) -> None:
         if isinstance(event, ChannelData):
@@ -1121,7 +1144,7 @@ class _ServerConnection(_Pump):
             return
         for event in events:
             self._handle(event)
-        self._request_flush()
+        self._send_after_receive()
 
     def _handle(self, event: Event) -> None:
         if isinstance(event, ChannelData):
