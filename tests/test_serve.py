@@ -18,6 +18,7 @@ from servehelper import ServeProcess, make_certificate
 from kstream import KstreamError, UpgradeRejectedError
 from kstream._adapter_common import RemoteCommandError
 from kstream._kubeconfig import load_config
+from kstream._sandbox import PIPE_CAPACITY, PIPE_READ_CHUNK, SandboxProcess
 from kstream.asyncio import RemoteProcess, open_attach, open_exec
 
 
@@ -271,6 +272,74 @@ def test_200_concurrent_execs_of_1_mib(server: ServeProcess) -> None:
     sessions = server.sessions_since(before, count=200)
     assert sum("over websocket/v5" in line for line in sessions) == 100
     assert sum("over spdy/v4" in line for line in sessions) == 100
+
+
+# --------------------------------------------------------------------------- output pipes
+
+
+def _dd(size: int) -> list[str]:
+    return ["dd", "if=/dev/zero", "bs=65536", f"count={size // 65536}", "status=none"]
+
+
+async def _read_all(process: SandboxProcess) -> list[bytes]:
+    chunks = []
+    while chunk := await process.read_stdout():
+        chunks.append(chunk)
+    return chunks
+
+
+def test_output_pipe_reads_everything_in_bounded_chunks(tmp_path: Path) -> None:
+    size = 8 << 20
+
+    async def scenario() -> tuple[list[bytes], bytes, int]:
+        process = await SandboxProcess.start(_dd(size), cwd=str(tmp_path), tty=False,
+                                             stdin=False)
+        try:
+            chunks, error = await asyncio.gather(_read_all(process), process.read_stderr())
+            return chunks, error, await process.wait()
+        finally:
+            process.close()
+
+    chunks, error, code = asyncio.run(scenario())
+    assert sum(map(len, chunks)) == size
+    assert max(map(len, chunks)) <= PIPE_READ_CHUNK
+    assert set(b"".join(chunks)) == {0}
+    assert (error, code) == (b"", 0)
+
+
+def test_output_pipe_holds_the_process_back_while_unread(tmp_path: Path) -> None:
+    # 4 MiB is far more than the pipe holds: the process cannot finish before it is read.
+    size = 16 * PIPE_CAPACITY
+
+    async def scenario() -> tuple[bool, int, int]:
+        process = await SandboxProcess.start(_dd(size), cwd=str(tmp_path), tty=False,
+                                             stdin=False, stderr=False)
+        try:
+            try:
+                await asyncio.wait_for(process.wait(), 0.5)
+                finished_unread = True
+            except TimeoutError:
+                finished_unread = False
+            total = sum(map(len, await _read_all(process)))
+            return finished_unread, total, await process.wait()
+        finally:
+            process.close()
+
+    assert asyncio.run(scenario()) == (False, size, 0)
+
+
+def test_closing_a_process_ends_a_waiting_read(tmp_path: Path) -> None:
+    async def scenario() -> tuple[bytes, bytes]:
+        process = await SandboxProcess.start(["cat"], cwd=str(tmp_path), tty=False,
+                                             stdin=True)
+        reads = asyncio.gather(process.read_stdout(), process.read_stderr())
+        await asyncio.sleep(0)  # one turn of the loop: both reads now wait for output
+        process.close()
+        out, err = await asyncio.wait_for(reads, 10)
+        await process.wait()
+        return out, err
+
+    assert asyncio.run(scenario()) == (b"", b"")
 
 
 # --------------------------------------------------------------------------- TLS, shutdown
