@@ -18,7 +18,9 @@ This module is thin on purpose: the protocol lives in the sans-IO session
 Implementation notes:
 
 * Connections are :class:`asyncio.BufferedProtocol` objects (a ``StreamReader`` caps a
-  loopback receive at a quarter of the speed), reading into one 256 KiB buffer.
+  loopback receive at a quarter of the speed), all reading into one 256 KiB buffer per
+  thread (:func:`~kstream._adapter_common.shared_read_buffer`): an idle connection holds
+  no receive buffer.
 * Outgoing bytes are gathered and written once per loop iteration.
 * Backpressure: each output channel holds at most ``buffer_limit`` unread bytes (plus
   what one socket read brings); beyond that the adapter stops reading the socket until
@@ -75,6 +77,7 @@ from ._adapter_common import (
     parse_server,
     receive_error,
     server_url,
+    shared_read_buffer,
 )
 from ._channels import STDERR, STDIN, STDOUT
 from ._errors import KstreamError, LocalProtocolError, ProtocolError, UpgradeRejectedError
@@ -149,7 +152,6 @@ class _Pump(asyncio.BufferedProtocol):
         self._buffer_limit = buffer_limit
         self._linger = linger
         self._transport: asyncio.Transport | None = None
-        self._read_buffer = memoryview(bytearray(READ_SIZE))
         self._inputs: dict[int, ReceiveBuffer] = {}
         self._waiters: dict[int, asyncio.Future[None]] = {}
         self._reading_paused = False
@@ -180,10 +182,13 @@ class _Pump(asyncio.BufferedProtocol):
         self._flush()
 
     def get_buffer(self, sizehint: int) -> memoryview:
-        return self._read_buffer
+        # asyncio calls get_buffer, reads into it and calls buffer_updated in one go
+        # (selector, proactor and SSL transports alike), and _receive consumes or copies
+        # every byte before returning: the thread's one buffer serves every connection.
+        return shared_read_buffer()
 
     def buffer_updated(self, nbytes: int) -> None:
-        self._receive(self._read_buffer[:nbytes])
+        self._receive(shared_read_buffer()[:nbytes])
 
     def eof_received(self) -> bool | None:
         self._receive(b"")

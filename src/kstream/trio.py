@@ -29,8 +29,13 @@ Implementation notes:
   cancellation so that leaving the block, cancelled or not, first sends the close
   (WebSocket close 1000, SPDY GOAWAY, bounded by a grace period) and then closes the
   stream: no task and no socket outlives the block.
-* The receiving task reads 256 KiB at a time. Outgoing bytes are gathered by the
-  sans-IO session and written by the sending task with one ``send_all`` per wake-up.
+* The receiving task reads 256 KiB at a time. On a plain TCP stream (POSIX) it reads
+  straight into the thread's one receive buffer
+  (:func:`~kstream._adapter_common.shared_read_buffer`) and feeds the session before it
+  lets another task run, as the asyncio adapter does: no 256 KiB allocation per read,
+  and no buffer held by an idle connection. Other streams (TLS, a caller's stream) use
+  ``receive_some``. Outgoing bytes are gathered by the sans-IO session and written by
+  the sending task with one ``send_all`` per wake-up.
 * Backpressure: each output channel holds at most ``buffer_limit`` unread bytes (plus
   what one read brings); beyond that the receiving task stops reading until the reader
   catches up. On one WebSocket (or SPDY connection) every channel shares the stream, so
@@ -47,6 +52,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import ssl as _ssl
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
@@ -87,6 +93,7 @@ from ._adapter_common import (
     parse_server,
     receive_error,
     server_url,
+    shared_read_buffer,
 )
 from ._channels import STDERR, STDIN, STDOUT
 from ._errors import KstreamError, LocalProtocolError, ProtocolError, UpgradeRejectedError
@@ -135,6 +142,41 @@ _log = logging.getLogger("kstream")
 
 #: What a broken or closed stream raises (a caller's own stream may raise OSError).
 _STREAM_ERRORS: Final = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
+
+
+def _plain_socket(stream: trio.abc.Stream) -> trio.socket.SocketType | None:
+    """The socket of a plain TCP stream we can read into a buffer of ours, else None."""
+    if type(stream) is trio.SocketStream and hasattr(os, "readv"):
+        return stream.socket
+    return None
+
+
+async def _read_shared(sock: trio.socket.SocketType) -> memoryview:
+    """Read what ``sock`` has into the thread's shared buffer; wait if it has nothing.
+
+    The result is valid until the next read of any connection of the thread, so the
+    caller consumes it before its next checkpoint. This returns without a checkpoint
+    once the read succeeded (trio's own ``recv`` checkpoints after the read, where
+    another connection could overwrite the buffer): the caller checkpoints after
+    consuming it.
+
+    Raises:
+        trio.ClosedResourceError: the stream was closed.
+        OSError: the read failed (the connection broke).
+    """
+    buffer = shared_read_buffer()
+    while True:
+        fd = sock.fileno()
+        if fd < 0:
+            raise trio.ClosedResourceError("the stream was closed")
+        try:
+            # readv(2) on a socket is recv(2) without flags; trio's socket has no
+            # synchronous recv_into, and its async one checkpoints after reading.
+            count = os.readv(fd, [buffer])
+        except BlockingIOError:
+            await trio.lowlevel.wait_readable(sock)
+            continue
+        return buffer[:count]
 
 
 # --------------------------------------------------------------------------- shared I/O
@@ -192,7 +234,7 @@ class _Pump:
     def _data_to_send(self) -> bytes:
         raise NotImplementedError
 
-    def _receive(self, data: bytes) -> None:
+    def _receive(self, data: bytes | memoryview) -> None:
         raise NotImplementedError
 
     def _on_lost(self, exc: BaseException) -> None:
@@ -273,11 +315,21 @@ class _Pump:
 
     async def _receive_loop(self) -> None:
         stream = self._stream
+        sock = _plain_socket(stream)
         try:
             # While closing, a lingering pump reads on: the role drops what comes.
             while self._linger or not self._closing:
                 if not (self._unbounded or self._closing) and self._over_limit():
                     await self._wait_for_room()
+                    continue
+                if sock is not None:
+                    view = await _read_shared(sock)
+                    self._receive(view)  # consumed before anything else runs
+                    if not view:
+                        return
+                    # One scheduler pass per read, as receive_some makes (and a
+                    # cancellation point).
+                    await trio.lowlevel.checkpoint()
                     continue
                 data = await stream.receive_some(READ_SIZE)
                 self._receive(bytes(data))
@@ -477,7 +529,7 @@ class _ClientConnection(_Pump):
     def _data_to_send(self) -> bytes:
         return self.session.data_to_send()
 
-    def _receive(self, data: bytes) -> None:
+    def _receive(self, data: bytes | memoryview) -> None:
         if self.done.is_set():
             return
         try:
@@ -1132,7 +1184,7 @@ class _ServerConnection(_Pump):
     def _data_to_send(self) -> bytes:
         return self.session.data_to_send()
 
-    def _receive(self, data: bytes) -> None:
+    def _receive(self, data: bytes | memoryview) -> None:
         if self.closed:
             return
         try:
