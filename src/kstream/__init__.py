@@ -5,12 +5,12 @@ Only the names in ``__all__`` are public API; the underscore modules are impleme
 
 from __future__ import annotations
 
-from ._adapter_common import CalledRemoteProcessError as CalledRemoteProcessError
-from ._adapter_common import CompletedExec as CompletedExec
-from ._adapter_common import ConnectionLostError as ConnectionLostError
-from ._adapter_common import IncompleteReadError as IncompleteReadError
-from ._adapter_common import PingTimeoutError as PingTimeoutError
-from ._adapter_common import RemoteCommandError as RemoteCommandError
+from ._adapters import CalledRemoteProcessError as CalledRemoteProcessError
+from ._adapters import CompletedExec as CompletedExec
+from ._adapters import ConnectionLostError as ConnectionLostError
+from ._adapters import IncompleteReadError as IncompleteReadError
+from ._adapters import PingTimeoutError as PingTimeoutError
+from ._adapters import RemoteCommandError as RemoteCommandError
 from ._channels import CLOSE as CLOSE
 from ._channels import ERROR as ERROR
 from ._channels import RESIZE as RESIZE

@@ -3,7 +3,7 @@
 It answers what kubectl asks before an exec (discovery: ``/api``, ``/apis``, ``/api/v1``;
 ``GET`` of the pod), then serves the ``exec`` and ``attach`` subresources over every
 transport the asyncio adapter speaks (WebSocket v5, v4, v4.base64, channel.k8s.io,
-base64.channel.k8s.io; SPDY/3.1 v4..v1). The pods are local sandboxes (:mod:`._sandbox`).
+base64.channel.k8s.io; SPDY/3.1 v4..v1). The pods are local sandboxes (:mod:`._serve_sandbox`).
 
 Security model: binds 127.0.0.1 unless told otherwise; every request needs the token
 (compared in constant time), as ``Authorization: Bearer`` or -- because kubectl sends no
@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from ._errors import KstreamError
 from ._http import query_bool
-from ._sandbox import AttachHandle, Pod, SandboxProcess, SpawnError, force_end
+from ._serve_sandbox import AttachHandle, Pod, SandboxProcess, SpawnError, force_end
 from ._status import (
     STATUS_FAILURE,
     Status,
@@ -105,7 +105,7 @@ def _pod_document(pod: Pod, started: str, uid: str) -> dict[str, Any]:
     """The pod as ``GET /api/v1/namespaces/{ns}/pods/{name}`` returns it: Running, ready."""
     container = {
         "name": CONTAINER, "image": "kstream/sandbox", "command": list(pod.main.argv),
-        # stdin + stdinOnce: what the main process does (see _sandbox); kubectl attach
+        # stdin + stdinOnce: what the main process does (see _serve_sandbox); kubectl attach
         # reads ``tty`` to decide whether to use a terminal.
         "stdin": True, "stdinOnce": True, "tty": False, "workingDir": pod.workdir,
     }

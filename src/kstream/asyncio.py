@@ -19,7 +19,7 @@ Implementation notes:
 
 * Connections are :class:`asyncio.BufferedProtocol` objects (a ``StreamReader`` caps a
   loopback receive at a quarter of the speed), all reading into one 256 KiB buffer per
-  thread (:func:`~kstream._adapter_common.shared_read_buffer`): an idle connection holds
+  thread (:func:`~kstream._adapters.shared_read_buffer`): an idle connection holds
   no receive buffer.
 * Outgoing bytes are gathered and written once per loop iteration.
 * Backpressure: each output channel holds at most ``buffer_limit`` unread bytes (plus
@@ -45,7 +45,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from types import TracebackType
 
-from ._adapter_common import (
+from ._adapters import (
     CLOSE_GRACE,
     DEFAULT_BUFFER_LIMIT,
     DEFAULT_PING_INTERVAL,
@@ -142,7 +142,7 @@ class _Pump(asyncio.BufferedProtocol):
         buffer_limit: unread bytes an input channel may hold before reading stops.
         linger: a graceful close half-closes after the last bytes and reads (the role
             discards) until the peer closes, within
-            :data:`~kstream._adapter_common.LINGER` (the server: the client may still
+            :data:`~kstream._adapters.LINGER` (the server: the client may still
             be writing).
     """
 

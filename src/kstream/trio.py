@@ -31,7 +31,7 @@ Implementation notes:
   stream: no task and no socket outlives the block.
 * The receiving task reads 256 KiB at a time. On a plain TCP stream (POSIX) it reads
   straight into the thread's one receive buffer
-  (:func:`~kstream._adapter_common.shared_read_buffer`) and feeds the session before it
+  (:func:`~kstream._adapters.shared_read_buffer`) and feeds the session before it
   lets another task run, as the asyncio adapter does: no 256 KiB allocation per read,
   and no buffer held by an idle connection. Other streams (TLS, a caller's stream) use
   ``receive_some``. Outgoing bytes are gathered by the sans-IO session and written by
@@ -61,7 +61,7 @@ from typing import Final, NoReturn
 
 import trio
 
-from ._adapter_common import (
+from ._adapters import (
     CLOSE_GRACE,
     DEFAULT_BUFFER_LIMIT,
     DEFAULT_PING_INTERVAL,
@@ -191,7 +191,7 @@ class _Pump:
         shield: run the tasks shielded from outside cancellation (the client: its
             ``aclose`` sends the close first, then cancels them itself).
         linger: after the last bytes, half-close and read (discarding) until the peer
-            closes, within :data:`~kstream._adapter_common.LINGER` (the server: the
+            closes, within :data:`~kstream._adapters.LINGER` (the server: the
             client may still be writing).
     """
 
