@@ -195,7 +195,11 @@ def test_compressor_output_is_shaped_as_go_expects() -> None:
     compressor = HeaderCompressor()
     first = compressor.compress([("streamtype", "error")])
     second = compressor.compress([("streamtype", "stdout")])
-    assert first.startswith(b"\x78\xf9\xe3\xc6\xa7\xc2")  # level 9, dictionary id
+    # zlib header: deflate with a 2 KiB window (0x38), level 9 with a preset dictionary
+    # (0xEA), then the dictionary's Adler-32. Go writes 78 F9 (32 KiB window); both inflate
+    # anywhere, Go's reader included (test_spdy_interop.py, test_kubectl_spdy.py).
+    assert first.startswith(b"\x38\xea\xe3\xc6\xa7\xc2")
+    assert int.from_bytes(first[:2], "big") % 31 == 0  # the zlib header checksum
     assert first.endswith(b"\x00\x00\xff\xff") and second.endswith(b"\x00\x00\xff\xff")
     assert not second.startswith(b"\x78")  # one stream, one zlib header
     decompressor = HeaderDecompressor()

@@ -4,7 +4,7 @@ SPDY/3 primes both zlib streams of a session (one per direction) with a fixed pr
 dictionary of common HTTP header names and values (SPDY/3 draft, section 2.6.10.1). The bytes
 below are that dictionary, as ``moby/spdystream`` ``spdy/dictionary.go`` (``headerDictionary``)
 ships it: 1423 bytes, Adler-32 ``0xE3C6A7C2`` (the dictionary id that follows the zlib header
-``78 F9`` of every SPDY/3 header stream), SHA-256
+``78 F9`` Go writes at the start of every SPDY/3 header stream), SHA-256
 ``51d27341373f923f3cd88e1eb7162aeaa3723d7585ff2399201dc06498407f02``.
 
 It is spec data, not code: a peer whose dictionary differs by one byte cannot decode any of
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 __all__ = ["HEADER_DICTIONARY", "HEADER_DICTIONARY_ADLER32"]
 
-#: Adler-32 of :data:`HEADER_DICTIONARY`; zlib writes it after the ``78 F9`` stream header.
+#: Adler-32 of :data:`HEADER_DICTIONARY`; zlib writes it after the two-byte stream header.
 HEADER_DICTIONARY_ADLER32 = 0xE3C6A7C2
 
 #: The SPDY/3 zlib preset dictionary. Most of it is a list of words, each preceded by its
