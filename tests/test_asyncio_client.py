@@ -423,6 +423,13 @@ def test_tcp_drop_mid_stdout_is_an_error(transport: str) -> None:
                                        transport=kind, protocols=protocols) as proc:
                 with pytest.raises(RemoteProtocolError):
                     await proc.stdout.read()
+                # Nothing that arrived before the drop is lost: it stays readable, and
+                # the error comes after it.
+                received = b""
+                with pytest.raises(RemoteProtocolError):
+                    while True:
+                        received += await proc.stdout.read(1 << 20)
+                assert 0 < len(received) <= 1000000
                 with pytest.raises(ConnectionLostError):
                     await proc.wait()
                 assert proc.result is None
@@ -645,3 +652,19 @@ def test_receive_buffer_hands_a_whole_chunk_over_without_copying() -> None:
     assert buffer.take(10) == b"b" * 10  # a short read cuts the front of a chunk
     assert buffer.take(-1) == b"b" * 990
     assert buffer.take(-1) == b""
+
+
+def test_unread_puts_bytes_back_in_front_of_a_partly_read_buffer() -> None:
+    buffer = ReceiveBuffer()
+    buffer.append(b"abcdef")
+    buffer.append(b"gh")
+    assert buffer.take(2) == b"ab"          # a short read leaves an offset into "abcdef"
+    buffer.unread(b"xy")
+    buffer.unread(b"")
+    assert buffer.size == 8
+    assert buffer.take() == b"xycdefgh"
+    buffer.end(RemoteProtocolError("gone"))
+    buffer.unread(b"late")                   # kept even after the failure...
+    assert buffer.take() == b"late"
+    with pytest.raises(RemoteProtocolError):  # ...and the error comes after it
+        buffer.take()

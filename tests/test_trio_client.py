@@ -452,6 +452,13 @@ def test_tcp_drop_mid_stdout_is_an_error(transport: str) -> None:
                                        transport=kind, protocols=protocols) as proc:
                 with pytest.raises(RemoteProtocolError):
                     await proc.stdout.read()
+                # Nothing that arrived before the drop is lost: it stays readable, and
+                # the error comes after it.
+                received = b""
+                with pytest.raises(RemoteProtocolError):
+                    while True:
+                        received += await proc.stdout.read(1 << 20)
+                assert 0 < len(received) <= 1000000
                 with pytest.raises(ConnectionLostError):
                     await proc.wait()
                 assert proc.result is None

@@ -617,6 +617,19 @@ class ReceiveBuffer:
         if error is not None and self.error is None:
             self.error = error
 
+    def unread(self, data: bytes) -> None:
+        """Put ``data`` back in front of the buffer (what a failed read had taken).
+
+        Not counted against ``peak``: these bytes were already held once.
+        """
+        if not data:
+            return
+        if self._offset:
+            self._chunks[0] = self._chunks[0][self._offset:]
+            self._offset = 0
+        self._chunks.appendleft(data)
+        self.size += len(data)
+
     @property
     def finished(self) -> bool:
         """Whether a read can be answered now without waiting (data, EOF or error)."""

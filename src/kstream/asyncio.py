@@ -349,7 +349,13 @@ class _Pump(asyncio.BufferedProtocol):
         pieces: list[bytes] = []
         while True:
             buffer = await self._wait_input(key)
-            chunk = buffer.take()
+            try:
+                chunk = buffer.take()
+            except Exception:
+                # The session failed before EOF. Reading to EOF cannot succeed, but the
+                # bytes taken so far must not be lost: they stay readable with read(n).
+                buffer.unread(b"".join(pieces))
+                raise
             self._maybe_resume_reading()
             if not chunk:
                 return b"".join(pieces)
