@@ -22,11 +22,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-from collections.abc import Sequence
-from typing import Final
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Final, Protocol
 
+from kstream._resize import TerminalSize
 from kstream._status import Status, exit_code_status, internal_error_status, success_status
-from kstream.asyncio import ServerExec, ServerRequest
+from kstream.asyncio import ServerRequest
 
 CHUNK: Final = 32 * 1024
 PATTERN_PERIOD: Final = 251
@@ -53,26 +54,75 @@ def not_found(name: str) -> Status:
         f'process: exec: "{name}": executable file not found in $PATH: unknown')
 
 
+class CommandSession(Protocol):
+    """What the commands use of an accepted session: the same on asyncio and trio."""
+
+    @property
+    def tty(self) -> bool: ...
+    @property
+    def has_stdin(self) -> bool: ...
+    @property
+    def closed(self) -> bool: ...
+    @property
+    def resizes(self) -> AsyncIterator[TerminalSize]: ...
+    async def read_stdin(self, n: int = ..., /) -> bytes: ...
+    def write_stdout(self, data: bytes, /) -> None: ...
+    def write_stderr(self, data: bytes, /) -> None: ...
+    async def drain(self) -> None: ...
+    async def abort(self) -> None: ...
+
+
+class CommandRequest(Protocol):
+    """What :func:`serve_request` uses of a request, on asyncio and trio alike."""
+
+    @property
+    def path(self) -> str: ...
+    @property
+    def upgrade(self) -> str | None: ...
+    @property
+    def query(self) -> Sequence[tuple[str, str]]: ...
+    async def reject(self, status_code: int, message: str, /) -> None: ...
+
+
+#: Echoes terminal sizes (``size``): the one command whose concurrency is the runtime's.
+SizesCommand = Callable[[CommandSession], Awaitable[None]]
+
+
 async def handler(request: ServerRequest) -> None:
     """Serve ``.../pods/{pod}/exec`` and ``.../attach`` with the built-in commands."""
-    subresource = request.path.rsplit("/", 1)[-1]
-    if request.upgrade is None or subresource not in ("exec", "attach"):
-        await request.reject(404, f"no such resource {request.path}")
-        return
-    argv = [value for key, value in request.query if key == "command"]
-    if subresource == "attach":
-        argv = ["cat"]
-    elif not argv:
-        await request.reject(400, "you must specify a command")
+    if not await check_request(request):
         return
     session = await request.accept()
-    status = await run_command(session, argv)
+    status = await run_command(session, session_argv(request))
     if status is not None:
         await session.exit(status)
 
 
-async def run_command(session: ServerExec, argv: Sequence[str]) -> Status | None:
-    """Run one built-in command; return its status (``None``: the connection is gone)."""
+def session_argv(request: CommandRequest) -> list[str]:
+    """The argv a request asks for (``cat`` for attach)."""
+    if request.path.rsplit("/", 1)[-1] == "attach":
+        return ["cat"]
+    return [value for key, value in request.query if key == "command"]
+
+
+async def check_request(request: CommandRequest) -> bool:
+    """Answer 404/400 to requests the built-in commands cannot serve; True for the rest."""
+    subresource = request.path.rsplit("/", 1)[-1]
+    if request.upgrade is None or subresource not in ("exec", "attach"):
+        await request.reject(404, f"no such resource {request.path}")
+        return False
+    if not session_argv(request):
+        await request.reject(400, "you must specify a command")
+        return False
+    return True
+
+
+async def run_command(session: CommandSession, argv: Sequence[str], *,
+                      sizes: SizesCommand | None = None) -> Status | None:
+    """Run one built-in command; return its status (``None``: the connection is gone).
+
+    ``sizes`` runs the ``size`` command (default: the asyncio one).
+    """
     name, args = argv[0], list(argv[1:])
     if name == "cat":
         await _copy_stdin(session, stdout=True, stderr=False)
@@ -101,7 +151,7 @@ async def run_command(session: ServerExec, argv: Sequence[str]) -> Status | None
             count += len(data)
         session.write_stdout(f"{count} {digest.hexdigest()}\n".encode())
     elif name == "size":
-        await _sizes(session)
+        await (sizes or _sizes)(session)
     elif name == "sleep-forever":
         while await session.read_stdin():
             pass
@@ -114,7 +164,7 @@ async def run_command(session: ServerExec, argv: Sequence[str]) -> Status | None
     return success_status()
 
 
-def _write_err(session: ServerExec, data: bytes) -> None:
+def _write_err(session: CommandSession, data: bytes) -> None:
     # With a tty the runtime merges stderr into the terminal, i.e. stdout.
     if session.tty:
         session.write_stdout(data)
@@ -122,7 +172,7 @@ def _write_err(session: ServerExec, data: bytes) -> None:
         session.write_stderr(data)
 
 
-async def _copy_stdin(session: ServerExec, *, stdout: bool, stderr: bool) -> None:
+async def _copy_stdin(session: CommandSession, *, stdout: bool, stderr: bool) -> None:
     while data := await session.read_stdin(CHUNK):
         if stdout:
             session.write_stdout(data)
@@ -131,7 +181,7 @@ async def _copy_stdin(session: ServerExec, *, stdout: bool, stderr: bool) -> Non
         await session.drain()
 
 
-async def _source(session: ServerExec, total: int) -> None:
+async def _source(session: CommandSession, total: int) -> None:
     offset = 0
     while offset < total:
         n = min(CHUNK, total - offset)
@@ -143,7 +193,7 @@ async def _source(session: ServerExec, total: int) -> None:
             return
 
 
-async def _sizes(session: ServerExec) -> None:
+async def _sizes(session: CommandSession) -> None:
     async def echo_sizes() -> None:
         async for size in session.resizes:
             session.write_stdout(f"{size.width}x{size.height}\n".encode())

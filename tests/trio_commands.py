@@ -9,15 +9,15 @@ The same commands, with the same output, as ``exec_commands.py`` (for
 from __future__ import annotations
 
 import contextlib
-import hashlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from functools import partial
 from typing import Any, Final, TypeVar
 
+import exec_commands
 import trio
-from exec_commands import CHUNK, PATTERN_PERIOD, not_found, pattern
+from exec_commands import CommandSession, check_request, session_argv
 
-from kstream._status import Status, exit_code_status, internal_error_status, success_status
+from kstream._status import Status
 from kstream.trio import ExecServer, ServerExec, ServerRequest, serve
 
 T = TypeVar("T")
@@ -30,94 +30,20 @@ DEADLINE: Final = 60.0
 
 async def handler(request: ServerRequest) -> None:
     """Serve ``.../pods/{pod}/exec`` and ``.../attach`` with the built-in commands."""
-    subresource = request.path.rsplit("/", 1)[-1]
-    if request.upgrade is None or subresource not in ("exec", "attach"):
-        await request.reject(404, f"no such resource {request.path}")
-        return
-    argv = [value for key, value in request.query if key == "command"]
-    if subresource == "attach":
-        argv = ["cat"]
-    elif not argv:
-        await request.reject(400, "you must specify a command")
+    if not await check_request(request):
         return
     session = await request.accept()
-    status = await run_command(session, argv)
+    status = await run_command(session, session_argv(request))
     if status is not None:
         await session.exit(status)
 
 
 async def run_command(session: ServerExec, argv: Sequence[str]) -> Status | None:
-    """Run one built-in command; return its status (``None``: the connection is gone)."""
-    name, args = argv[0], list(argv[1:])
-    if name == "cat":
-        await _copy_stdin(session, stdout=True, stderr=False)
-    elif name == "tee-stderr":
-        await _copy_stdin(session, stdout=True, stderr=True)
-    elif name == "echo":
-        session.write_stdout((" ".join(args) + "\n").encode())
-    elif name == "stderr":
-        _write_err(session, (" ".join(args) + "\n").encode())
-    elif name == "exit":
-        code = int(args[0])
-        return success_status() if code == 0 else exit_code_status(code, argv)
-    elif name == "fail":
-        return internal_error_status(" ".join(args))
-    elif name == "source":
-        await _source(session, int(args[0]))
-    elif name == "drop":
-        await _source(session, int(args[0]))
-        await session.abort()
-        return None
-    elif name == "sink":
-        digest = hashlib.sha256()
-        count = 0
-        while data := await session.read_stdin():
-            digest.update(data)
-            count += len(data)
-        session.write_stdout(f"{count} {digest.hexdigest()}\n".encode())
-    elif name == "size":
-        await _sizes(session)
-    elif name == "sleep-forever":
-        while await session.read_stdin():
-            pass
-        async for _ in session.resizes:
-            pass
-        return None
-    else:
-        return not_found(name)
-    await session.drain()
-    return success_status()
+    """Run one built-in command (the shared ones, with trio's ``size``)."""
+    return await exec_commands.run_command(session, argv, sizes=_sizes)
 
 
-def _write_err(session: ServerExec, data: bytes) -> None:
-    # With a tty the runtime merges stderr into the terminal, i.e. stdout.
-    if session.tty:
-        session.write_stdout(data)
-    else:
-        session.write_stderr(data)
-
-
-async def _copy_stdin(session: ServerExec, *, stdout: bool, stderr: bool) -> None:
-    while data := await session.read_stdin(CHUNK):
-        if stdout:
-            session.write_stdout(data)
-        if stderr:
-            _write_err(session, data)
-        await session.drain()
-
-
-async def _source(session: ServerExec, total: int) -> None:
-    block = pattern(0, CHUNK + PATTERN_PERIOD)
-    offset = 0
-    while offset < total and not session.closed:
-        n = min(CHUNK, total - offset)
-        phase = offset % PATTERN_PERIOD
-        session.write_stdout(block[phase:phase + n])
-        offset += n
-        await session.drain()
-
-
-async def _sizes(session: ServerExec) -> None:
+async def _sizes(session: CommandSession) -> None:
     async def echo_sizes() -> None:
         async for size in session.resizes:
             session.write_stdout(f"{size.width}x{size.height}\n".encode())
