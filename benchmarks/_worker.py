@@ -123,10 +123,20 @@ def _exec_kwargs(transport: str) -> dict[str, Any]:
     return {"transport": kind, "protocols": list(protocols), "fallback": False}
 
 
-async def _kstream_download_asyncio(url: str, transport: str, size: int) -> int:
+def _runtime(lib: str) -> Any:
+    """``kstream.asyncio`` or ``kstream.trio``: the two have the same API, so one transfer
+    function serves both, each run on its own event loop by ``_on_loop``."""
+    if lib == "trio":
+        import kstream.trio  # type: ignore[import-not-found,unused-ignore]
+
+        return kstream.trio
     import kstream.asyncio
 
-    process = await kstream.asyncio.open_exec(
+    return kstream.asyncio
+
+
+async def _kstream_download(lib: str, url: str, transport: str, size: int) -> int:
+    process = await _runtime(lib).open_exec(
         url, _NAMESPACE, _POD, ["source", str(size)], stdout=True, stderr=True,
         **_exec_kwargs(transport))
     count = 0
@@ -138,47 +148,8 @@ async def _kstream_download_asyncio(url: str, transport: str, size: int) -> int:
     return count
 
 
-async def _kstream_upload_asyncio(url: str, transport: str, size: int) -> int:
-    import kstream.asyncio
-
-    process = await kstream.asyncio.open_exec(
-        url, _NAMESPACE, _POD, ["sink"], stdin=True, stdout=True, stderr=False,
-        **_exec_kwargs(transport))
-    chunk = _UPLOAD_CHUNK
-    async with process:
-        sent = 0
-        while sent < size:
-            piece = chunk[:min(_WRITE_CHUNK, size - sent)]
-            process.stdin.write(piece)
-            sent += len(piece)
-            await process.stdin.drain()
-        process.stdin.close()
-        answer = await process.stdout.read()
-        code = await process.wait()
-    count = int(answer.split()[0])
-    assert code == 0 and count == size, (code, answer, size)
-    return count
-
-
-async def _kstream_download_trio(url: str, transport: str, size: int) -> int:
-    import kstream.trio  # type: ignore[import-not-found,unused-ignore]
-
-    process = await kstream.trio.open_exec(
-        url, _NAMESPACE, _POD, ["source", str(size)], stdout=True, stderr=True,
-        **_exec_kwargs(transport))
-    count = 0
-    async with process:
-        while chunk := await process.stdout.read(_READ_BUFFER):
-            count += len(chunk)
-        code = await process.wait()
-    assert code == 0 and count == size, (code, count, size)
-    return count
-
-
-async def _kstream_upload_trio(url: str, transport: str, size: int) -> int:
-    import kstream.trio  # type: ignore[import-not-found,unused-ignore]
-
-    process = await kstream.trio.open_exec(
+async def _kstream_upload(lib: str, url: str, transport: str, size: int) -> int:
+    process = await _runtime(lib).open_exec(
         url, _NAMESPACE, _POD, ["sink"], stdin=True, stdout=True, stderr=False,
         **_exec_kwargs(transport))
     chunk = _UPLOAD_CHUNK
@@ -252,7 +223,7 @@ def _current_rss_kib() -> int:
 
 async def _sessions(url: str, sessions: int, size: int) -> int:
     results = await asyncio.gather(*(
-        _kstream_download_asyncio(url, "websocket v5", size) for _ in range(sessions)))
+        _kstream_download("asyncio", url, "websocket v5", size) for _ in range(sessions)))
     return sum(results)
 
 
@@ -333,12 +304,11 @@ def main(argv: list[str] | None = None) -> int:
     elif args.mode == "raw-upload":
         run = _on_loop("asyncio", lambda: _raw_upload(args.port, args.size))
     elif args.mode == "download":
-        function = (_kstream_download_trio if args.lib == "trio"
-                    else _kstream_download_asyncio)
-        run = _on_loop(args.lib, lambda: function(args.url, args.transport, args.size))
+        run = _on_loop(args.lib, lambda: _kstream_download(
+            args.lib, args.url, args.transport, args.size))
     elif args.mode == "upload":
-        function = _kstream_upload_trio if args.lib == "trio" else _kstream_upload_asyncio
-        run = _on_loop(args.lib, lambda: function(args.url, args.transport, args.size))
+        run = _on_loop(args.lib, lambda: _kstream_upload(
+            args.lib, args.url, args.transport, args.size))
     elif args.mode == "latency":
         run = _on_loop("asyncio", lambda: _latency(args.url, args.transport))
     elif args.mode == "sessions":
