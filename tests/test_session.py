@@ -53,10 +53,12 @@ def client_for(kind: str, *, target: str = TARGET, stdin: bool = True, stdout: b
                stderr: bool = True, tty: bool = False) -> ClientExecSession:
     if kind == "spdy":
         return ClientExecSession(SpdyExecClient(host="h", target=target, stdin=stdin,
-                                                stdout=stdout, stderr=stderr, tty=tty))
+                                                stdout=stdout, stderr=stderr, tty=tty),
+                                 tty=tty)
     protocols = {"ws5": [V5], "ws4": [V4], "ws1": [V1]}[kind]
     return ClientExecSession(WebSocketChannelConnection.client(host="h", target=target,
-                                                               protocols=protocols))
+                                                               protocols=protocols),
+                             tty=tty)
 
 
 def pump(client: ClientExecSession, server: ServerExecSession,
@@ -209,8 +211,17 @@ def test_resize_reaches_the_server(kind: str) -> None:
         TerminalResized(width=80, height=24), TerminalResized(width=100, height=50)]
 
 
-def test_spdy_resize_without_tty_is_a_local_error() -> None:
-    client, _ = open_pair("spdy")
+@pytest.mark.parametrize("kind", KINDS)
+def test_resize_without_tty_is_a_local_error_on_every_transport(kind: str) -> None:
+    client, _ = open_pair(kind)
+    with pytest.raises(LocalProtocolError, match="without tty"):
+        client.resize(80, 24)
+
+
+def test_spdy_resize_without_tty_is_refused_even_when_not_told() -> None:
+    # A session not told about the terminal defers to SPDY, which has no resize stream.
+    client = ClientExecSession(SpdyExecClient(host="h", target=TARGET, stdin=True,
+                                              stdout=True, stderr=True, tty=False))
     with pytest.raises(LocalProtocolError):
         client.resize(80, 24)
 

@@ -525,7 +525,7 @@ def new_client_session(address: ServerAddress, target: str, attempt: Attempt,
                                     stdin=options.stdin, stdout=options.stdout,
                                     stderr=options.stderr, tty=options.tty,
                                     protocols=attempt.protocols, headers=options.headers)
-    return ClientExecSession(connection)
+    return ClientExecSession(connection, tty=options.tty)
 
 
 async def open_first_accepted(options: ExecOptions,

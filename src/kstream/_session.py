@@ -162,8 +162,12 @@ class ClientExecSession:
     """
 
     def __init__(self, connection: ClientConnection, *,
-                 max_status_size: int = MAX_STATUS_SIZE) -> None:
+                 max_status_size: int = MAX_STATUS_SIZE, tty: bool | None = None) -> None:
         self._conn = connection
+        # Whether the exec asked for a terminal (None: not told). Only a terminal can be
+        # resized; SPDY has no resize stream without one, and over WebSocket the size
+        # would be silently ignored, so both refuse it alike when told there is none.
+        self._tty = tty
         self._max_status_size = max_status_size
         self._status = bytearray()
         self._status_ended = False
@@ -322,9 +326,12 @@ class ClientExecSession:
         """Tell the server the terminal is now ``width`` columns by ``height`` rows.
 
         Raises:
-            LocalProtocolError: sizes outside 0..65535, or no resize channel (SPDY
-                before v3, or without a tty).
+            LocalProtocolError: sizes outside 0..65535, no terminal (the session was
+                made with ``tty=False``), or no resize channel (SPDY before v3).
         """
+        if self._tty is False:
+            raise LocalProtocolError(
+                "resize needs a terminal: the exec was started without tty")
         self._conn.send_data(RESIZE, encode_resize(width, height))
 
     def ping(self, now: float) -> None:
