@@ -39,12 +39,11 @@ from kstream._events import (
     UpgradeRejected,
     UpgradeRequested,
 )
+from kstream._http import attach_target, exec_target
 from kstream._spdy_exec import (
     ExecReady,
     SpdyExecClient,
     SpdyExecServer,
-    attach_target,
-    exec_target,
     expected_channels,
     protocol_version,
 )

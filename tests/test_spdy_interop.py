@@ -40,9 +40,9 @@ from kstream._events import (
     UpgradeAccepted,
     UpgradeRejected,
 )
-from kstream._http import query_bool
+from kstream._http import exec_target, query_bool
 from kstream._resize import ResizeDecoder, encode_resize
-from kstream._spdy_exec import ExecReady, SpdyExecClient, SpdyExecServer, exec_target
+from kstream._spdy_exec import ExecReady, SpdyExecClient, SpdyExecServer
 from kstream._spdy_upgrade import DEFAULT_SPDY_PROTOCOLS
 from kstream._status import (
     Exited,

@@ -33,6 +33,8 @@ from ._events import PongReceived as PongReceived
 from ._events import UpgradeAccepted as UpgradeAccepted
 from ._events import UpgradeRejected as UpgradeRejected
 from ._events import UpgradeRequested as UpgradeRequested
+from ._http import attach_target as attach_target
+from ._http import exec_target as exec_target
 from ._resize import ResizeDecoder as ResizeDecoder
 from ._resize import TerminalSize as TerminalSize
 from ._resize import encode_resize as encode_resize
@@ -46,8 +48,6 @@ from ._session import TerminalResized as TerminalResized
 from ._spdy_exec import ExecReady as ExecReady
 from ._spdy_exec import SpdyExecClient as SpdyExecClient
 from ._spdy_exec import SpdyExecServer as SpdyExecServer
-from ._spdy_exec import attach_target as attach_target
-from ._spdy_exec import exec_target as exec_target
 from ._status import Exited as Exited
 from ._status import ExitResult as ExitResult
 from ._status import Failed as Failed

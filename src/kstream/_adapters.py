@@ -22,7 +22,9 @@ from urllib.parse import quote, urlsplit
 
 from ._channels import V5_NAME
 from ._errors import KstreamError, ProtocolError, RemoteProtocolError
-from ._http import build_target, query_bool
+from ._http import attach_target as http_attach_target
+from ._http import exec_target as http_exec_target
+from ._http import query_bool
 from ._ladder import TRANSPORTS, Attempt, plan, should_fall_back
 from ._session import ClientExecSession
 from ._spdy_exec import SpdyExecClient
@@ -357,9 +359,9 @@ def exec_target(namespace: str, pod: str, command: Sequence[str], *, container: 
         raise ValueError("command must be a sequence of arguments, not a string")
     if not command:
         raise ValueError("command must not be empty")
-    query = [("command", arg) for arg in command]
-    return _pod_target("exec", namespace, pod, query, container=container, stdin=stdin,
-                       stdout=stdout, stderr=stderr, tty=tty, prefix=prefix)
+    return http_exec_target(_pod_path("exec", namespace, pod, prefix), command=command,
+                            container=container or "", stdin=stdin, stdout=stdout,
+                            stderr=stderr, tty=tty)
 
 
 def attach_target(namespace: str, pod: str, *, container: str | None, stdin: bool,
@@ -379,25 +381,16 @@ def attach_target(namespace: str, pod: str, *, container: str | None, stdin: boo
     Returns:
         ``/api/v1/namespaces/{ns}/pods/{pod}/attach?...``
     """
-    return _pod_target("attach", namespace, pod, [], container=container, stdin=stdin,
-                       stdout=stdout, stderr=stderr, tty=tty, prefix=prefix)
+    return http_attach_target(_pod_path("attach", namespace, pod, prefix),
+                              container=container or "", stdin=stdin, stdout=stdout,
+                              stderr=stderr, tty=tty)
 
 
-def _pod_target(subresource: str, namespace: str, pod: str, query: list[tuple[str, str]], *,
-                container: str | None, stdin: bool, stdout: bool, stderr: bool, tty: bool,
-                prefix: str) -> str:
+def _pod_path(subresource: str, namespace: str, pod: str, prefix: str) -> str:
     if not namespace or not pod:
         raise ValueError("namespace and pod must not be empty")
-    if container:
-        query.append(("container", container))
-    # kubectl's PodExecOptions drop false booleans (omitempty), protocol-notes §5.4.
-    for name, wanted in (("stdin", stdin), ("stdout", stdout), ("stderr", stderr),
-                         ("tty", tty)):
-        if wanted:
-            query.append((name, "true"))
-    path = (f"{prefix}/api/v1/namespaces/{quote(namespace, safe='')}"
+    return (f"{prefix}/api/v1/namespaces/{quote(namespace, safe='')}"
             f"/pods/{quote(pod, safe='')}/{subresource}")
-    return build_target(path, query)
 
 
 # --------------------------------------------------------------------------- options

@@ -25,7 +25,9 @@ from ._status import (
 
 __all__ = [
     "MAX_REJECTION_BODY",
+    "attach_target",
     "build_target",
+    "exec_target",
     "query_bool",
     "split_target",
     "status_response",
@@ -245,3 +247,61 @@ def status_response(status_code: int, message: str,
     body = encode_status(status, kind=True) + b"\n"
     headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
     return headers, body
+
+
+def exec_target(path: str, *, command: Sequence[str], container: str = "", stdin: bool = False,
+                stdout: bool = True, stderr: bool = True, tty: bool = False) -> str:
+    """Build the request target of an exec, with the query kubectl sends.
+
+    The query follows ``VersionedParams(&PodExecOptions{...})`` (protocol-notes §5.4):
+    ``command`` repeated in order, then ``container``, ``stderr``, ``stdin``, ``stdout``,
+    ``tty`` (sorted by key as Go's ``url.Values.Encode``), booleans as ``true`` and only
+    when set, an empty container left out.
+
+    Args:
+        path: the subresource path, e.g. ``/api/v1/namespaces/default/pods/p/exec``.
+        command: the argv to run.
+        container: the container name ("" lets the server pick).
+        stdin: request standard input.
+        stdout: request standard output.
+        stderr: request standard error (kubectl drops it with a TTY).
+        tty: request a terminal.
+
+    Returns:
+        The target (path and query), for either transport.
+
+    Raises:
+        LocalProtocolError: ``path`` is not a valid request path.
+    """
+    query = [("command", argument) for argument in command]
+    return build_target(path, query + _stream_params(container, stdin, stdout, stderr, tty))
+
+
+def attach_target(path: str, *, container: str = "", stdin: bool = False, stdout: bool = True,
+                  stderr: bool = True, tty: bool = False) -> str:
+    """Build the request target of an attach (``PodAttachOptions``), as kubectl does.
+
+    Args:
+        path: the subresource path, e.g. ``/api/v1/namespaces/default/pods/p/attach``.
+        container: the container name ("" lets the server pick).
+        stdin: request standard input.
+        stdout: request standard output.
+        stderr: request standard error (kubectl sets it false with a TTY).
+        tty: request a terminal (kubectl matches the container's ``tty`` setting).
+
+    Returns:
+        The target (path and query), for either transport.
+
+    Raises:
+        LocalProtocolError: ``path`` is not a valid request path.
+    """
+    return build_target(path, _stream_params(container, stdin, stdout, stderr, tty))
+
+
+def _stream_params(container: str, stdin: bool, stdout: bool, stderr: bool,
+                   tty: bool) -> list[tuple[str, str]]:
+    params = [("container", container)] if container else []
+    for name, wanted in (("stderr", stderr), ("stdin", stdin), ("stdout", stdout), ("tty", tty)):
+        if wanted:
+            params.append((name, "true"))
+    return params

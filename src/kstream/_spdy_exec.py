@@ -56,7 +56,6 @@ from ._events import (
     UpgradeRejected,
     UpgradeRequested,
 )
-from ._http import build_target
 from ._spdy_frames import GoAwayStatus, RstStatus
 from ._spdy_session import (
     GoAwayReceived,
@@ -77,8 +76,6 @@ __all__ = [
     "ExecReady",
     "SpdyExecClient",
     "SpdyExecServer",
-    "attach_target",
-    "exec_target",
     "expected_channels",
     "protocol_version",
 ]
@@ -171,64 +168,6 @@ def expected_channels(version: int, *, stdin: bool, stdout: bool, stderr: bool,
     if tty and version >= 3:
         channels.append(RESIZE)
     return tuple(channels)
-
-
-def exec_target(path: str, *, command: Sequence[str], container: str = "", stdin: bool = False,
-                stdout: bool = True, stderr: bool = True, tty: bool = False) -> str:
-    """Build the request target of an exec, with the query kubectl sends.
-
-    The query follows ``VersionedParams(&PodExecOptions{...})`` (protocol-notes §5.4):
-    ``command`` repeated in order, then ``container``, ``stderr``, ``stdin``, ``stdout``,
-    ``tty`` (sorted by key as Go's ``url.Values.Encode``), booleans as ``true`` and only
-    when set, an empty container left out.
-
-    Args:
-        path: the subresource path, e.g. ``/api/v1/namespaces/default/pods/p/exec``.
-        command: the argv to run.
-        container: the container name ("" lets the server pick).
-        stdin: request standard input.
-        stdout: request standard output.
-        stderr: request standard error (kubectl drops it with a TTY).
-        tty: request a terminal.
-
-    Returns:
-        The target (path and query) for :class:`SpdyExecClient`.
-
-    Raises:
-        LocalProtocolError: ``path`` is not a valid request path.
-    """
-    query = [("command", argument) for argument in command]
-    return build_target(path, query + _stream_params(container, stdin, stdout, stderr, tty))
-
-
-def attach_target(path: str, *, container: str = "", stdin: bool = False, stdout: bool = True,
-                  stderr: bool = True, tty: bool = False) -> str:
-    """Build the request target of an attach (``PodAttachOptions``), as kubectl does.
-
-    Args:
-        path: the subresource path, e.g. ``/api/v1/namespaces/default/pods/p/attach``.
-        container: the container name ("" lets the server pick).
-        stdin: request standard input.
-        stdout: request standard output.
-        stderr: request standard error (kubectl sets it false with a TTY).
-        tty: request a terminal (kubectl matches the container's ``tty`` setting).
-
-    Returns:
-        The target (path and query) for :class:`SpdyExecClient`.
-
-    Raises:
-        LocalProtocolError: ``path`` is not a valid request path.
-    """
-    return build_target(path, _stream_params(container, stdin, stdout, stderr, tty))
-
-
-def _stream_params(container: str, stdin: bool, stdout: bool, stderr: bool,
-                   tty: bool) -> list[tuple[str, str]]:
-    params = [("container", container)] if container else []
-    for name, wanted in (("stderr", stderr), ("stdin", stdin), ("stdout", stdout), ("tty", tty)):
-        if wanted:
-            params.append((name, "true"))
-    return params
 
 
 # --------------------------------------------------------------------------- shared core
@@ -516,7 +455,7 @@ class SpdyExecClient(_ExecConnection):
 
         Args:
             host: the ``Host`` header value.
-            target: request target, e.g. from :func:`exec_target`.
+            target: request target, e.g. from :func:`kstream._http.exec_target`.
             stdin: open a stdin stream (must match the query).
             stdout: open a stdout stream.
             stderr: open a stderr stream (never with ``tty``).
