@@ -5,7 +5,7 @@ Run: ``.venv/bin/python benchmarks/bench_ws_codec.py [--quick]``. Prints four ta
 * decode: one frame per call, then 500 frames per call (as an adapter's large reads
   deliver them); client role: unmasked server frames; server role: masked client
   frames. ``FrameDecoder.feed`` is the codec alone; ``ZeroCopyFrameCodec`` adds the
-  seam's item objects; ``wsproto seam`` is ``kstream._ws_frames.FrameCodec``;
+  seam's item objects; ``wsproto seam`` is ``kstream._ws.frames.FrameCodec``;
   ``wsproto`` is ``Connection.receive_data`` + ``events()`` alone.
 * encode: one binary frame per call with a 1-byte channel prefix, as the channel layer
   sends (client role masks).
@@ -26,9 +26,9 @@ from collections.abc import Callable
 from wsproto.connection import Connection, ConnectionType
 from wsproto.events import BytesMessage
 
-from kstream import _mask
-from kstream._ws_codec import FrameDecoder, FrameEncoder, ZeroCopyFrameCodec
-from kstream._ws_frames import FrameCodec as WsprotoFrameCodec
+from kstream._ws import mask as _mask
+from kstream._ws.codec import FrameDecoder, FrameEncoder, ZeroCopyFrameCodec
+from kstream._ws.frames import FrameCodec as WsprotoFrameCodec
 
 SIZES = (64, 1024, 32 * 1024, 1024 * 1024)
 QUICK = "--quick" in sys.argv

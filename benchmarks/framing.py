@@ -32,8 +32,8 @@ from wsproto.events import BytesMessage, TextMessage
 
 from kstream._channels import STDIN, STDOUT, WEBSOCKET_PROTOCOLS
 from kstream._events import ChannelData, UpgradeAccepted, UpgradeRequested
-from kstream._spdy_frames import DataFrame, FrameDecoder, FrameEncoder
-from kstream._ws import WebSocketChannelConnection
+from kstream._spdy.frames import DataFrame, FrameDecoder, FrameEncoder
+from kstream._ws.connection import WebSocketChannelConnection
 
 from ._harness import Config, Result, time_runs
 

@@ -6,7 +6,7 @@ Test-only helpers (threads, selectors and clocks are fine here):
   sans-IO shape (``receive_data`` / ``data_to_send``), in one selector loop that reads and
   writes as the socket allows, so a large upload never blocks the download it causes.
 * :class:`FrameTap` decodes one direction of a SPDY connection (after its HTTP head) with
-  an independent :class:`~kstream._spdy_frames.FrameDecoder` and counts what went by, so a
+  an independent :class:`~kstream._spdy.frames.FrameDecoder` and counts what went by, so a
   test can assert on the wire (no WINDOW_UPDATE, how many DATA bytes, ...).
 * :class:`OneConnectionServer` listens on 127.0.0.1 and runs a handler for the first
   connection in a thread, handing the handler's exception back to the test.
@@ -27,7 +27,7 @@ from types import TracebackType
 from typing import Protocol
 
 from kstream._events import Event
-from kstream._spdy_frames import DataFrame, FrameDecoder
+from kstream._spdy.frames import DataFrame, FrameDecoder
 
 __all__ = [
     "FrameTap",

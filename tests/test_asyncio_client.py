@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from peers.gopeer import GoPeerServer
 
 from kstream import LocalProtocolError, RemoteProtocolError, UpgradeRejectedError
-from kstream._adapters import READ_SIZE, ReceiveBuffer
+from kstream._runtime.common import READ_SIZE, ReceiveBuffer
 from kstream._status import Exited, Failed
 from kstream.asyncio import (
     CalledRemoteProcessError,

@@ -20,7 +20,7 @@ from benchmarks import cli, loopback  # noqa: E402
 from benchmarks._harness import Config, Result  # noqa: E402
 from benchmarks.framing import WS_PROTOCOLS, bench_spdy_framing, bench_ws_framing  # noqa: E402
 from benchmarks.report import evaluate_targets, write_markdown, write_plot  # noqa: E402
-from kstream import _bench  # noqa: E402
+from kstream._app import bench as _bench  # noqa: E402
 
 SMOKE = Config.smoke()
 

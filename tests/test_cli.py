@@ -21,7 +21,7 @@ import pytest
 from peers.gopeer import GoPeerServer
 from servehelper import ServeProcess, clean_env
 
-from kstream._cli import _split_command, build_parser, parse_pod_option
+from kstream._app.cli import _split_command, build_parser, parse_pod_option
 
 _TIMEOUT = 60
 

@@ -1,4 +1,4 @@
-"""Tests of the channel.k8s.io framing codecs (kstream._framing), protocol-notes §1.3-§1.5."""
+"""Tests of the channel.k8s.io framing codecs (kstream._ws.framing), protocol-notes §1.3-§1.5."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kstream._errors import LocalProtocolError, RemoteProtocolError
-from kstream._framing import (
+from kstream._ws.framing import (
     MAX_BASE64_CHANNEL,
     MAX_CHANNEL,
     Base64PayloadDecoder,

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from kstream._kubeconfig import (
+from kstream._app.kubeconfig import (
     ConfigOverrides,
     KubeconfigError,
     in_cluster_config,

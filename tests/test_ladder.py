@@ -1,4 +1,4 @@
-"""The transport fallback ladder (kstream._ladder): the plan and the fallback predicate."""
+"""The transport fallback ladder (kstream._exec.fallback): the plan and the fallback predicate."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kstream import LocalProtocolError, RemoteProtocolError, UpgradeRejectedError
-from kstream._ladder import (
+from kstream._exec.fallback import (
     SPDY_OFFER,
     Attempt,
     plan,

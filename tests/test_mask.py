@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kstream import _mask
-from kstream._mask import (
+from kstream._ws import mask as _mask
+from kstream._ws.mask import (
     MASK_BACKEND,
     TRANSLATE_THRESHOLD,
     _mask_bigint,

@@ -16,9 +16,9 @@ import pytest
 from servehelper import ServeProcess, make_certificate
 
 from kstream import KstreamError, UpgradeRejectedError
-from kstream._adapters import RemoteCommandError
-from kstream._kubeconfig import load_config
-from kstream._serve_sandbox import PIPE_CAPACITY, PIPE_READ_CHUNK, SandboxProcess
+from kstream._app.kubeconfig import load_config
+from kstream._app.sandbox import PIPE_CAPACITY, PIPE_READ_CHUNK, SandboxProcess
+from kstream._runtime.common import RemoteCommandError
 from kstream.asyncio import RemoteProcess, open_attach, open_exec
 
 

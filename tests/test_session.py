@@ -1,4 +1,4 @@
-"""The transport-neutral exec/attach session (kstream._session), sans-IO, in memory.
+"""The transport-neutral exec/attach session (kstream._exec.session), sans-IO, in memory.
 
 Both roles, over WebSocket v5, v4, v1 and SPDY: the client and server sessions are wired
 back to back without sockets.
@@ -24,7 +24,7 @@ from kstream import (
     UpgradeRejected,
     UpgradeRejectedError,
 )
-from kstream._session import (
+from kstream._exec.session import (
     STDIN_CHUNK_SIZE,
     ClientExecSession,
     ExitStatusReceived,
@@ -34,7 +34,7 @@ from kstream._session import (
     SessionReady,
     TerminalResized,
 )
-from kstream._spdy_exec import SpdyExecClient
+from kstream._exec.spdy import SpdyExecClient
 from kstream._status import (
     Exited,
     Failed,
@@ -42,7 +42,7 @@ from kstream._status import (
     internal_error_status,
     success_status,
 )
-from kstream._ws import WebSocketChannelConnection
+from kstream._ws.connection import WebSocketChannelConnection
 
 TARGET = "/api/v1/namespaces/default/pods/p/exec?command=cat&stderr=true&stdin=true&stdout=true"
 V5, V4, V1 = "v5.channel.k8s.io", "v4.channel.k8s.io", "channel.k8s.io"

@@ -39,15 +39,15 @@ from kstream._events import (
     UpgradeRejected,
     UpgradeRequested,
 )
-from kstream._http import attach_target, exec_target
-from kstream._spdy_exec import (
+from kstream._exec.spdy import (
     ExecReady,
     SpdyExecClient,
     SpdyExecServer,
     expected_channels,
     protocol_version,
 )
-from kstream._spdy_frames import (
+from kstream._http import attach_target, exec_target
+from kstream._spdy.frames import (
     DataFrame,
     Frame,
     FrameDecoder,
@@ -58,7 +58,7 @@ from kstream._spdy_frames import (
     SynReplyFrame,
     SynStreamFrame,
 )
-from kstream._spdy_session import SpdySession
+from kstream._spdy.session import SpdySession
 from kstream._status import (
     Exited,
     Failed,

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kstream._spdy_flow import (
+from kstream._spdy.flow import (
     DEFAULT_WINDOW_SIZE,
     MAX_WINDOW_SIZE,
     ReceiveWindow,

@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kstream._errors import LocalProtocolError, RemoteProtocolError
-from kstream._spdy_dictionary import HEADER_DICTIONARY
-from kstream._spdy_frames import (
+from kstream._spdy.dictionary import HEADER_DICTIONARY
+from kstream._spdy.frames import (
     FLAG_FIN,
     GOAWAY,
     HEADERS,
@@ -42,7 +42,7 @@ from kstream._spdy_frames import (
     UnknownControlFrame,
     WindowUpdateFrame,
 )
-from kstream._spdy_headers import FORBIDDEN_REQUEST_HEADERS, Headers, encode_header_block
+from kstream._spdy.headers import FORBIDDEN_REQUEST_HEADERS, Headers, encode_header_block
 
 
 def h(text: str) -> bytes:

@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kstream._errors import LocalProtocolError, RemoteProtocolError
-from kstream._spdy_dictionary import HEADER_DICTIONARY, HEADER_DICTIONARY_ADLER32
-from kstream._spdy_headers import (
+from kstream._spdy.dictionary import HEADER_DICTIONARY, HEADER_DICTIONARY_ADLER32
+from kstream._spdy.headers import (
     FORBIDDEN_REQUEST_HEADERS,
     FORBIDDEN_RESPONSE_HEADERS,
     HeaderCompressor,

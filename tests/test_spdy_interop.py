@@ -40,10 +40,10 @@ from kstream._events import (
     UpgradeAccepted,
     UpgradeRejected,
 )
+from kstream._exec.spdy import ExecReady, SpdyExecClient, SpdyExecServer
 from kstream._http import exec_target, query_bool
 from kstream._resize import ResizeDecoder, encode_resize
-from kstream._spdy_exec import ExecReady, SpdyExecClient, SpdyExecServer
-from kstream._spdy_upgrade import DEFAULT_SPDY_PROTOCOLS
+from kstream._spdy.upgrade import DEFAULT_SPDY_PROTOCOLS
 from kstream._status import (
     Exited,
     Failed,

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from kstream._errors import LocalProtocolError, RemoteProtocolError
 from kstream._events import ConnectionClosed, PingReceived, PongReceived
-from kstream._spdy_frames import (
+from kstream._spdy.frames import (
     DataFrame,
     Frame,
     FrameDecoder,
@@ -29,7 +29,7 @@ from kstream._spdy_frames import (
     SynStreamFrame,
     WindowUpdateFrame,
 )
-from kstream._spdy_session import (
+from kstream._spdy.session import (
     SESSION_TRANSITIONS,
     STREAM_RECEIVE_VIOLATIONS,
     STREAM_TRANSITIONS,

@@ -16,8 +16,8 @@ from kstream._events import (
     UpgradeRejected,
     UpgradeRequested,
 )
-from kstream._spdy_frames import GoAwayStatus, RstStatus
-from kstream._spdy_session import (
+from kstream._spdy.frames import GoAwayStatus, RstStatus
+from kstream._spdy.session import (
     GoAwayReceived,
     SpdySession,
     StreamData,
@@ -25,7 +25,7 @@ from kstream._spdy_session import (
     StreamReplied,
     StreamReset,
 )
-from kstream._spdy_upgrade import (
+from kstream._spdy.upgrade import (
     DEFAULT_SPDY_PROTOCOLS,
     SpdyUpgradeClient,
     SpdyUpgradeServer,

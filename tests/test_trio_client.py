@@ -27,7 +27,7 @@ from peers.gopeer import GoPeerServer
 from trio_commands import inproc_server, trun
 
 from kstream import LocalProtocolError, RemoteProtocolError, UpgradeRejectedError
-from kstream._adapters import READ_SIZE
+from kstream._runtime.common import READ_SIZE
 from kstream._status import Exited, Failed, success_status
 from kstream.trio import (
     CalledRemoteProcessError,

@@ -28,7 +28,7 @@ from trio_commands import handler, inproc_server, run_command, trun
 
 import kstream.asyncio
 from kstream import RemoteProtocolError, UpgradeRejectedError
-from kstream._adapters import READ_SIZE
+from kstream._runtime.common import READ_SIZE
 from kstream._status import exit_code_status, success_status
 from kstream.trio import (
     ExecServer,

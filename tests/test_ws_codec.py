@@ -16,7 +16,7 @@ from wsproto.events import BytesMessage, CloseConnection, Ping, Pong, TextMessag
 from wsproto.frame_protocol import FrameProtocol
 
 from kstream._errors import LocalProtocolError, RemoteProtocolError
-from kstream._ws_codec import (
+from kstream._ws.codec import (
     KEYS_PER_DRAW,
     MAX_PENDING_BYTES,
     OP_BINARY,
@@ -31,7 +31,7 @@ from kstream._ws_codec import (
     ZeroCopyFrameCodec,
     is_valid_close_code,
 )
-from kstream._ws_frames import CloseFrame, FrameCodec, MessagePiece, PingFrame, PongFrame
+from kstream._ws.frames import CloseFrame, FrameCodec, MessagePiece, PingFrame, PongFrame
 
 KEY = bytes.fromhex("37fa213d")
 LENGTH_BOUNDARIES = (0, 1, 125, 126, 127, 65535, 65536, 65537)

@@ -1,4 +1,4 @@
-"""Tests of WebSocketChannelConnection (kstream._ws): handshakes, rules, state machine.
+"""Tests of WebSocketChannelConnection (kstream._ws.connection): handshakes, rules, state machine.
 
 Peers are hand-written bytes: frames are built here independently of wsproto, requests
 are what gorilla/websocket (kubectl, client-go) writes, responses what x/net writes.
@@ -31,7 +31,7 @@ from kstream._events import (
     UpgradeRejected,
     UpgradeRequested,
 )
-from kstream._ws import (
+from kstream._ws.connection import (
     DEFAULT_MAX_MESSAGE_SIZE,
     MAX_EARLY_DATA,
     TRANSITIONS,
@@ -41,7 +41,7 @@ from kstream._ws import (
     hello_channel,
     negotiate,
 )
-from kstream._ws_frames import FrameCodec
+from kstream._ws.frames import FrameCodec
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 TEXT, BINARY, CLOSE_OP, PING, PONG, CONTINUATION = 0x1, 0x2, 0x8, 0x9, 0xA, 0x0

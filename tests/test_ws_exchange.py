@@ -38,7 +38,7 @@ from kstream._status import (
     exit_status_bytes,
     parse_exit_status,
 )
-from kstream._ws import WebSocketChannelConnection, WebSocketState, hello_channel
+from kstream._ws.connection import WebSocketChannelConnection, WebSocketState, hello_channel
 
 V5 = "v5.channel.k8s.io"
 FIVE_PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io", "v4.base64.channel.k8s.io",

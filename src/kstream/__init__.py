@@ -5,12 +5,6 @@ Only the names in ``__all__`` are public API; the underscore modules are impleme
 
 from __future__ import annotations
 
-from ._adapters import CalledRemoteProcessError as CalledRemoteProcessError
-from ._adapters import CompletedExec as CompletedExec
-from ._adapters import ConnectionLostError as ConnectionLostError
-from ._adapters import IncompleteReadError as IncompleteReadError
-from ._adapters import PingTimeoutError as PingTimeoutError
-from ._adapters import RemoteCommandError as RemoteCommandError
 from ._channels import CLOSE as CLOSE
 from ._channels import ERROR as ERROR
 from ._channels import RESIZE as RESIZE
@@ -33,21 +27,27 @@ from ._events import PongReceived as PongReceived
 from ._events import UpgradeAccepted as UpgradeAccepted
 from ._events import UpgradeRejected as UpgradeRejected
 from ._events import UpgradeRequested as UpgradeRequested
+from ._exec.session import ClientExecSession as ClientExecSession
+from ._exec.session import ExitStatusReceived as ExitStatusReceived
+from ._exec.session import OutputEnded as OutputEnded
+from ._exec.session import RequestReceived as RequestReceived
+from ._exec.session import ServerExecSession as ServerExecSession
+from ._exec.session import SessionReady as SessionReady
+from ._exec.session import TerminalResized as TerminalResized
+from ._exec.spdy import ExecReady as ExecReady
+from ._exec.spdy import SpdyExecClient as SpdyExecClient
+from ._exec.spdy import SpdyExecServer as SpdyExecServer
 from ._http import attach_target as attach_target
 from ._http import exec_target as exec_target
 from ._resize import ResizeDecoder as ResizeDecoder
 from ._resize import TerminalSize as TerminalSize
 from ._resize import encode_resize as encode_resize
-from ._session import ClientExecSession as ClientExecSession
-from ._session import ExitStatusReceived as ExitStatusReceived
-from ._session import OutputEnded as OutputEnded
-from ._session import RequestReceived as RequestReceived
-from ._session import ServerExecSession as ServerExecSession
-from ._session import SessionReady as SessionReady
-from ._session import TerminalResized as TerminalResized
-from ._spdy_exec import ExecReady as ExecReady
-from ._spdy_exec import SpdyExecClient as SpdyExecClient
-from ._spdy_exec import SpdyExecServer as SpdyExecServer
+from ._runtime.errors import CalledRemoteProcessError as CalledRemoteProcessError
+from ._runtime.errors import CompletedExec as CompletedExec
+from ._runtime.errors import ConnectionLostError as ConnectionLostError
+from ._runtime.errors import IncompleteReadError as IncompleteReadError
+from ._runtime.errors import PingTimeoutError as PingTimeoutError
+from ._runtime.errors import RemoteCommandError as RemoteCommandError
 from ._status import Exited as Exited
 from ._status import ExitResult as ExitResult
 from ._status import Failed as Failed
@@ -61,10 +61,10 @@ from ._status import internal_error_status as internal_error_status
 from ._status import parse_exit_status as parse_exit_status
 from ._status import success_status as success_status
 from ._version import __version__ as __version__
-from ._ws import WebSocketChannelConnection as WebSocketChannelConnection
-from ._ws import WebSocketState as WebSocketState
-from ._ws import hello_channel as hello_channel
-from ._ws import negotiate as negotiate
+from ._ws.connection import WebSocketChannelConnection as WebSocketChannelConnection
+from ._ws.connection import WebSocketState as WebSocketState
+from ._ws.connection import hello_channel as hello_channel
+from ._ws.connection import negotiate as negotiate
 
 __all__ = [
     "CLOSE",

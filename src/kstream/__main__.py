@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from ._cli import main as _cli_main
+from ._app.cli import main as _cli_main
 
 __all__ = ["main"]
 

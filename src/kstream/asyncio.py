@@ -13,13 +13,13 @@ The client side is modelled on :mod:`asyncio.subprocess`::
     completed = await kstream.asyncio.run(server, "default", "web-0", ["ls", "/"])
 
 This module is thin on purpose: the protocol lives in the sans-IO session
-(:mod:`kstream._session`); here are only sockets, timers and waiting.
+(:mod:`kstream._exec.session`); here are only sockets, timers and waiting.
 
 Implementation notes:
 
 * Connections are :class:`asyncio.BufferedProtocol` objects (a ``StreamReader`` caps a
   loopback receive at a quarter of the speed), all reading into one 256 KiB buffer per
-  thread (:func:`~kstream._adapters.shared_read_buffer`): an idle connection holds
+  thread (:func:`~kstream._runtime.common.shared_read_buffer`): an idle connection holds
   no receive buffer.
 * Outgoing bytes are gathered and written once per loop iteration.
 * Backpressure: each output channel holds at most ``buffer_limit`` unread bytes (plus
@@ -45,7 +45,29 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from types import TracebackType
 
-from ._adapters import (
+from ._channels import STDERR, STDIN, STDOUT
+from ._errors import KstreamError, LocalProtocolError, ProtocolError, UpgradeRejectedError
+from ._events import (
+    ChannelData,
+    ChannelEnded,
+    ConnectionClosed,
+    Event,
+    PongReceived,
+    UpgradeAccepted,
+    UpgradeRejected,
+)
+from ._exec.fallback import Attempt
+from ._exec.session import (
+    ClientExecSession,
+    ExitStatusReceived,
+    OutputEnded,
+    RequestReceived,
+    ServerExecSession,
+    SessionReady,
+    TerminalResized,
+)
+from ._resize import TerminalSize
+from ._runtime.common import (
     CLOSE_GRACE,
     DEFAULT_BUFFER_LIMIT,
     DEFAULT_PING_INTERVAL,
@@ -78,28 +100,6 @@ from ._adapters import (
     receive_error,
     server_url,
     shared_read_buffer,
-)
-from ._channels import STDERR, STDIN, STDOUT
-from ._errors import KstreamError, LocalProtocolError, ProtocolError, UpgradeRejectedError
-from ._events import (
-    ChannelData,
-    ChannelEnded,
-    ConnectionClosed,
-    Event,
-    PongReceived,
-    UpgradeAccepted,
-    UpgradeRejected,
-)
-from ._ladder import Attempt
-from ._resize import TerminalSize
-from ._session import (
-    ClientExecSession,
-    ExitStatusReceived,
-    OutputEnded,
-    RequestReceived,
-    ServerExecSession,
-    SessionReady,
-    TerminalResized,
 )
 from ._status import Exited, Failed, Status
 
@@ -142,7 +142,7 @@ class _Pump(asyncio.BufferedProtocol):
         buffer_limit: unread bytes an input channel may hold before reading stops.
         linger: a graceful close half-closes after the last bytes and reads (the role
             discards) until the peer closes, within
-            :data:`~kstream._adapters.LINGER` (the server: the client may still
+            :data:`~kstream._runtime.common.LINGER` (the server: the client may still
             be writing).
     """
 
@@ -871,7 +871,7 @@ async def open_exec(server: str, namespace: str, pod: str, command: Sequence[str
             ``http/1.1``); used as given, never modified.
         server_hostname: the TLS server name, when not the URL's host.
         transport: ``"auto"`` (WebSocket, then SPDY), ``"websocket"`` or ``"spdy"``.
-        protocols: a custom protocol list (see :func:`kstream._ladder.plan`).
+        protocols: a custom protocol list (see :func:`kstream._exec.fallback.plan`).
         fallback: try the next transport when an upgrade is rejected.
         ping_interval: seconds between pings; ``None`` disables the heartbeat.
         pong_timeout: seconds without a pong before :class:`PingTimeoutError`.

@@ -18,7 +18,7 @@ import tempfile
 from collections.abc import Sequence
 from typing import IO, Final
 
-from ._kubeconfig import ClusterConnection, load_config
+from ._app.kubeconfig import ClusterConnection, load_config
 
 __all__ = ["main"]
 

@@ -9,11 +9,11 @@ context, and falls back to the in-cluster service account; the result carries wh
 
 from __future__ import annotations
 
-from ._kubeconfig import ClusterConnection as ClusterConnection
-from ._kubeconfig import ConfigOverrides as ConfigOverrides
-from ._kubeconfig import KubeconfigError as KubeconfigError
-from ._kubeconfig import in_cluster_config as in_cluster_config
-from ._kubeconfig import load_config as load_config
+from ._app.kubeconfig import ClusterConnection as ClusterConnection
+from ._app.kubeconfig import ConfigOverrides as ConfigOverrides
+from ._app.kubeconfig import KubeconfigError as KubeconfigError
+from ._app.kubeconfig import in_cluster_config as in_cluster_config
+from ._app.kubeconfig import load_config as load_config
 
 __all__ = ["ClusterConnection", "ConfigOverrides", "KubeconfigError", "in_cluster_config",
            "load_config"]

@@ -13,9 +13,9 @@ model). It runs on asyncio::
 
 from __future__ import annotations
 
-from ._serve import PodSpec as PodSpec
-from ._serve import ServerHandle as ServerHandle
-from ._serve import kubeconfig_document as kubeconfig_document
-from ._serve import start as start
+from ._app.serve import PodSpec as PodSpec
+from ._app.serve import ServerHandle as ServerHandle
+from ._app.serve import kubeconfig_document as kubeconfig_document
+from ._app.serve import start as start
 
 __all__ = ["PodSpec", "ServerHandle", "kubeconfig_document", "start"]

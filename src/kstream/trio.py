@@ -18,7 +18,7 @@ The same public shape as :mod:`kstream.asyncio`, modelled on :mod:`subprocess`::
         print(server.url)
 
 This module is thin on purpose: the protocol lives in the sans-IO session
-(:mod:`kstream._session`); here are only streams, tasks, timers and waiting.
+(:mod:`kstream._exec.session`); here are only streams, tasks, timers and waiting.
 
 Implementation notes:
 
@@ -31,7 +31,7 @@ Implementation notes:
   stream: no task and no socket outlives the block.
 * The receiving task reads 256 KiB at a time. On a plain TCP stream (POSIX) it reads
   straight into the thread's one receive buffer
-  (:func:`~kstream._adapters.shared_read_buffer`) and feeds the session before it
+  (:func:`~kstream._runtime.common.shared_read_buffer`) and feeds the session before it
   lets another task run, as the asyncio adapter does: no 256 KiB allocation per read,
   and no buffer held by an idle connection. Other streams (TLS, a caller's stream) use
   ``receive_some``. Outgoing bytes are gathered by the sans-IO session and written by
@@ -61,7 +61,28 @@ from typing import Final, NoReturn
 
 import trio
 
-from ._adapters import (
+from ._channels import STDERR, STDIN, STDOUT
+from ._errors import KstreamError, LocalProtocolError, ProtocolError, UpgradeRejectedError
+from ._events import (
+    ChannelData,
+    ChannelEnded,
+    ConnectionClosed,
+    Event,
+    PongReceived,
+    UpgradeRejected,
+)
+from ._exec.fallback import Attempt
+from ._exec.session import (
+    ClientExecSession,
+    ExitStatusReceived,
+    OutputEnded,
+    RequestReceived,
+    ServerExecSession,
+    SessionReady,
+    TerminalResized,
+)
+from ._resize import TerminalSize
+from ._runtime.common import (
     CLOSE_GRACE,
     DEFAULT_BUFFER_LIMIT,
     DEFAULT_PING_INTERVAL,
@@ -94,27 +115,6 @@ from ._adapters import (
     receive_error,
     server_url,
     shared_read_buffer,
-)
-from ._channels import STDERR, STDIN, STDOUT
-from ._errors import KstreamError, LocalProtocolError, ProtocolError, UpgradeRejectedError
-from ._events import (
-    ChannelData,
-    ChannelEnded,
-    ConnectionClosed,
-    Event,
-    PongReceived,
-    UpgradeRejected,
-)
-from ._ladder import Attempt
-from ._resize import TerminalSize
-from ._session import (
-    ClientExecSession,
-    ExitStatusReceived,
-    OutputEnded,
-    RequestReceived,
-    ServerExecSession,
-    SessionReady,
-    TerminalResized,
 )
 from ._status import Exited, Failed, Status
 
@@ -191,7 +191,7 @@ class _Pump:
         shield: run the tasks shielded from outside cancellation (the client: its
             ``aclose`` sends the close first, then cancels them itself).
         linger: after the last bytes, half-close and read (discarding) until the peer
-            closes, within :data:`~kstream._adapters.LINGER` (the server: the
+            closes, within :data:`~kstream._runtime.common.LINGER` (the server: the
             client may still be writing).
     """
 
@@ -1014,7 +1014,7 @@ async def open_exec(server: str, namespace: str, pod: str, command: Sequence[str
             ``http/1.1``); used as given, never modified.
         server_hostname: the TLS server name, when not the URL's host.
         transport: ``"auto"`` (WebSocket, then SPDY), ``"websocket"`` or ``"spdy"``.
-        protocols: a custom protocol list (see :func:`kstream._ladder.plan`).
+        protocols: a custom protocol list (see :func:`kstream._exec.fallback.plan`).
         fallback: try the next transport when an upgrade is rejected.
         ping_interval: seconds between pings; ``None`` disables the heartbeat.
         pong_timeout: seconds without a pong before :class:`PingTimeoutError`.

@@ -19,7 +19,7 @@ from collections.abc import Container, Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from ._channels import (
+from .._channels import (
     SPDY_PROTOCOLS,
     V1_NAME,
     V2_NAME,
@@ -28,7 +28,7 @@ from ._channels import (
     V5_NAME,
     WEBSOCKET_PROTOCOLS,
 )
-from ._errors import UpgradeRejectedError
+from .._errors import UpgradeRejectedError
 
 __all__ = [
     "SPDY_OFFER",

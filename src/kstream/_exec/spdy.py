@@ -1,7 +1,7 @@
 """remotecommand (exec / attach) over SPDY/3.1, in both roles, sans-IO.
 
-This module turns a SPDY session (``_spdy_session.py``) behind an HTTP/1.1 upgrade
-(``_spdy_upgrade.py``) into the connection shape every kstream transport shares
+This module turns a SPDY session (``_spdy/session.py``) behind an HTTP/1.1 upgrade
+(``_spdy/upgrade.py``) into the connection shape every kstream transport shares
 (docs/architecture.md): *channels*, not streams. Each stream carries one ``streamtype``
 header; the exec connection maps ``error`` to channel 3, ``stdin`` 0, ``stdout`` 1,
 ``stderr`` 2 and ``resize`` 4 and reports :class:`~kstream.ChannelData` and
@@ -35,7 +35,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
-from ._channels import (
+from .._channels import (
     ERROR,
     RESIZE,
     SPDY_PROTOCOLS,
@@ -43,8 +43,8 @@ from ._channels import (
     STDIN,
     STDOUT,
 )
-from ._errors import LocalProtocolError, RemoteProtocolError
-from ._events import (
+from .._errors import LocalProtocolError, RemoteProtocolError
+from .._events import (
     ChannelData,
     ChannelEnded,
     ConnectionClosed,
@@ -56,8 +56,8 @@ from ._events import (
     UpgradeRejected,
     UpgradeRequested,
 )
-from ._spdy_frames import GoAwayStatus, RstStatus
-from ._spdy_session import (
+from .._spdy.frames import GoAwayStatus, RstStatus
+from .._spdy.session import (
     GoAwayReceived,
     SpdyEvent,
     SpdySession,
@@ -68,8 +68,8 @@ from ._spdy_session import (
     StreamReset,
     StreamState,
 )
-from ._spdy_upgrade import DEFAULT_SPDY_PROTOCOLS, SpdyUpgradeClient, SpdyUpgradeServer
-from ._status import Status, exit_status_bytes
+from .._spdy.upgrade import DEFAULT_SPDY_PROTOCOLS, SpdyUpgradeClient, SpdyUpgradeServer
+from .._status import Status, exit_status_bytes
 
 __all__ = [
     "STREAM_TYPE_HEADER",

@@ -23,8 +23,8 @@ import zlib
 from collections.abc import Iterable
 from typing import TypeAlias
 
-from ._errors import LocalProtocolError, RemoteProtocolError
-from ._spdy_dictionary import HEADER_DICTIONARY
+from .._errors import LocalProtocolError, RemoteProtocolError
+from .dictionary import HEADER_DICTIONARY
 
 __all__ = [
     "FORBIDDEN_REQUEST_HEADERS",

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from ._errors import KstreamError
+from .._errors import KstreamError
 
 __all__ = [
     "ClusterConnection",

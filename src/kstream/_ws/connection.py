@@ -11,14 +11,14 @@ Layers underneath:
   limit, the raw request headers and any bytes that follow the head stay ours); on the
   server side wsproto's :class:`~wsproto.handshake.H11Handshake` validates the request and
   writes the 101, and on the client side wsproto's nonce and accept-token helpers are used;
-* WebSocket frames: :class:`~kstream._ws_codec.ZeroCopyFrameCodec`, which has the interface
-  of the seam :mod:`kstream._ws_frames` defines (wsproto's per-frame machinery costs 6-10 µs
+* WebSocket frames: :class:`~kstream._ws.codec.ZeroCopyFrameCodec`, which has the interface
+  of the seam :mod:`kstream._ws.frames` defines (wsproto's per-frame machinery costs 6-10 µs
   a frame and copies each payload several times). On the receive path this module takes
   the decoder's frame tuples directly (``receive_frames``: no item object per piece, payload
   borrowed from the bytes fed), so each payload byte is copied once, into the
   ``ChannelData`` that keeps it; on the send path a frame's parts are queued as they are and
   joined once by ``data_to_send()``;
-* channel framing: :mod:`kstream._framing`.
+* channel framing: :mod:`kstream._ws.framing`.
 
 Upstream behaviour mirrored here is cited from protocol-notes §1: the Go server
 (``apimachinery/pkg/util/httpstream/wsstream/conn.go`` over ``golang.org/x/net/websocket``)
@@ -42,8 +42,8 @@ from wsproto.utilities import LocalProtocolError as WsprotoLocalProtocolError
 from wsproto.utilities import RemoteProtocolError as WsprotoRemoteProtocolError
 from wsproto.utilities import generate_accept_token, generate_nonce
 
-from . import _http
-from ._channels import (
+from .. import _http
+from .._channels import (
     CLOSE,
     ERROR,
     EXEC_CHANNELS,
@@ -53,8 +53,8 @@ from ._channels import (
     WEBSOCKET_PROTOCOLS,
     ChannelProtocol,
 )
-from ._errors import LocalProtocolError, RemoteProtocolError, UpgradeRejectedError
-from ._events import (
+from .._errors import LocalProtocolError, RemoteProtocolError, UpgradeRejectedError
+from .._events import (
     ChannelData,
     ChannelEnded,
     ConnectionClosed,
@@ -66,7 +66,10 @@ from ._events import (
     UpgradeRejected,
     UpgradeRequested,
 )
-from ._framing import (
+from .codec import OP_BINARY, OP_CLOSE, OP_PING, OP_TEXT
+from .codec import ZeroCopyFrameCodec as FrameCodec
+from .frames import MAX_CLOSE_REASON_BYTES, check_close_code
+from .framing import (
     BASE64_CHANNEL_OFFSET,
     MAX_CHANNEL,
     Base64PayloadDecoder,
@@ -75,9 +78,6 @@ from ._framing import (
     decode_close,
     encode_close,
 )
-from ._ws_codec import OP_BINARY, OP_CLOSE, OP_PING, OP_TEXT
-from ._ws_codec import ZeroCopyFrameCodec as FrameCodec
-from ._ws_frames import MAX_CLOSE_REASON_BYTES, check_close_code
 
 __all__ = [
     "DEFAULT_CLIENT_PROTOCOLS",

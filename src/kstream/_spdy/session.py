@@ -56,7 +56,7 @@ between two frames of the same ``receive_data`` call, so dropping would lose rea
 Flow control: Go never sends WINDOW_UPDATE and ignores those it receives
 (protocol-notes §3.5), so by default send windows are advisory: :meth:`send_window` returns
 ``None`` and :meth:`send_data` never refuses. ``strict_flow_control=True`` enforces SPDY/3.1
-windows both ways (stream and session level, accounting in ``_spdy_flow.py``): sending
+windows both ways (stream and session level, accounting in ``_spdy/flow.py``): sending
 beyond the window raises :class:`LocalProtocolError`, a peer sending beyond ours is reset,
 and WINDOW_UPDATEs are sent for what the application acknowledges.
 """
@@ -69,16 +69,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final, TypeAlias
 
-from ._errors import LocalProtocolError, RemoteProtocolError
-from ._events import ConnectionClosed, Event, PingReceived, PongReceived
-from ._spdy_flow import (
+from .._errors import LocalProtocolError, RemoteProtocolError
+from .._events import ConnectionClosed, Event, PingReceived, PongReceived
+from .flow import (
     DEFAULT_WINDOW_SIZE,
     MAX_WINDOW_SIZE,
     ReceiveWindow,
     SendWindow,
     WindowOverflowError,
 )
-from ._spdy_frames import (
+from .frames import (
     MAX_FRAME_LENGTH,
     MAX_STREAM_ID,
     DataFrame,
@@ -480,7 +480,7 @@ SESSION_TRANSITIONS: Final[dict[tuple[SessionState, SessionInput], SessionState]
 # --------------------------------------------------------------------------- the session
 
 _PING_ID = struct.Struct(">I")
-#: A DATA frame header without flags: stream id, length (``_spdy_frames`` ``data_header``).
+#: A DATA frame header without flags: stream id, length (``_spdy/frames`` ``data_header``).
 _DATA_HEADER = struct.Struct(">II")
 
 

@@ -12,7 +12,7 @@ writes frames at close to the cost of the header arithmetic:
   side (:meth:`FrameEncoder.frame_parts`, for ``writev``) or joined into one ``bytes``;
   client frames are masked with a fresh key from ``os.urandom`` each.
 * :class:`ZeroCopyFrameCodec` puts both behind the interface of
-  :class:`kstream._ws_frames.FrameCodec`, the seam the channel connection uses.
+  :class:`kstream._ws.frames.FrameCodec`, the seam the channel connection uses.
 
 Every violation a peer can commit raises :class:`~kstream._errors.RemoteProtocolError`
 with the close code to answer: 1002 (protocol error), 1007 (invalid UTF-8 in a text
@@ -30,15 +30,15 @@ from codecs import IncrementalDecoder, getincrementaldecoder
 from collections.abc import Callable
 from typing import Final
 
-from ._errors import LocalProtocolError, RemoteProtocolError
-from ._mask import mask, rotate_key
-from ._ws_frames import (
+from .._errors import LocalProtocolError, RemoteProtocolError
+from .frames import (
     CloseFrame,
     MessagePiece,
     PingFrame,
     PongFrame,
     Received,
 )
+from .mask import mask, rotate_key
 
 __all__ = [
     "DEFAULT_MAX_MESSAGE_SIZE",
@@ -590,12 +590,12 @@ _CLOSED: Final = 3
 
 
 class ZeroCopyFrameCodec:
-    """The interface of the seam's :class:`kstream._ws_frames.FrameCodec`, on this module.
+    """The interface of the seam's :class:`kstream._ws.frames.FrameCodec`, on this module.
 
     A drop-in replacement: same methods, same items, same closing rules (after wsproto's
     ``Connection``): data and pings only while open (a pong is then ``b""``), one close
     frame each way, nothing parsed after the peer's close. Differences: a
-    :class:`~kstream._ws_frames.MessagePiece`'s ``data`` may be a ``memoryview`` of the
+    :class:`~kstream._ws.frames.MessagePiece`'s ``data`` may be a ``memoryview`` of the
     bytes received (immutable input, unmasked frames) rather than ``bytes``; a text piece
     may end inside a UTF-8 sequence (the message is validated as a whole); a failed codec
     raises again on every later :meth:`receive`.

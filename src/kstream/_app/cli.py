@@ -20,12 +20,12 @@ import tty as tty_module
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
-from ._errors import KstreamError, UpgradeRejectedError
-from ._kubeconfig import ConfigOverrides, KubeconfigError, load_config
-from ._version import __version__
+from .._errors import KstreamError, UpgradeRejectedError
+from .._version import __version__
+from .kubeconfig import ConfigOverrides, KubeconfigError, load_config
 
 if TYPE_CHECKING:
-    from .asyncio import RemoteProcess
+    from ..asyncio import RemoteProcess
 
 __all__ = ["build_parser", "main", "parse_pod_option"]
 
@@ -227,7 +227,7 @@ def _terminal_size() -> tuple[int, int]:
 
 
 async def _remote(args: argparse.Namespace, command: list[str], *, attach: bool) -> int:
-    from .asyncio import open_attach, open_exec
+    from ..asyncio import open_attach, open_exec
 
     connection = load_config(args.kubeconfig, overrides=ConfigOverrides(
         context=args.context, namespace=args.namespace, server=args.server,
@@ -305,7 +305,7 @@ def _run_remote(args: argparse.Namespace, command: list[str], *, attach: bool) -
 
 
 async def _serve(args: argparse.Namespace) -> int:
-    from ._serve import PodSpec, start
+    from .serve import PodSpec, start
 
     pods = [PodSpec(name=name, namespace=namespace, argv=argv or ("cat",))
             for namespace, name, argv in args.pod]
@@ -346,7 +346,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     arguments = list(sys.argv[1:] if argv is None else argv)
     if arguments[:1] == ["bench"]:
-        from . import _bench
+        from . import bench as _bench
 
         return _bench.main(arguments[1:])
     options, command = _split_command(arguments)

@@ -3,7 +3,7 @@
 An exec (or attach) session is the same conversation whichever transport carries it:
 stdin one way; stdout, stderr and one exit-status document the other way; terminal sizes
 from the client; stdin half-close where the protocol allows it. The WebSocket channel
-connection (``_ws``) and the SPDY exec connection (``_spdy_exec``) each speak it in their
+connection (``_ws/connection``) and the SPDY exec connection (``_exec/spdy``) each speak it in their
 own way; this module hides the difference:
 
 * :class:`ClientExecSession` wraps a client connection. It gathers the error channel and
@@ -29,9 +29,9 @@ from typing import Final
 
 import h11
 
-from ._channels import ERROR, RESIZE, STDERR, STDIN, STDOUT, WEBSOCKET_PROTOCOLS
-from ._errors import LocalProtocolError, RemoteProtocolError, UpgradeRejectedError
-from ._events import (
+from .._channels import ERROR, RESIZE, STDERR, STDIN, STDOUT, WEBSOCKET_PROTOCOLS
+from .._errors import LocalProtocolError, RemoteProtocolError, UpgradeRejectedError
+from .._events import (
     ChannelData,
     ChannelEnded,
     ConnectionClosed,
@@ -43,11 +43,11 @@ from ._events import (
     UpgradeRejected,
     UpgradeRequested,
 )
-from ._http import split_target, status_response
-from ._resize import ResizeDecoder, encode_resize
-from ._spdy_exec import ExecReady, SpdyExecClient, SpdyExecServer
-from ._status import MAX_STATUS_SIZE, Exited, Failed, Status, exit_status_bytes, parse_exit_status
-from ._ws import SERVER_PROTOCOLS, WebSocketChannelConnection, hello_channel, negotiate
+from .._http import split_target, status_response
+from .._resize import ResizeDecoder, encode_resize
+from .._status import MAX_STATUS_SIZE, Exited, Failed, Status, exit_status_bytes, parse_exit_status
+from .._ws.connection import SERVER_PROTOCOLS, WebSocketChannelConnection, hello_channel, negotiate
+from .spdy import ExecReady, SpdyExecClient, SpdyExecServer
 
 __all__ = [
     "MAX_REQUEST_HEAD_SIZE",
@@ -149,8 +149,8 @@ class ClientExecSession:
     """The client side of one exec/attach session, on WebSocket or SPDY.
 
     Args:
-        connection: a client-role :class:`~kstream._ws.WebSocketChannelConnection` or
-            :class:`~kstream._spdy_exec.SpdyExecClient`, fresh (its request not yet sent
+        connection: a client-role :class:`~kstream._ws.connection.WebSocketChannelConnection` or
+            :class:`~kstream._exec.spdy.SpdyExecClient`, fresh (its request not yet sent
             is fine: ``data_to_send()`` returns it).
         max_status_size: bound on the error-channel document.
 

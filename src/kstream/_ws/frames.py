@@ -3,7 +3,7 @@
 Everything the channel connection needs from WebSocket framing goes through
 :class:`FrameCodec`: feed it received bytes and get :data:`Received` items back; ask it for
 the bytes of a message, ping, pong or close frame. Its interface holds only kstream and
-builtin types, so another codec can replace this one without touching ``_ws.py``.
+builtin types, so another codec can replace this one without touching ``_ws/connection.py``.
 
 This implementation runs on :class:`wsproto.connection.Connection` (the frame protocol
 without the handshake). What wsproto does for us: masking (clients mask, servers reject
@@ -24,7 +24,7 @@ from wsproto.events import Pong as WsprotoPong
 from wsproto.frame_protocol import CloseReason
 from wsproto.utilities import LocalProtocolError as WsprotoLocalProtocolError
 
-from ._errors import LocalProtocolError, RemoteProtocolError
+from .._errors import LocalProtocolError, RemoteProtocolError
 
 __all__ = [
     "MAX_CLOSE_REASON_BYTES",

@@ -37,15 +37,15 @@ from typing import Final
 
 import h11
 
-from ._errors import LocalProtocolError, RemoteProtocolError
-from ._events import (
+from .._errors import LocalProtocolError, RemoteProtocolError
+from .._events import (
     ConnectionClosed,
     Event,
     UpgradeAccepted,
     UpgradeRejected,
     UpgradeRequested,
 )
-from ._http import MAX_REJECTION_BODY, split_target, status_response, upgrade_rejection
+from .._http import MAX_REJECTION_BODY, split_target, status_response, upgrade_rejection
 
 __all__ = [
     "DEFAULT_SPDY_PROTOCOLS",
@@ -140,7 +140,7 @@ class SpdyUpgradeClient:
 
     The request is queued at construction; send :meth:`data_to_send`, then feed the
     response to :meth:`receive_data` until it returns an :class:`~kstream.UpgradeAccepted`
-    (then start a :class:`~kstream._spdy_session.SpdySession` with :attr:`trailing_data`)
+    (then start a :class:`~kstream._spdy.session.SpdySession` with :attr:`trailing_data`)
     or an :class:`~kstream.UpgradeRejected`.
     """
 

@@ -20,8 +20,8 @@ import base64
 import binascii
 from typing import Final
 
-from ._channels import CLOSE
-from ._errors import LocalProtocolError, RemoteProtocolError
+from .._channels import CLOSE
+from .._errors import LocalProtocolError, RemoteProtocolError
 
 __all__ = [
     "BASE64_CHANNEL_OFFSET",

@@ -36,8 +36,8 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import TypeAlias
 
-from ._errors import LocalProtocolError, RemoteProtocolError
-from ._spdy_headers import (
+from .._errors import LocalProtocolError, RemoteProtocolError
+from .headers import (
     FORBIDDEN_REQUEST_HEADERS,
     FORBIDDEN_RESPONSE_HEADERS,
     HeaderCompressor,
@@ -368,7 +368,7 @@ class FrameDecoder:
             data: The next bytes of the stream; ``b""`` decodes nothing.
             borrow: Hand DATA pieces out as ``memoryview`` slices of ``data`` whatever its
                 type, copying nothing. The caller then copies what it keeps before it
-                changes ``data`` or lets go of it (:class:`~kstream._spdy_session.SpdySession`
+                changes ``data`` or lets go of it (:class:`~kstream._spdy.session.SpdySession`
                 does: it copies each run of pieces once, into one ``bytes``).
 
         Returns:

@@ -29,10 +29,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
-from ._errors import KstreamError
-from ._http import query_bool
-from ._serve_sandbox import AttachHandle, Pod, SandboxProcess, SpawnError, force_end
-from ._status import (
+from .._errors import KstreamError
+from .._http import query_bool
+from .._status import (
     STATUS_FAILURE,
     Status,
     encode_status,
@@ -40,11 +39,12 @@ from ._status import (
     internal_error_status,
     success_status,
 )
-from ._version import __version__
+from .._version import __version__
+from .sandbox import AttachHandle, Pod, SandboxProcess, SpawnError, force_end
 
 if TYPE_CHECKING:
-    from ._resize import TerminalSize
-    from .asyncio import ServerExec, ServerRequest
+    from .._resize import TerminalSize
+    from ..asyncio import ServerExec, ServerRequest
 
 __all__ = [
     "DEFAULT_MAIN_COMMAND",
@@ -592,7 +592,7 @@ async def start(*, host: str = "127.0.0.1", port: int = 0, token: str | None = N
     Returns:
         The running server; :meth:`ServerHandle.close` stops it.
     """
-    from .asyncio import start_server
+    from ..asyncio import start_server
 
     token = token or secrets.token_urlsafe(32)
     context = None
