@@ -19,7 +19,7 @@ Implementation notes:
 
 * Connections are :class:`asyncio.BufferedProtocol` objects (a ``StreamReader`` caps a
   loopback receive at a quarter of the speed), all reading into one 256 KiB buffer per
-  thread (:func:`~kstream._runtime.common.shared_read_buffer`): an idle connection holds
+  thread (:func:`~kstream._runtime.buffers.shared_read_buffer`): an idle connection holds
   no receive buffer.
 * Outgoing bytes are gathered and written once per loop iteration.
 * Backpressure: each output channel holds at most ``buffer_limit`` unread bytes (plus
@@ -67,40 +67,35 @@ from ._exec.session import (
     TerminalResized,
 )
 from ._resize import TerminalSize
-from ._runtime.common import (
+from ._runtime.buffers import READ_SIZE, Heartbeat, ReceiveBuffer, shared_read_buffer
+from ._runtime.common import attach_target, exec_target
+from ._runtime.errors import (
+    CalledRemoteProcessError,
+    CompletedExec,
+    ConnectionLostError,
+    IncompleteReadError,
+    PingTimeoutError,
+    RemoteCommandError,
+    connection_lost_error,
+    outcome_returncode,
+    receive_error,
+)
+from ._runtime.fallback import new_client_session, open_first_accepted
+from ._runtime.options import (
     CLOSE_GRACE,
     DEFAULT_BUFFER_LIMIT,
     DEFAULT_PING_INTERVAL,
     DEFAULT_PONG_TIMEOUT,
     LINGER,
     MAX_PENDING_RESIZES,
-    READ_SIZE,
-    CalledRemoteProcessError,
-    CompletedExec,
-    ConnectionLostError,
     ExecOptions,
-    Heartbeat,
-    IncompleteReadError,
-    PingTimeoutError,
-    ReceiveBuffer,
-    RemoteCommandError,
     ServerAddress,
-    accept_switches,
-    attach_target,
-    can_close_stdin,
     client_ssl_context,
-    connection_lost_error,
-    exec_target,
-    handler_exit_status,
-    handler_rejection,
-    new_client_session,
-    open_first_accepted,
-    outcome_returncode,
     parse_server,
-    receive_error,
     server_url,
-    shared_read_buffer,
 )
+from ._runtime.process import can_close_stdin
+from ._runtime.server import accept_switches, handler_exit_status, handler_rejection
 from ._status import Exited, Failed, Status
 
 __all__ = [
@@ -142,7 +137,7 @@ class _Pump(asyncio.BufferedProtocol):
         buffer_limit: unread bytes an input channel may hold before reading stops.
         linger: a graceful close half-closes after the last bytes and reads (the role
             discards) until the peer closes, within
-            :data:`~kstream._runtime.common.LINGER` (the server: the client may still
+            :data:`~kstream._runtime.options.LINGER` (the server: the client may still
             be writing).
     """
 

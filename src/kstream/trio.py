@@ -31,7 +31,7 @@ Implementation notes:
   stream: no task and no socket outlives the block.
 * The receiving task reads 256 KiB at a time. On a plain TCP stream (POSIX) it reads
   straight into the thread's one receive buffer
-  (:func:`~kstream._runtime.common.shared_read_buffer`) and feeds the session before it
+  (:func:`~kstream._runtime.buffers.shared_read_buffer`) and feeds the session before it
   lets another task run, as the asyncio adapter does: no 256 KiB allocation per read,
   and no buffer held by an idle connection. Other streams (TLS, a caller's stream) use
   ``receive_some``. Outgoing bytes are gathered by the sans-IO session and written by
@@ -82,40 +82,35 @@ from ._exec.session import (
     TerminalResized,
 )
 from ._resize import TerminalSize
-from ._runtime.common import (
+from ._runtime.buffers import READ_SIZE, Heartbeat, ReceiveBuffer, shared_read_buffer
+from ._runtime.common import attach_target, exec_target
+from ._runtime.errors import (
+    CalledRemoteProcessError,
+    CompletedExec,
+    ConnectionLostError,
+    IncompleteReadError,
+    PingTimeoutError,
+    RemoteCommandError,
+    connection_lost_error,
+    outcome_returncode,
+    receive_error,
+)
+from ._runtime.fallback import new_client_session, open_first_accepted
+from ._runtime.options import (
     CLOSE_GRACE,
     DEFAULT_BUFFER_LIMIT,
     DEFAULT_PING_INTERVAL,
     DEFAULT_PONG_TIMEOUT,
     LINGER,
     MAX_PENDING_RESIZES,
-    READ_SIZE,
-    CalledRemoteProcessError,
-    CompletedExec,
-    ConnectionLostError,
     ExecOptions,
-    Heartbeat,
-    IncompleteReadError,
-    PingTimeoutError,
-    ReceiveBuffer,
-    RemoteCommandError,
     ServerAddress,
-    accept_switches,
-    attach_target,
-    can_close_stdin,
     client_ssl_context,
-    connection_lost_error,
-    exec_target,
-    handler_exit_status,
-    handler_rejection,
-    new_client_session,
-    open_first_accepted,
-    outcome_returncode,
     parse_server,
-    receive_error,
     server_url,
-    shared_read_buffer,
 )
+from ._runtime.process import can_close_stdin
+from ._runtime.server import accept_switches, handler_exit_status, handler_rejection
 from ._status import Exited, Failed, Status
 
 __all__ = [
@@ -191,7 +186,7 @@ class _Pump:
         shield: run the tasks shielded from outside cancellation (the client: its
             ``aclose`` sends the close first, then cancels them itself).
         linger: after the last bytes, half-close and read (discarding) until the peer
-            closes, within :data:`~kstream._runtime.common.LINGER` (the server: the
+            closes, within :data:`~kstream._runtime.options.LINGER` (the server: the
             client may still be writing).
     """
 
