@@ -81,7 +81,7 @@ from ._runtime.options import (
     server_url,
 )
 from ._runtime.process import RemoteOutput, RemoteStdin
-from ._runtime.server import ServerExec, ServerRequest
+from ._runtime.server import SERVE_DOC, SERVER_LIMITS_DOC, ServerExec, ServerRequest
 
 __all__ = [
     "CalledRemoteProcessError",
@@ -138,17 +138,6 @@ class _Pump(ConnectionCore, asyncio.BufferedProtocol):
         self._flush_handle: asyncio.Handle | None = None
         self._eof_written = False
         self.lost: asyncio.Future[None] = loop.create_future()
-
-    # -- provided by the role's core
-
-    def _data_to_send(self) -> bytes:
-        raise NotImplementedError
-
-    def _receive(self, data: bytes | memoryview) -> None:
-        raise NotImplementedError
-
-    def _on_lost(self, exc: BaseException | None) -> None:
-        raise NotImplementedError
 
     # -- asyncio callbacks
 
@@ -352,7 +341,7 @@ class _ClientConnection(ClientCore, _Pump):
     def _on_heartbeat(self) -> None:
         self._heartbeat_handle = None
         heartbeat = self._heartbeat
-        if heartbeat is None or self._ended:
+        if heartbeat is None or self.closed:
             return
         if self._heartbeat_tick(heartbeat) is not False:
             self._arm_heartbeat(heartbeat)
@@ -626,34 +615,17 @@ class ExecServer:
         await self.wait_closed()
 
 
+@documented(SERVE_DOC, summary="Serve exec/attach (and any plain HTTP request) with ``handler``.",
+            lifetime="", limits=SERVER_LIMITS_DOC, returns="""
+    Returns:
+        The running :class:`ExecServer` (an async context manager).
+    """)
 async def start_server(handler: Handler, *, host: str = "127.0.0.1", port: int = 0,
                        ssl: _ssl.SSLContext | None = None,
                        buffer_limit: int = DEFAULT_BUFFER_LIMIT,
                        websocket_protocols: Sequence[str] | None = None,
                        spdy_protocols: Sequence[str] | None = None,
                        stream_creation_timeout: float = 30.0) -> ExecServer:
-    """Serve exec/attach (and any plain HTTP request) with ``handler``.
-
-    ``handler(request)`` runs once per connection, in its own task, with a
-    :class:`ServerRequest`; it answers with ``respond``, ``reject`` or ``accept`` and, for
-    an accepted session, ends with ``await session.exit(status)``. A handler that returns
-    without an answer gives a 404; one that raises gives a 500 (or an InternalError
-    status after the upgrade); one that returns after accepting without exit() reports
-    success.
-
-    Args:
-        handler: the coroutine function serving each request.
-        host: the address to bind (loopback by default).
-        port: the port (0: any free one; see :attr:`ExecServer.port`).
-        ssl: a server TLS context (set its ALPN to ``http/1.1`` if it offers any).
-        buffer_limit: unread stdin bytes per session before reading stops.
-        websocket_protocols: WebSocket subprotocols to accept (default: all, v5 to v1).
-        spdy_protocols: SPDY versions to accept (default: v4 to v1).
-        stream_creation_timeout: SPDY: seconds a client has to create its streams.
-
-    Returns:
-        The running :class:`ExecServer` (an async context manager).
-    """
     loop = asyncio.get_running_loop()
     exec_server = ExecServer(handler, loop=loop, buffer_limit=buffer_limit,
                              websocket_protocols=websocket_protocols,

@@ -1,16 +1,14 @@
 """trio adapter: run commands in pods (client) and serve exec/attach (server).
 
-The same public shape as :mod:`kstream.asyncio`, modelled on :mod:`subprocess`::
+The same public shape as :mod:`kstream.asyncio` (see its example), modelled on
+:mod:`subprocess`, with one difference: a process's I/O runs inside its ``async with``
+block, so enter it before reading, waiting or draining::
 
-    async with await kstream.trio.open_exec(
-            "https://127.0.0.1:6443", "default", "web-0", ["sh", "-c", "cat"],
-            stdin=True, headers=[("Authorization", f"Bearer {token}")], ssl=context) as proc:
+    async with await kstream.trio.open_exec(server, "default", "web-0", ["cat"],
+                                            stdin=True, ssl=context) as proc:
         proc.stdin.write(b"hello\\n")
-        proc.stdin.close()                 # the remote process reads EOF
-        print(await proc.stdout.read())     # b"hello\\n"
-        print(await proc.wait())            # 0
-
-    completed = await kstream.trio.run(server, "default", "web-0", ["ls", "/"])
+        proc.stdin.close()
+        assert await proc.stdout.read() == b"hello\\n" and await proc.wait() == 0
 
     # Serving, trio style:
     async with trio.open_nursery() as nursery:
@@ -95,7 +93,7 @@ from ._runtime.options import (
     server_url,
 )
 from ._runtime.process import RemoteOutput, RemoteStdin
-from ._runtime.server import ServerExec, ServerRequest
+from ._runtime.server import SERVE_DOC, SERVER_LIMITS_DOC, ServerExec, ServerRequest
 
 __all__ = [
     "CalledRemoteProcessError",
@@ -202,17 +200,6 @@ class _Pump(ConnectionCore):
         self._pump_nursery: trio.Nursery | None = None
         self.pump_started = False
         self.pump_done = trio.Event()
-
-    # -- provided by the role's core
-
-    def _data_to_send(self) -> bytes:
-        raise NotImplementedError
-
-    def _receive(self, data: bytes | memoryview) -> None:
-        raise NotImplementedError
-
-    def _on_lost(self, exc: BaseException | None) -> None:
-        raise NotImplementedError
 
     def _start_tasks(self) -> None:
         """Hook: start the role's own tasks next to the I/O tasks."""
@@ -460,7 +447,7 @@ class _ClientConnection(ClientCore, _Pump):
         self._pump_nursery.start_soon(self._heartbeat_loop, heartbeat)
 
     async def _heartbeat_loop(self, heartbeat: Heartbeat) -> None:
-        while not self._ended:
+        while not self.closed:
             await trio.sleep_until(heartbeat.next_wakeup())
             if not self._heartbeat_tick(heartbeat):
                 return
@@ -762,12 +749,10 @@ class ExecServer:
         return server_url(self.scheme, self.host, self.port)
 
 
-async def serve_stream(handler: Handler, stream: trio.abc.Stream, *,
-                       buffer_limit: int = DEFAULT_BUFFER_LIMIT,
-                       websocket_protocols: Sequence[str] | None = None,
-                       spdy_protocols: Sequence[str] | None = None,
-                       stream_creation_timeout: float = 30.0) -> None:
-    """Serve one already connected stream with ``handler``, until it is done.
+_SERVE_SUMMARY = "Serve exec/attach (and any plain HTTP request) with ``handler``, forever."
+
+
+@documented("""Serve one already connected stream with ``handler``, until it is done.
 
     The low-level half of :func:`serve`, for servers that accept connections their own
     way. The stream is closed on return.
@@ -775,11 +760,13 @@ async def serve_stream(handler: Handler, stream: trio.abc.Stream, *,
     Args:
         handler: the coroutine function serving the request (see :func:`serve`).
         stream: the connected :class:`trio.abc.Stream` (TLS already applied, if any).
-        buffer_limit: unread stdin bytes before reading stops.
-        websocket_protocols: WebSocket subprotocols to accept (default: all, v5 to v1).
-        spdy_protocols: SPDY versions to accept (default: v4 to v1).
-        stream_creation_timeout: SPDY: seconds a client has to create its streams.
-    """
+        {limits}
+    """, limits=SERVER_LIMITS_DOC)
+async def serve_stream(handler: Handler, stream: trio.abc.Stream, *,
+                       buffer_limit: int = DEFAULT_BUFFER_LIMIT,
+                       websocket_protocols: Sequence[str] | None = None,
+                       spdy_protocols: Sequence[str] | None = None,
+                       stream_creation_timeout: float = 30.0) -> None:
     options = _ServerOptions(buffer_limit=buffer_limit,
                              websocket_protocols=websocket_protocols,
                              spdy_protocols=spdy_protocols,
@@ -787,6 +774,12 @@ async def serve_stream(handler: Handler, stream: trio.abc.Stream, *,
     await _ServerConnection(stream, handler, options).serve()
 
 
+@documented(SERVE_DOC, limits=SERVER_LIMITS_DOC, summary=_SERVE_SUMMARY, lifetime="""\
+Start it with ``server = await nursery.start(serve, handler)``; cancel the nursery
+    to stop it (handlers are cancelled, connections closed).
+    """, returns="""\
+        task_status: given by ``nursery.start``; receives the :class:`ExecServer`.
+    """)
 async def serve(handler: Handler, *, host: str = "127.0.0.1", port: int = 0,
                 ssl: _ssl.SSLContext | None = None, buffer_limit: int = DEFAULT_BUFFER_LIMIT,
                 websocket_protocols: Sequence[str] | None = None,
@@ -794,27 +787,6 @@ async def serve(handler: Handler, *, host: str = "127.0.0.1", port: int = 0,
                 stream_creation_timeout: float = 30.0,
                 task_status: trio.TaskStatus[ExecServer] = trio.TASK_STATUS_IGNORED,
                 ) -> NoReturn:
-    """Serve exec/attach (and any plain HTTP request) with ``handler``, forever.
-
-    Start it with ``server = await nursery.start(serve, handler)``; cancel the nursery
-    to stop it (handlers are cancelled, connections closed). ``handler(request)`` runs
-    once per connection with a :class:`ServerRequest`; it answers with ``respond``,
-    ``reject`` or ``accept`` and, for an accepted session, ends with
-    ``await session.exit(status)``. A handler that returns without an answer gives a
-    404; one that raises gives a 500 (or an InternalError status after the upgrade); one
-    that returns after accepting without exit() reports success.
-
-    Args:
-        handler: the coroutine function serving each request.
-        host: the address to bind (loopback by default).
-        port: the port (0: any free one; see :attr:`ExecServer.port`).
-        ssl: a server TLS context (set its ALPN to ``http/1.1`` if it offers any).
-        buffer_limit: unread stdin bytes per session before reading stops.
-        websocket_protocols: WebSocket subprotocols to accept (default: all, v5 to v1).
-        spdy_protocols: SPDY versions to accept (default: v4 to v1).
-        stream_creation_timeout: SPDY: seconds a client has to create its streams.
-        task_status: given by ``nursery.start``; receives the :class:`ExecServer`.
-    """
     options = _ServerOptions(buffer_limit=buffer_limit,
                              websocket_protocols=websocket_protocols,
                              spdy_protocols=spdy_protocols,

@@ -32,6 +32,7 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Protocol
 
 from .._channels import STDERR, STDIN, STDOUT
 from .._errors import KstreamError, LocalProtocolError, ProtocolError
@@ -71,6 +72,14 @@ __all__ = ["ClientCore", "ConnectionCore", "ServerCore"]
 _log = logging.getLogger("kstream")
 
 
+class _SansIO(Protocol):
+    """What the cores use of a session (either role's)."""
+
+    def receive_data(self, data: bytes | bytearray | memoryview) -> list[Event]: ...
+
+    def data_to_send(self) -> bytes: ...
+
+
 class ConnectionCore:
     """Input buffers, reads and backpressure decisions: what both roles share.
 
@@ -84,11 +93,27 @@ class ConnectionCore:
     #: What a broken or closed transport raises (trio adds its stream errors).
     stream_errors: tuple[type[BaseException], ...] = (OSError,)
 
+    session: _SansIO
+
     def __init__(self, buffer_limit: int) -> None:
+        # The session is over (client: with the runtime's ``done``; server: the client
+        # is gone or the connection ends): what is received now is dropped.
+        self.closed = False
         self._buffer_limit = buffer_limit
         self._inputs: dict[int, ReceiveBuffer] = {}
         self._reading_paused = False
         self._unbounded = False
+
+    # -- the role's
+
+    def _handle(self, event: Event) -> None:
+        raise NotImplementedError
+
+    def _receive_failed(self, exc: ProtocolError, *, at_eof: bool) -> None:
+        raise NotImplementedError
+
+    def _on_lost(self, exc: BaseException | None) -> None:
+        raise NotImplementedError
 
     # -- hooks (see the module docstring)
 
@@ -133,6 +158,25 @@ class ConnectionCore:
 
     def _on_reading_resumed(self) -> None:
         """Hook: reading resumed."""
+
+    # -- receiving
+
+    def _data_to_send(self) -> bytes:
+        return self.session.data_to_send()
+
+    def _receive(self, data: bytes | memoryview) -> None:
+        if self.closed:
+            return
+        try:
+            events = self.session.receive_data(data)
+        except ProtocolError as exc:
+            self._receive_failed(exc, at_eof=not data)
+            return
+        for event in events:
+            self._handle(event)
+        # Most reads queue nothing to send: the runtime checks now rather than
+        # scheduling a wake-up per read to find nothing.
+        self._flush_received()
 
     # -- input buffers
 
@@ -229,6 +273,8 @@ class ClientCore(ConnectionCore):
         options: the session's options.
     """
 
+    session: ClientExecSession
+
     def __init__(self, session: ClientExecSession, options: ExecOptions) -> None:
         ConnectionCore.__init__(self, options.buffer_limit)
         self.session = session
@@ -242,8 +288,6 @@ class ClientCore(ConnectionCore):
         self.result: Exited | Failed | None = None
         self.stdin_closed = not options.stdin
         self._error: BaseException | None = None
-        # Set together with the runtime's ``done`` (a future, an event).
-        self._ended = False
 
     # -- hooks (see the module docstring)
 
@@ -269,23 +313,9 @@ class ClientCore(ConnectionCore):
 
     # -- session plumbing
 
-    def _data_to_send(self) -> bytes:
-        return self.session.data_to_send()
-
-    def _receive(self, data: bytes | memoryview) -> None:
-        if self._ended:
-            return
-        try:
-            events = self.session.receive_data(data)
-        except ProtocolError as exc:
-            self._flush()  # the answer (close 1002, GOAWAY) goes out first
-            self._fail(receive_error(exc, at_eof=not data))
-            return
-        for event in events:
-            self._handle(event)
-        # Most reads queue nothing to send: the runtime checks now rather than
-        # scheduling a wake-up per read to find nothing.
-        self._flush_received()
+    def _receive_failed(self, exc: ProtocolError, *, at_eof: bool) -> None:
+        self._flush()  # the answer (close 1002, GOAWAY) goes out first
+        self._fail(receive_error(exc, at_eof=at_eof))
 
     def _handle(self, event: Event) -> None:
         if isinstance(event, ChannelData):
@@ -319,20 +349,20 @@ class ClientCore(ConnectionCore):
     def _check_complete(self) -> None:
         # Done when the outcome is known and both outputs ended (client-go waits for
         # stdout and stderr to reach EOF, then for the error stream: v2.go stream()).
-        if self.result is None or self._ended:
+        if self.result is None or self.closed:
             return
         if not all(b.eof for b in self._inputs.values()):
             return
-        self._ended = True
+        self.closed = True
         self._set_done(None)
         with contextlib.suppress(ProtocolError):
             self.session.close()
         self._close(abort=False)
 
     def _fail(self, exc: BaseException, *, abort: bool = True) -> None:
-        if self._ended:
+        if self.closed:
             return
-        self._ended = True
+        self.closed = True
         self._error = exc
         for key in self._inputs:
             self._end_input(key, exc)
@@ -340,12 +370,12 @@ class ClientCore(ConnectionCore):
         self._close(abort=abort)
 
     def _on_lost(self, exc: BaseException | None) -> None:
-        if not self._ended:
+        if not self.closed:
             self._fail(connection_lost_error(exc))
 
     def _close_session(self) -> None:
         """What closing a running session does before the transport closes."""
-        if not self._ended:
+        if not self.closed:
             with contextlib.suppress(ProtocolError):
                 self.session.close()
             self._fail(LocalProtocolError("the session was closed before the remote process "
@@ -355,7 +385,7 @@ class ClientCore(ConnectionCore):
 
     def _start_heartbeat(self) -> None:
         interval = self.options.ping_interval
-        if interval is None or self._heartbeat is not None or self._ended:
+        if interval is None or self._heartbeat is not None or self.closed:
             return
         self._heartbeat = Heartbeat(interval, self.options.pong_timeout, self._now())
         self._arm_heartbeat(self._heartbeat)
@@ -394,7 +424,7 @@ class ClientCore(ConnectionCore):
         """Queue stdin bytes (dropped once the process is gone)."""
         if not self.options.stdin:
             raise LocalProtocolError("stdin was not requested (pass stdin=True)")
-        if self._ended:
+        if self.closed:
             if self._error is not None:
                 raise self._error
             return  # the process is gone; as Go's writers, drop the bytes
@@ -407,7 +437,7 @@ class ClientCore(ConnectionCore):
         """Half-close stdin (once; nothing once the process is gone)."""
         if not self.options.stdin:
             raise LocalProtocolError("stdin was not requested (pass stdin=True)")
-        if self.stdin_closed or self._ended:
+        if self.stdin_closed or self.closed:
             return
         self.session.close_stdin()
         self.stdin_closed = True
@@ -431,6 +461,8 @@ class ServerCore(ConnectionCore):
         stream_creation_timeout: SPDY: seconds a client has to create its streams.
     """
 
+    session: ServerExecSession
+
     def __init__(self, buffer_limit: int, *, websocket_protocols: Sequence[str] | None,
                  spdy_protocols: Sequence[str] | None, stream_creation_timeout: float) -> None:
         ConnectionCore.__init__(self, buffer_limit)
@@ -440,7 +472,6 @@ class ServerCore(ConnectionCore):
         self.stream_creation_timeout = stream_creation_timeout
         self._inputs = {STDIN: ReceiveBuffer()}
         self.resizes: deque[TerminalSize] = deque(maxlen=MAX_PENDING_RESIZES)
-        self.closed = False
         self.finished = False
 
     # -- hooks (see the module docstring)
@@ -478,24 +509,10 @@ class ServerCore(ConnectionCore):
 
     # -- session plumbing
 
-    def _data_to_send(self) -> bytes:
-        return self.session.data_to_send()
-
-    def _receive(self, data: bytes | memoryview) -> None:
-        if self.closed:
-            return
-        try:
-            events = self.session.receive_data(data)
-        except ProtocolError as exc:
-            _log.debug("closing a connection: %s", exc)
-            self._end(exc)
-            self._close(abort=False)  # after the queued answer (400, close 1002, GOAWAY)
-            return
-        for event in events:
-            self._handle(event)
-        # Most reads queue nothing to send: the runtime checks now rather than
-        # scheduling a wake-up per read to find nothing.
-        self._flush_received()
+    def _receive_failed(self, exc: ProtocolError, *, at_eof: bool) -> None:
+        _log.debug("closing a connection: %s", exc)
+        self._end(exc)
+        self._close(abort=False)  # after the queued answer (400, close 1002, GOAWAY)
 
     def _handle(self, event: Event) -> None:
         if isinstance(event, ChannelData):

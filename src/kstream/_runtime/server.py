@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     from .core import ServerCore
 
 __all__ = [
+    "SERVER_LIMITS_DOC",
+    "SERVE_DOC",
     "ServerExec",
     "ServerRequest",
     "accept_switches",
@@ -281,3 +283,30 @@ def handler_exit_status(error: Exception | None) -> Status:
     if error is None:
         return success_status()
     return internal_error_status(f"error executing command in container: {error}")
+
+
+#: The documentation of the per-connection limits every server entry point takes.
+SERVER_LIMITS_DOC = """buffer_limit: unread stdin bytes per session before reading stops.
+        websocket_protocols: WebSocket subprotocols to accept (default: all, v5 to v1).
+        spdy_protocols: SPDY versions to accept (default: v4 to v1).
+        stream_creation_timeout: SPDY: seconds a client has to create its streams."""
+
+#: The documentation of a runtime's server (``start_server``, ``serve``). It fills in
+#: ``{summary}``, ``{lifetime}`` (how it starts and stops), ``{returns}`` (its own
+#: arguments and return value) and ``{limits}`` (:data:`SERVER_LIMITS_DOC`).
+SERVE_DOC = """{summary}
+
+    {lifetime}``handler(request)`` runs once per connection, in its own task, with a
+    :class:`ServerRequest`; it answers with ``respond``, ``reject`` or ``accept`` and, for
+    an accepted session, ends with ``await session.exit(status)``. A handler that returns
+    without an answer gives a 404; one that raises gives a 500 (or an InternalError
+    status after the upgrade); one that returns after accepting without exit() reports
+    success.
+
+    Args:
+        handler: the coroutine function serving each request.
+        host: the address to bind (loopback by default).
+        port: the port (0: any free one; see :attr:`ExecServer.port`).
+        ssl: a server TLS context (set its ALPN to ``http/1.1`` if it offers any).
+        {limits}
+{returns}"""
