@@ -21,9 +21,15 @@ The hook protocol (what a runtime implements):
 * ``_now()``: the runtime's clock, for the heartbeat and deadlines;
 * client: ``_set_ready()``, ``_set_done(error)``, ``_on_upgrade_accepted()``,
   ``_arm_heartbeat(heartbeat)``, ``wait_done()``, ``aclose()``;
-* server: ``_set_ready()``, ``_set_closed(error)``, ``_start_handler(request)``,
-  ``_on_client_closed()``, ``arm_stream_deadline()``, ``wait_ready()``,
-  ``next_resize()``, ``close(abort=...)``.
+* server: ``_set_ready()``, ``_set_closed(error)``, ``_wake_resizes()``,
+  ``_start_handler(request)``, ``_on_client_closed()``, ``arm_stream_deadline()``,
+  ``wait_ready()``, ``next_resize()``, ``close(abort=...)``.
+
+What a runtime calls: ``_receive(data)`` with every read (``b""`` at EOF; the bytes
+are consumed or copied before it returns, so a shared read buffer is safe),
+``_on_lost(exc)`` when the transport broke or closed, ``_on_reading_paused()`` /
+``_on_reading_resumed()`` around a pause of its own, ``_heartbeat_tick(heartbeat)`` at
+``heartbeat.next_wakeup()``, ``_stream_deadline_passed()`` at the SPDY stream deadline.
 """
 
 from __future__ import annotations
