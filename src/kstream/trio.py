@@ -190,7 +190,7 @@ class _Pump(ConnectionCore):
         self._send_progress = trio.lowlevel.ParkingLot()
         self._requested = 0
         self._pulled = 0
-        # Bytes the receiving side took from the session (see _send_after_receive),
+        # Bytes the receiving side took from the session (see _flush_received),
         # sent before anything queued later.
         self._outbox: list[bytes] = []
         self._send_finished = False
