@@ -17,7 +17,7 @@ from servehelper import ServeProcess, make_certificate
 
 from kstream import KstreamError, UpgradeRejectedError
 from kstream._app.kubeconfig import load_config
-from kstream._app.sandbox import PIPE_CAPACITY, PIPE_READ_CHUNK, SandboxProcess
+from kstream._app.sandbox import PIPE_CAPACITY, PIPE_READ_CHUNK, SandboxProcess, SpawnError
 from kstream._runtime.common import RemoteCommandError
 from kstream.asyncio import RemoteProcess, open_attach, open_exec
 
@@ -155,6 +155,45 @@ def test_exec_streams_exit_code_and_missing_binary(server: ServeProcess) -> None
                 await process.wait()
         assert "executable file not found in $PATH" in failure.value.message
         assert failure.value.code == 500
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("tty", [False, True])
+def test_nul_in_argv_is_a_kubelet_style_failure_and_the_token_stays_out_of_the_log(
+        server: ServeProcess, tty: bool) -> None:
+    # A NUL byte cannot reach execve: the standard library raises ValueError. That used
+    # to escape the handler, and the handler's failure was logged with the request
+    # target, which over plain HTTP holds the token.
+    url, headers = _connect(server)
+    start = len(server.log())
+
+    async def scenario() -> None:
+        async with await open_exec(url, "default", "demo", ["ca\x00t"], tty=tty,
+                                   stdin=tty, headers=headers) as process:
+            with pytest.raises(RemoteCommandError) as failure:
+                await process.wait()
+        assert failure.value.message == (
+            "Internal error occurred: error executing command in container: "
+            "OCI runtime exec failed: exec failed: unable to start container process: "
+            'exec: "ca\x00t": invalid argument: unknown')
+        assert failure.value.code == 500
+
+    asyncio.run(scenario())
+    log = "\n".join(server.log()[start:])
+    assert server.token not in log
+    assert "Traceback" not in log
+
+
+def test_failed_tty_spawns_leak_no_terminal(tmp_path: Path) -> None:
+    # Each failed spawn used to leave its pseudo-terminal master open.
+    async def scenario() -> None:
+        before = len(os.listdir("/proc/self/fd"))
+        for _ in range(50):
+            with pytest.raises(SpawnError):
+                await SandboxProcess.start(["ca\x00t"], cwd=str(tmp_path), tty=True,
+                                           stdin=True, stdout=True, stderr=False)
+        assert len(os.listdir("/proc/self/fd")) == before
 
     asyncio.run(scenario())
 
