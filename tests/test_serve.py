@@ -185,6 +185,21 @@ def test_nul_in_argv_is_a_kubelet_style_failure_and_the_token_stays_out_of_the_l
     assert "Traceback" not in log
 
 
+def test_session_log_cuts_a_long_argv(server: ServeProcess) -> None:
+    url, headers = _connect(server)
+    start = len(server.log())
+    argv = ["true", *(["x" * 1000] * 40)]
+
+    async def scenario() -> None:
+        async with await open_exec(url, "default", "demo", argv, headers=headers) as process:
+            assert await process.wait() == 0
+
+    asyncio.run(scenario())
+    (line,) = server.sessions_since(start)
+    assert len(line) < 400
+    assert "(41 arguments, " in line
+
+
 def test_failed_tty_spawns_leak_no_terminal(tmp_path: Path) -> None:
     # Each failed spawn used to leave its pseudo-terminal master open.
     async def scenario() -> None:

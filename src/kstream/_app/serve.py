@@ -363,7 +363,7 @@ class ServeApp:
         except KstreamError:
             return  # no protocol in common (answered 403) or the client left: closed
         if self._log is not None:
-            what = f"exec {argv}" if subresource == "exec" else "attach"
+            what = f"exec {_loggable_argv(argv)}" if subresource == "exec" else "attach"
             self._log(f"{what} in {pod.namespace}/{pod.name} (stdin={stdin} tty={tty}) "
                       f"over {session.transport}/{session.protocol}")
         if subresource == "exec":
@@ -371,6 +371,18 @@ class ServeApp:
                             tty=tty)
         else:
             await _run_attach(session, pod, stdin=stdin, stdout=stdout, stderr=stderr, tty=tty)
+
+
+#: How much of an exec's argv the session log shows: an argv can be as long as the
+#: request line allows (64 KiB), and a log line should stay a line.
+_LOGGED_ARGV_CHARS: Final = 200
+
+
+def _loggable_argv(argv: Sequence[str]) -> str:
+    text = repr(list(argv))
+    if len(text) <= _LOGGED_ARGV_CHARS:
+        return text
+    return f"{text[:_LOGGED_ARGV_CHARS]}... ({len(argv)} arguments, {len(text)} characters)"
 
 
 async def _copy_stdin(session: ServerExec, process: SandboxProcess) -> None:
