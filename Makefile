@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 DEBIAN_PACKAGES := golang-go golang-github-docker-spdystream-dev golang-github-gorilla-websocket-dev
 
-.PHONY: test demo lint typecheck pytest venv debian-deps bench clean
+.PHONY: test demo lint typecheck pytest venv debian-deps bench fuzz soak clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,20 @@ demo: venv
 
 bench: venv debian-deps
 	$(PY) -m benchmarks
+
+# A coverage-guided fuzz campaign (atheris) over every target of tests/fuzz/targets.py;
+# failing inputs are saved to tests/fuzz/regressions/, which make test replays.
+FUZZ_SECONDS ?= 600
+fuzz: venv
+	$(PY) -m pip install -q --group fuzz
+	$(PY) -m tests.fuzz --seconds $(FUZZ_SECONDS)
+
+# Hundreds of mixed sessions against kstream serve and the Go peer under random faults,
+# for SOAK_SECONDS (600 by default); fails on a corrupted session, memory over its bound,
+# leaked descriptors or terminals, or a traceback.
+SOAK_SECONDS ?= 600
+soak: venv debian-deps
+	$(PY) -m tests.soak --seconds $(SOAK_SECONDS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache tests/peers/go/bin

@@ -320,9 +320,12 @@ def kstream_serve(directory: Path) -> Iterator[tuple[int, str]]:
     token = secrets.token_hex(16)
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    # Plain HTTP, as the Go peer it is compared with serves: the figure is the server's
+    # own speed, not TLS's.
     process = subprocess.Popen(
-        [sys.executable, "-m", "kstream", "serve", "--port", "0", "--token", token,
-         "--pod", "default/bench", "--kubeconfig", str(directory / "kubeconfig-serve")],
+        [sys.executable, "-m", "kstream", "serve", "--plain-http", "--port", "0",
+         "--token", token, "--pod", "default/bench",
+         "--kubeconfig", str(directory / "kubeconfig-serve")],
         cwd=directory, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
         stdin=subprocess.DEVNULL)
     try:

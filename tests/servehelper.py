@@ -20,21 +20,23 @@ from typing import Any
 _START_TIMEOUT = 30.0
 
 
-def make_certificate(directory: Path) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1 and its key, made with ``openssl``.
+def make_certificate(directory: Path, *, san: str = "IP:127.0.0.1,DNS:localhost"
+                     ) -> tuple[Path, Path]:
+    """A self-signed certificate and its key, made with ``openssl``.
 
     Args:
-        directory: where to write ``cert.pem`` and ``key.pem``.
+        directory: where to write the certificate and the key.
+        san: the subjectAltName extension (IP SAN for 127.0.0.1 by default).
 
     Returns:
-        ``(certificate, key)`` paths.
+        ``(certificate, key)`` paths, named after ``san`` so several can coexist.
     """
-    cert, key = directory / "cert.pem", directory / "key.pem"
+    stem = "".join(c if c.isalnum() else "-" for c in san)
+    cert, key = directory / f"cert-{stem}.pem", directory / f"key-{stem}.pem"
     subprocess.run(
         ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
          "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", str(key), "-out", str(cert),
-         "-days", "2", "-subj", "/CN=127.0.0.1",
-         "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
+         "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", f"subjectAltName={san}"],
         check=True, capture_output=True, timeout=60,
     )
     return cert, key

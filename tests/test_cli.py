@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import base64
 import fcntl
 import os
 import pty
@@ -131,6 +132,14 @@ def test_namespace_and_attach(server: ServeProcess) -> None:
     assert b"kstream-pod-box-" in result.stdout
 
 
+def _ca_file(server: ServeProcess) -> str:
+    """The CA that ``kstream serve`` generated (TLS is its default), as a PEM file."""
+    path = server.kubeconfig.with_name("ca.pem")
+    cluster = server.config()["clusters"][0]["cluster"]
+    path.write_bytes(base64.b64decode(cluster["certificate-authority-data"]))
+    return str(path)
+
+
 def test_errors_print_the_server_message(server: ServeProcess) -> None:
     config = str(server.kubeconfig)
     missing, binary, container, no_command, refused, unreachable = kstream_all(
@@ -138,7 +147,8 @@ def test_errors_print_the_server_message(server: ServeProcess) -> None:
         ["exec", "--kubeconfig", config, "demo", "--", "kstream-no-such"],
         ["exec", "--kubeconfig", config, "-c", "side", "demo", "--", "true"],
         ["exec", "--kubeconfig", config, "demo"],
-        ["exec", "--server", server.url, "--token", "wrong", "demo", "--", "true"],
+        ["exec", "--server", server.url, "--certificate-authority", _ca_file(server),
+         "--token", "wrong", "demo", "--", "true"],
         ["exec", "--server", "http://127.0.0.1:1", "--token", "t", "--request-timeout", "5",
          "demo", "--", "true"],
     )
@@ -161,7 +171,8 @@ def test_flags_environment_and_nothing(server: ServeProcess, tmp_path: Path) -> 
     by_env = clean_env(HOME=str(tmp_path), KUBECONFIG=str(server.kubeconfig))
     flags, nothing = kstream_all(
         # --server and --token alone, nothing else configured.
-        ["exec", "--server", server.url, "--token", server.token, "demo", "--", "echo", "f"],
+        ["exec", "--server", server.url, "--certificate-authority", _ca_file(server),
+         "--token", server.token, "demo", "--", "echo", "f"],
         ["exec", "demo", "--", "true"], env=bare)
     assert (flags.returncode, flags.stdout) == (0, b"f\n")
     assert nothing.returncode == 1

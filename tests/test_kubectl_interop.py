@@ -8,6 +8,7 @@ log, that the transport kubectl used is the one expected. A missing kubectl fail
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -49,7 +50,7 @@ CLIENTS = [
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
-    """One ``kstream serve`` (plain HTTP) for the whole module."""
+    """One ``kstream serve`` (TLS with its generated CA, the default) for the module."""
     with ServeProcess(tmp_path_factory.mktemp("serve"),
                       "--pod", "demo=cat", "--pod", "other=cat") as running:
         yield running
@@ -130,6 +131,27 @@ def test_unknown_pod(server: ServeProcess, home: Path) -> None:
         capture_output=True, env=clean_env(HOME=str(home)), timeout=_TIMEOUT, check=False)
     assert result.returncode == 1
     assert b'pods "nopod" not found' in result.stderr
+
+
+def test_default_is_tls_with_a_pinned_ca_and_a_bearer_token(server: ServeProcess) -> None:
+    # Every kubectl case of this module ran against this server: TLS, the generated CA
+    # in the kubeconfig, and the token as a bearer header (not in the URL).
+    config = server.config()
+    cluster = config["clusters"][0]["cluster"]
+    assert server.url.startswith("https://127.0.0.1:")
+    assert cluster["server"] == server.url
+    assert "BEGIN CERTIFICATE" in base64.b64decode(cluster["certificate-authority-data"]).decode()
+    assert "/kstream/" not in cluster["server"]
+
+
+def test_kubectl_over_plain_http_with_the_token_in_the_path(tmp_path: Path, home: Path) -> None:
+    client = Client("1.33", None, "websocket")
+    with ServeProcess(tmp_path, "--plain-http") as plain:
+        assert plain.config()["clusters"][0]["cluster"]["server"].startswith(
+            f"{plain.url}/kstream/")
+        result = _kubectl(client, plain, home, "exec", "-i", "demo", "--", "cat",
+                          stdin=b"plain\n")
+        assert (result.stdout, result.returncode) == (b"plain\n", 0)
 
 
 def test_kubectl_over_tls(tmp_path: Path, home: Path) -> None:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import http.client
 import json
 import os
 import signal
+import socket
 import ssl
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +19,7 @@ from servehelper import ServeProcess, make_certificate
 
 from kstream import KstreamError, UpgradeRejectedError
 from kstream._app.kubeconfig import load_config
-from kstream._app.sandbox import PIPE_CAPACITY, PIPE_READ_CHUNK, SandboxProcess
+from kstream._app.sandbox import PIPE_CAPACITY, PIPE_READ_CHUNK, SandboxProcess, SpawnError
 from kstream._runtime.common import RemoteCommandError
 from kstream.asyncio import RemoteProcess, open_attach, open_exec
 
@@ -25,7 +27,7 @@ from kstream.asyncio import RemoteProcess, open_attach, open_exec
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
     """One plain-HTTP server for the module, with the default pod and two declared ones."""
-    with ServeProcess(tmp_path_factory.mktemp("serve"), "--token", "s3cret",
+    with ServeProcess(tmp_path_factory.mktemp("serve"), "--plain-http", "--token", "s3cret",
                       "--pod", "demo", "--pod", "shared=cat", "--pod", "apps/web=cat") as running:
         yield running
 
@@ -159,6 +161,60 @@ def test_exec_streams_exit_code_and_missing_binary(server: ServeProcess) -> None
     asyncio.run(scenario())
 
 
+@pytest.mark.parametrize("tty", [False, True])
+def test_nul_in_argv_is_a_kubelet_style_failure_and_the_token_stays_out_of_the_log(
+        server: ServeProcess, tty: bool) -> None:
+    # A NUL byte cannot reach execve: the standard library raises ValueError. That used
+    # to escape the handler, and the handler's failure was logged with the request
+    # target, which over plain HTTP holds the token.
+    url, headers = _connect(server)
+    start = len(server.log())
+
+    async def scenario() -> None:
+        async with await open_exec(url, "default", "demo", ["ca\x00t"], tty=tty,
+                                   stdin=tty, headers=headers) as process:
+            with pytest.raises(RemoteCommandError) as failure:
+                await process.wait()
+        assert failure.value.message == (
+            "Internal error occurred: error executing command in container: "
+            "OCI runtime exec failed: exec failed: unable to start container process: "
+            'exec: "ca\x00t": invalid argument: unknown')
+        assert failure.value.code == 500
+
+    asyncio.run(scenario())
+    log = "\n".join(server.log()[start:])
+    assert server.token not in log
+    assert "Traceback" not in log
+
+
+def test_session_log_cuts_a_long_argv(server: ServeProcess) -> None:
+    url, headers = _connect(server)
+    start = len(server.log())
+    argv = ["true", *(["x" * 1000] * 40)]
+
+    async def scenario() -> None:
+        async with await open_exec(url, "default", "demo", argv, headers=headers) as process:
+            assert await process.wait() == 0
+
+    asyncio.run(scenario())
+    (line,) = server.sessions_since(start)
+    assert len(line) < 400
+    assert "(41 arguments, " in line
+
+
+def test_failed_tty_spawns_leak_no_terminal(tmp_path: Path) -> None:
+    # Each failed spawn used to leave its pseudo-terminal master open.
+    async def scenario() -> None:
+        before = len(os.listdir("/proc/self/fd"))
+        for _ in range(50):
+            with pytest.raises(SpawnError):
+                await SandboxProcess.start(["ca\x00t"], cwd=str(tmp_path), tty=True,
+                                           stdin=True, stdout=True, stderr=False)
+        assert len(os.listdir("/proc/self/fd")) == before
+
+    asyncio.run(scenario())
+
+
 def test_tty_exec_applies_resize(server: ServeProcess) -> None:
     url, headers = _connect(server)
 
@@ -176,10 +232,12 @@ def test_tty_exec_applies_resize(server: ServeProcess) -> None:
     asyncio.run(asyncio.wait_for(scenario(), 60))
 
 
-async def _start_sleeper(url: str, headers: tuple[tuple[str, str], ...]
+async def _start_sleeper(url: str, headers: tuple[tuple[str, str], ...],
+                         context: ssl.SSLContext | None = None
                          ) -> tuple[RemoteProcess, int, str]:
     process = await open_exec(url, "default", "demo",
-                              ["sh", "-c", "echo $$; pwd; exec sleep 600"], headers=headers)
+                              ["sh", "-c", "echo $$; pwd; exec sleep 600"], headers=headers,
+                              ssl=context)
     lines = b""
     while lines.count(b"\n") < 2:
         chunk = await process.stdout.read(100)
@@ -367,6 +425,49 @@ def test_tls(tmp_path: Path) -> None:
         asyncio.run(scenario())
 
 
+def test_tls_is_the_default_with_a_generated_ca(tmp_path: Path) -> None:
+    with ServeProcess(tmp_path) as running:
+        assert running.url.startswith("https://127.0.0.1:")
+        cluster = running.config()["clusters"][0]["cluster"]
+        assert cluster["server"] == running.url  # no token in the URL over TLS
+        ca = base64.b64decode(cluster["certificate-authority-data"])
+        assert ca.count(b"BEGIN CERTIFICATE") == 1 and b"PRIVATE KEY" not in ca
+        connection = load_config(str(running.kubeconfig), environ={})
+        assert connection.headers == (("Authorization", f"Bearer {running.token}"),)
+
+        async def scenario() -> None:
+            async with await open_exec(connection.server, "default", "demo", ["echo", "tls"],
+                                       headers=connection.headers,
+                                       ssl=connection.ssl_context) as process:
+                assert await process.stdout.read() == b"tls\n"
+                assert await process.wait() == 0
+            # The CA is this server's own: the system's trust store does not know it.
+            with pytest.raises((ssl.SSLError, OSError)):
+                await open_exec(connection.server, "default", "demo", ["true"],
+                                headers=connection.headers, ssl=ssl.create_default_context())
+
+        asyncio.run(scenario())
+        # The CA signs a certificate for the listen address (IP SAN), checked by name too.
+        context = ssl.create_default_context(cadata=ca.decode("ascii"))
+        host, port = running.url.removeprefix("https://").rsplit(":", 1)
+        with socket.create_connection((host, int(port)), timeout=10) as raw, \
+                context.wrap_socket(raw, server_hostname="localhost"):
+            pass
+
+
+def test_a_certificate_without_an_ip_san_gets_a_warning(tmp_path: Path) -> None:
+    cert, key = make_certificate(tmp_path, san="DNS:localhost")
+    with ServeProcess(tmp_path, "--tls-cert", str(cert), "--tls-key", str(key)) as running:
+        warnings = [line for line in running.log() if "warning" in line]
+    assert warnings == [
+        f"kstream serve: warning: {cert}: the certificate has no IP SAN for 127.0.0.1, so "
+        "kubectl and other Go clients will refuse it (x509: cannot validate certificate "
+        "for 127.0.0.1 because it doesn't contain any IP SANs)"]
+    cert, key = make_certificate(tmp_path)
+    with ServeProcess(tmp_path, "--tls-cert", str(cert), "--tls-key", str(key)) as running:
+        assert not [line for line in running.log() if "warning" in line]
+
+
 def _gone(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as handle:
@@ -382,7 +483,8 @@ def test_sigterm_ends_sessions_and_processes(tmp_path: Path) -> None:
 
         async def scenario() -> tuple[int, str]:
             process, pid, workdir = await _start_sleeper(connection.server,
-                                                         connection.headers)
+                                                         connection.headers,
+                                                         connection.ssl_context)
             async with process:
                 assert not _gone(pid)
                 assert os.path.isdir(workdir)

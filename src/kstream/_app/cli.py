@@ -128,9 +128,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--token", help="bearer token clients must send (default: random)")
     serve.add_argument("--kubeconfig", metavar="PATH",
                        help="write a kubeconfig for this server to PATH")
-    serve.add_argument("--tls-cert", metavar="FILE", help="serve TLS with this certificate")
+    serve.add_argument("--tls-cert", metavar="FILE",
+                       help="serve TLS with this certificate (default: a generated one, "
+                            "pinned in the kubeconfig)")
     serve.add_argument("--tls-key", metavar="FILE",
                        help="the private key of --tls-cert (default: in the same file)")
+    serve.add_argument("--plain-http", action="store_true",
+                       help="serve plain HTTP instead of TLS (the kubeconfig then carries "
+                            "the token in the server URL)")
     serve.add_argument("--pod", action="append", type=parse_pod_option, default=[],
                        metavar="[NS/]NAME[=COMMAND]",
                        help="declare a pod and its main process (default: demo=cat)")
@@ -310,8 +315,11 @@ async def _serve(args: argparse.Namespace) -> int:
     pods = [PodSpec(name=name, namespace=namespace, argv=argv or ("cat",))
             for namespace, name, argv in args.pod]
     handle = await start(host=args.host, port=args.port, token=args.token,
-                         tls_cert=args.tls_cert, tls_key=args.tls_key, pods=pods,
+                         tls_cert=args.tls_cert, tls_key=args.tls_key,
+                         plain_http=args.plain_http, pods=pods,
                          log=lambda line: _print_error(f"kstream serve: {line}"))
+    for warning in handle.warnings:
+        _print_error(f"kstream serve: warning: {warning}")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -357,5 +365,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error("serve takes no command")
         if args.tls_key is not None and args.tls_cert is None:
             parser.error("--tls-key needs --tls-cert")
+        if args.plain_http and args.tls_cert is not None:
+            parser.error("--plain-http and --tls-cert exclude each other")
         return asyncio.run(_serve(args))
     return _run_remote(args, command, attach=args.subcommand == "attach")

@@ -69,16 +69,21 @@ class SpawnError(Exception):
         self.message = message
 
 
-def _spawn_error(argv: Sequence[str], exc: OSError) -> SpawnError:
+def _spawn_error(argv: Sequence[str], exc: Exception) -> SpawnError:
     # runc's wording, which kubectl users know: `exec: "x": executable file not found in
     # $PATH` (runc libcontainer/standard_init_linux.go via os/exec LookPath errors).
+    # Every kind of failure to start becomes this, not only OSError: an argv with a NUL
+    # byte raises ValueError in the standard library (Go's exec reports "invalid
+    # argument"), and a failing preexec_fn raises SubprocessError.
     name = argv[0] if argv else ""
     if isinstance(exc, FileNotFoundError):
         detail = f'exec: "{name}": executable file not found in $PATH'
     elif isinstance(exc, PermissionError):
         detail = f'exec: "{name}": permission denied'
-    else:
+    elif isinstance(exc, OSError):
         detail = f'exec: "{name}": {exc.strerror or exc}'
+    else:
+        detail = f'exec: "{name}": invalid argument'
     return SpawnError(
         "OCI runtime exec failed: exec failed: unable to start container process: "
         f"{detail}: unknown"
@@ -284,13 +289,13 @@ class SandboxProcess:
         """
         if not argv:
             raise SpawnError("you must specify at least one command for the container")
-        if tty:
-            try:
+        try:
+            if tty:
                 return await cls._start_tty(argv, cwd=cwd, env=env, size=size)
-            except OSError as exc:
-                raise _spawn_error(argv, exc) from None
-        return await cls._start_piped(argv, cwd=cwd, env=env, stdin=stdin, stdout=stdout,
-                                      stderr=stderr)
+            return await cls._start_piped(argv, cwd=cwd, env=env, stdin=stdin, stdout=stdout,
+                                          stderr=stderr)
+        except (OSError, ValueError, TypeError, subprocess.SubprocessError) as exc:
+            raise _spawn_error(argv, exc) from None
 
     @classmethod
     async def _start_piped(cls, argv: Sequence[str], *, cwd: str,
@@ -308,12 +313,10 @@ class SandboxProcess:
                 stdout=out[1] if out is not None else null,
                 stderr=err[1] if err is not None else null,
             )
-        except BaseException as exc:
+        except BaseException:
             for pair in (out, err):
                 if pair is not None:
                     os.close(pair[0])
-            if isinstance(exc, OSError):
-                raise _spawn_error(argv, exc) from None
             raise
         finally:
             # Only the child keeps the write ends, so its exit ends our reads.
@@ -328,19 +331,19 @@ class SandboxProcess:
     async def _start_tty(cls, argv: Sequence[str], *, cwd: str, env: dict[str, str] | None,
                          size: tuple[int, int] | None) -> SandboxProcess:
         master_fd, slave_fd = pty.openpty()
-        if size is not None and size[0] > 0 and size[1] > 0:
-            # Set before the program starts, so that it reads the right size at once.
-            fcntl.ioctl(slave_fd, termios.TIOCSWINSZ, struct.pack("HHHH", size[1], size[0], 0, 0))
         try:
+            if size is not None and size[0] > 0 and size[1] > 0:
+                # Set before the program starts, so that it reads the right size at once.
+                fcntl.ioctl(slave_fd, termios.TIOCSWINSZ,
+                            struct.pack("HHHH", size[1], size[0], 0, 0))
             process = await asyncio.create_subprocess_exec(
                 *argv, cwd=cwd, env=env, stdin=slave_fd, stdout=slave_fd, stderr=slave_fd,
                 start_new_session=True, preexec_fn=_make_controlling_terminal,
             )
-        except (OSError, subprocess.SubprocessError) as exc:
+        except BaseException:
+            # Whatever failed (a NUL in argv is a ValueError), the master is ours to close.
             os.close(master_fd)
-            if isinstance(exc, OSError):
-                raise _spawn_error(argv, exc) from None
-            raise SpawnError(str(exc)) from None
+            raise
         finally:
             # Only the child keeps the slave open, so its exit ends our reads (EIO).
             os.close(slave_fd)

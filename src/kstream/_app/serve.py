@@ -23,6 +23,7 @@ import os
 import re
 import secrets
 import ssl
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ from .._status import (
     success_status,
 )
 from .._version import __version__
+from . import certs
 from .sandbox import AttachHandle, Pod, SandboxProcess, SpawnError, force_end
 
 if TYPE_CHECKING:
@@ -363,7 +365,7 @@ class ServeApp:
         except KstreamError:
             return  # no protocol in common (answered 403) or the client left: closed
         if self._log is not None:
-            what = f"exec {argv}" if subresource == "exec" else "attach"
+            what = f"exec {_loggable_argv(argv)}" if subresource == "exec" else "attach"
             self._log(f"{what} in {pod.namespace}/{pod.name} (stdin={stdin} tty={tty}) "
                       f"over {session.transport}/{session.protocol}")
         if subresource == "exec":
@@ -371,6 +373,18 @@ class ServeApp:
                             tty=tty)
         else:
             await _run_attach(session, pod, stdin=stdin, stdout=stdout, stderr=stderr, tty=tty)
+
+
+#: How much of an exec's argv the session log shows: an argv can be as long as the
+#: request line allows (64 KiB), and a log line should stay a line.
+_LOGGED_ARGV_CHARS: Final = 200
+
+
+def _loggable_argv(argv: Sequence[str]) -> str:
+    text = repr(list(argv))
+    if len(text) <= _LOGGED_ARGV_CHARS:
+        return text
+    return f"{text[:_LOGGED_ARGV_CHARS]}... ({len(argv)} arguments, {len(text)} characters)"
 
 
 async def _copy_stdin(session: ServerExec, process: SandboxProcess) -> None:
@@ -509,7 +523,9 @@ class ServerHandle:
         token: the bearer token.
         app: the request handler.
         server: the adapter's server object.
-        certificate: the PEM certificate when serving TLS.
+        certificate: the PEM certificate clients trust when serving TLS (the generated
+            CA, or the certificates of ``tls_cert``).
+        warnings: problems a client may have with the server (one line each).
     """
 
     url: str
@@ -518,6 +534,7 @@ class ServerHandle:
     app: ServeApp
     server: Any
     certificate: bytes | None = None
+    warnings: tuple[str, ...] = ()
 
     @property
     def client_url(self) -> str:
@@ -576,9 +593,13 @@ def _bound_port(server: Any) -> int:
 
 async def start(*, host: str = "127.0.0.1", port: int = 0, token: str | None = None,
                 tls_cert: str | None = None, tls_key: str | None = None,
-                pods: Sequence[PodSpec] = (),
+                plain_http: bool = False, pods: Sequence[PodSpec] = (),
                 log: Callable[[str], None] | None = None) -> ServerHandle:
     """Start ``kstream serve`` in the running event loop.
+
+    TLS is the default: without ``tls_cert`` a fresh local CA and a serving certificate
+    for ``host`` (and loopback) are generated, and the kubeconfig pins that CA. The token
+    then travels as a normal ``Authorization: Bearer`` header.
 
     Args:
         host: the address to bind (loopback by default).
@@ -586,23 +607,39 @@ async def start(*, host: str = "127.0.0.1", port: int = 0, token: str | None = N
         token: the bearer token; a random one when ``None``.
         tls_cert: a PEM certificate file (chain) to serve TLS with, with ``tls_key``.
         tls_key: the PEM private key of ``tls_cert`` (may be the same file).
+        plain_http: serve plain HTTP instead (the kubeconfig then carries the token in
+            the URL path, because kubectl sends no credentials over plain HTTP).
         pods: the pods to serve (``demo`` when empty).
         log: called with one line per session, if given.
 
     Returns:
-        The running server; :meth:`ServerHandle.close` stops it.
+        The running server; :meth:`ServerHandle.close` stops it. Its ``warnings`` say
+        what a client may refuse (a given certificate without an IP SAN for ``host``).
+
+    Raises:
+        ValueError: ``plain_http`` together with ``tls_cert``.
     """
     from ..asyncio import start_server
 
+    if plain_http and tls_cert is not None:
+        raise ValueError("plain HTTP and a TLS certificate exclude each other")
     token = token or secrets.token_urlsafe(32)
     context = None
     certificate = None
+    warnings: list[str] = []
     if tls_cert is not None:
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context = _server_context()
         context.load_cert_chain(tls_cert, tls_key)
-        context.set_alpn_protocols(["http/1.1"])
         with open(tls_cert, "rb") as handle:
             certificate = _certificates_only(handle.read())
+        problem = certs.missing_ip_san(certificate, _url_host(host).strip("[]"))
+        if problem is not None:
+            warnings.append(f"{tls_cert}: {problem}")
+    elif not plain_http:
+        generated = certs.generate(host)
+        context = _server_context()
+        _load_generated(context, generated)
+        certificate = generated.ca_pem
     app = ServeApp(token, pods, log)
     try:
         server = await start_server(app, host=host, port=port, ssl=context)
@@ -612,4 +649,22 @@ async def start(*, host: str = "127.0.0.1", port: int = 0, token: str | None = N
     bound = _bound_port(server)
     scheme = "https" if context is not None else "http"
     return ServerHandle(url=f"{scheme}://{_url_host(host)}:{bound}", port=bound, token=token,
-                        app=app, server=server, certificate=certificate)
+                        app=app, server=server, certificate=certificate,
+                        warnings=tuple(warnings))
+
+
+def _server_context() -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.set_alpn_protocols(["http/1.1"])
+    return context
+
+
+def _load_generated(context: ssl.SSLContext, generated: certs.LocalCertificates) -> None:
+    # ssl loads a key only from a file: a private directory, removed at once.
+    with tempfile.TemporaryDirectory(prefix="kstream-serve-") as directory:
+        chain, key = os.path.join(directory, "chain.pem"), os.path.join(directory, "key.pem")
+        for path, data in ((chain, generated.cert_pem), (key, generated.key_pem)):
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+        context.load_cert_chain(chain, key)
