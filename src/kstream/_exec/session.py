@@ -11,6 +11,19 @@ own way; this module hides the difference:
   that channel to EOF and decodes it once: ``tools/remotecommand/errorstream.go``), splits
   large stdin writes into client-go-sized messages, and refuses, with a clear message, to
   half-close stdin where the protocol cannot.
+
+The exec rules live here and only here; the connections below know channels, not what
+they mean:
+
+* the status-ordering rule: a WebSocket that ends other than with close 1000 before any
+  exit-status byte arrived loses the exec's result (client-go's error-stream reader fails
+  then; protocol-notes §1.8);
+* the server's hello (one empty message on the first writable channel, protocol-notes
+  §1.4) carries nothing: the WebSocket connection makes no event of it, and readiness is
+  :class:`SessionReady`, reported with the upgrade;
+* which channels ended: the client's :class:`OutputEnded` set, and on the server the
+  stdin CLOSE signal after which later stdin data is dropped (the Go server's closed pipe
+  discards it).
 * :class:`ServerExecSession` is the whole server side of one TCP connection: it parses
   the HTTP request head, lets the caller answer it plainly (a ``GET pod``), reject it, or
   accept the upgrade over whichever transport the client asked for, and then reports
@@ -69,6 +82,7 @@ STDIN_CHUNK_SIZE: Final = 32 * 1024
 MAX_REQUEST_HEAD_SIZE: Final = 64 * 1024
 
 _WEBSOCKET: Final = "websocket"
+_ABNORMAL_CLOSURE: Final = 1006
 _SPDY: Final = "spdy"
 
 
@@ -174,6 +188,8 @@ class ClientExecSession:
         self._closed_locally = False
         self._outcome_sent = False
         self._ended: set[int] = set()
+        # The error that ended the session here (the connection itself had not failed).
+        self._error: RemoteProtocolError | None = None
         #: ``"websocket"`` or ``"spdy"``.
         self.transport = _WEBSOCKET if isinstance(connection, WebSocketChannelConnection) \
             else _SPDY
@@ -196,6 +212,8 @@ class ClientExecSession:
             RemoteProtocolError: the server broke the protocol, sent an oversized or
                 undecodable exit status, or the connection ended before the status.
         """
+        if self._error is not None:
+            raise RemoteProtocolError(f"connection already failed: {self._error}")
         events: list[Event] = []
         ended = self._ended
         for event in self._conn.receive_data(data):
@@ -264,6 +282,16 @@ class ClientExecSession:
         if self._closed_locally and not self._status:
             # We ended the session early: the process's fate is unknown, not a success.
             self._outcome_sent = True
+        if (self.transport == _WEBSOCKET and not event.clean and not self._closed_locally
+                and not self._status and not self._outcome_sent):
+            # client-go's error-stream reader fails on any end other than close 1000; once
+            # the status has arrived the caller may still trust it (protocol-notes §1.8),
+            # before that the exec result is lost. (1006 is never sent in a close frame:
+            # it is the end of the byte stream.)
+            how = ("without a close frame (1006)" if event.code == _ABNORMAL_CLOSURE
+                   else f"with code {event.code} {event.reason!r}")
+            self._error = RemoteProtocolError(f"connection closed {how} before the exit status")
+            raise self._error
         if not self._outcome_sent and not event.clean and not self._status:
             raise RemoteProtocolError(
                 "connection closed before the exit status arrived"
@@ -390,6 +418,8 @@ class ServerExecSession:
         self._conn: WebSocketChannelConnection | SpdyExecServer | None = None
         self._resize = ResizeDecoder()
         self._resize_failed = False
+        # Channels the client ended (v5 CLOSE signal, SPDY FIN): later data is dropped.
+        self._ended: set[int] = set()
         self._outgoing = bytearray()
         self._answered = False
         self._finished = False
@@ -466,11 +496,17 @@ class ServerExecSession:
         out: list[Event] = []
         for event in events:
             if isinstance(event, ChannelData):
-                if event.channel == RESIZE:
+                if event.channel in self._ended:
+                    # Data after the channel's v5 CLOSE signal: the Go server's closed
+                    # pipe discards it. One whole message: its size on the wire is the
+                    # channel byte plus the payload.
+                    out.append(DroppedMessage(channel=event.channel, size=len(event.data) + 1))
+                elif event.channel == RESIZE:
                     out.extend(self._decode_resize(event.data))
                 elif event.channel == STDIN and event.data:
                     out.append(event)
             elif isinstance(event, ChannelEnded):
+                self._ended.add(event.channel)
                 if event.channel == STDIN:
                     out.append(event)
             elif isinstance(event, ExecReady):

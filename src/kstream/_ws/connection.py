@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import base64
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from enum import Enum
 from http import HTTPStatus
 from typing import Final
@@ -82,6 +82,7 @@ from .framing import (
 __all__ = [
     "DEFAULT_CLIENT_PROTOCOLS",
     "DEFAULT_MAX_MESSAGE_SIZE",
+    "EXEC_CHANNEL_SET",
     "SERVER_PROTOCOLS",
     "TRANSITIONS",
     "StateInput",
@@ -96,6 +97,9 @@ Buffer = bytes | bytearray | memoryview
 #: Largest incoming message (sum of its frames), as the Go server's
 #: ``DefaultMaxPayloadBytes`` (golang/net ``websocket/websocket.go``).
 DEFAULT_MAX_MESSAGE_SIZE: Final = 32 * 1024 * 1024
+#: The channels of an exec/attach connection (stdin, stdout, stderr, error, resize): the
+#: default channel set of :meth:`WebSocketChannelConnection.client` and ``server``.
+EXEC_CHANNEL_SET: Final = frozenset(range(EXEC_CHANNELS))
 #: Largest HTTP request or response head (architecture.md, "Hard limits").
 MAX_HEAD_SIZE: Final = 64 * 1024
 #: Largest number of bytes a client may send after its request before we answer it.
@@ -239,15 +243,19 @@ class WebSocketChannelConnection:
 
     Build it with :meth:`client` or :meth:`server`.
 
-    Incoming messages become :class:`~kstream.ChannelData` events piece by piece, as the
-    frames arrive (a large message is never buffered whole). What else arrives:
+    The connection knows channels, not what they mean: the set it accepts is a
+    constructor argument (exec/attach: 0..4, :data:`EXEC_CHANNEL_SET`). Incoming messages
+    become :class:`~kstream.ChannelData` events piece by piece, as the frames arrive (a
+    large message is never buffered whole). What else arrives:
 
-    * an empty message from the server (the hello) is ``ChannelData(data=b"")``;
-    * a message for a channel the exec protocol does not have (5 and up, or 255 outside
-      v5) is dropped, as upstream does, and reported as :class:`~kstream.DroppedMessage`
-      whose ``size`` is the message's length on the wire (channel prefix included);
-    * the v5 CLOSE signal becomes :class:`~kstream.ChannelEnded` (server role); later data
-      for that channel is dropped, as the Go server's closed pipe discards it;
+    * an empty message from the server (no payload after the channel byte: the exec
+      server's hello) is ``ChannelData(data=b"")``; what it means is the session's
+      business;
+    * a message for a channel outside the set (or 255 outside v5) is dropped, as upstream
+      does, and reported as :class:`~kstream.DroppedMessage` whose ``size`` is the
+      message's length on the wire (channel prefix included);
+    * the v5 CLOSE signal becomes :class:`~kstream.ChannelEnded` (server role); what a
+      channel's end means (later data is dropped) is the session's business;
     * pings are answered at once (:class:`~kstream.PingReceived`), except after our own
       close frame, when nothing more may be sent and they are ignored.
 
@@ -258,11 +266,16 @@ class WebSocketChannelConnection:
     """
 
     def __init__(self, *, client: bool, protocols: Sequence[str],
-                 max_message_size: int) -> None:
+                 max_message_size: int, channels: Iterable[int] = EXEC_CHANNEL_SET) -> None:
         """Use :meth:`client` or :meth:`server` instead."""
         if type(max_message_size) is not int or max_message_size < 1:
             raise LocalProtocolError(
                 f"max_message_size must be a positive int, not {max_message_size!r}")
+        accepted = frozenset(channels)
+        if not all(type(channel) is int and 0 <= channel < CLOSE for channel in accepted):
+            raise LocalProtocolError(f"channels must be ints in 0..254, not {sorted(accepted)!r}")
+        #: The channels whose messages are delivered; others are dropped.
+        self.channels: Final = accepted
         self.role: Final = "client" if client else "server"
         self._negotiated: ChannelProtocol | None = None
         self._state = WebSocketState.CONNECTING
@@ -279,9 +292,7 @@ class WebSocketChannelConnection:
         self._codec: FrameCodec | None = None
         self._error: RemoteProtocolError | None = None
         self._pings: deque[float] = deque()
-        self._status_seen = False
         self._closed_channels: set[int] = set()
-        self._ended_channels: set[int] = set()
         # Client role: the upgrade's nonce, and a rejection whose body is still arriving.
         self._nonce = b""
         self._rejection: _PendingRejection | None = None
@@ -307,6 +318,7 @@ class WebSocketChannelConnection:
                protocols: Sequence[str] = DEFAULT_CLIENT_PROTOCOLS,
                headers: Sequence[tuple[str, str]] = (),
                max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+               channels: Iterable[int] = EXEC_CHANNEL_SET,
                ) -> WebSocketChannelConnection:
         """Start the client side: the GET upgrade request is queued in ``data_to_send()``.
 
@@ -319,6 +331,7 @@ class WebSocketChannelConnection:
                 Empty: no header (the server then speaks ``channel.k8s.io``).
             headers: more request headers, e.g. ``("Authorization", "Bearer ...")``.
             max_message_size: largest incoming message accepted.
+            channels: the channels whose messages are delivered (others are dropped).
 
         Raises:
             LocalProtocolError: an unknown subprotocol, or a header h11 cannot send.
@@ -326,13 +339,15 @@ class WebSocketChannelConnection:
         for name in protocols:
             if not name or name not in WEBSOCKET_PROTOCOLS:
                 raise LocalProtocolError(f"not a WebSocket channel subprotocol: {name!r}")
-        connection = cls(client=True, protocols=protocols, max_message_size=max_message_size)
+        connection = cls(client=True, protocols=protocols, max_message_size=max_message_size,
+                         channels=channels)
         connection._send_upgrade_request(host, target, headers)
         return connection
 
     @classmethod
     def server(cls, *, supported: Sequence[str] = SERVER_PROTOCOLS,
                max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+               channels: Iterable[int] = EXEC_CHANNEL_SET,
                ) -> WebSocketChannelConnection:
         """Start the server side: feed the request bytes, then :meth:`accept` or :meth:`reject`.
 
@@ -340,6 +355,7 @@ class WebSocketChannelConnection:
             supported: the subprotocols :meth:`accept` may negotiate (``""``, "no header",
                 is accepted when ``channel.k8s.io`` is supported).
             max_message_size: largest incoming message accepted.
+            channels: the channels whose messages are delivered (others are dropped).
 
         Raises:
             LocalProtocolError: an unknown subprotocol.
@@ -347,7 +363,8 @@ class WebSocketChannelConnection:
         for name in supported:
             if name not in WEBSOCKET_PROTOCOLS:
                 raise LocalProtocolError(f"not a WebSocket channel subprotocol: {name!r}")
-        return cls(client=False, protocols=supported, max_message_size=max_message_size)
+        return cls(client=False, protocols=supported, max_message_size=max_message_size,
+                   channels=channels)
 
     def __repr__(self) -> str:
         name = None if self.protocol is None else self.protocol.name
@@ -843,7 +860,7 @@ class WebSocketChannelConnection:
         # text messages there (the general path raises).
         fast_opcodes = (() if self._protocol.base64
                         else (OP_BINARY,) if self._client else (OP_BINARY, OP_TEXT))
-        ended = self._ended_channels
+        accepted = self.channels
         # The decoder's tuples, payload borrowed from ``data``: each piece is copied at
         # most once, into the ChannelData that keeps it.
         for opcode, payload, _, message_finished in codec.receive_frames(data):
@@ -854,15 +871,11 @@ class WebSocketChannelConnection:
                     raise RemoteProtocolError(f"message larger than {self.max_message_size} "
                                               "bytes", close_code=_MESSAGE_TOO_BIG)
                 channel = payload[0]
-                if channel < EXEC_CHANNELS and channel not in ended:
-                    chunk = bytes(payload[1:])
-                    if chunk:
-                        if channel == ERROR:
-                            self._status_seen = True
-                        events.append(ChannelData(channel=channel, data=chunk))
+                if channel in accepted:
+                    if len(payload) > 1:
+                        events.append(ChannelData(channel=channel, data=bytes(payload[1:])))
                     elif self._client:
-                        # The server's hello: an empty message that says the streams
-                        # are ready.
+                        # An empty message (the exec server's hello), reported as such.
                         events.append(ChannelData(channel=channel, data=b""))
                     continue
             if opcode <= OP_BINARY:
@@ -886,24 +899,13 @@ class WebSocketChannelConnection:
         if was_open:
             # Echo the code, as gorilla's default close handler and x/net do.
             self._outgoing.append(self._frames.close(code))
-        clean = code == _NORMAL_CLOSURE
-        if was_open and not clean:
-            self._check_status_before_end(f"with code {code} {reason!r}".rstrip())
         self._advance(StateInput.PEER_CLOSE)
-        events.append(ConnectionClosed(code=code, reason=reason, clean=clean))
+        events.append(ConnectionClosed(code=code, reason=reason,
+                                       clean=code == _NORMAL_CLOSURE))
 
     def _on_eof(self, events: list[Event]) -> None:
-        if self.state is WebSocketState.OPEN:
-            self._check_status_before_end("without a close frame (1006)")
         self._advance(StateInput.EOF)
         events.append(ConnectionClosed(code=_ABNORMAL_CLOSURE, reason="", clean=False))
-
-    def _check_status_before_end(self, how: str) -> None:
-        # client-go's error-stream reader fails on any end other than close 1000; once the
-        # status has arrived the caller may still trust it (protocol-notes §1.8), before
-        # that the exec result is lost.
-        if self._client and not self._status_seen:
-            raise RemoteProtocolError(f"connection closed {how} before the exit status")
 
     def _on_message_piece(self, text: bool, payload: Buffer, message_finished: bool,
                           events: list[Event]) -> None:
@@ -947,7 +949,7 @@ class WebSocketChannelConnection:
         if channel == CLOSE and protocol.supports_close and not self._client:
             self._message_kind = _MessageKind.CLOSE_SIGNAL
             self._close_signal = bytearray((CLOSE,))
-        elif channel >= EXEC_CHANNELS or channel in self._ended_channels:
+        elif channel not in self.channels:
             # Upstream drops these and carries on (conn.go handle, client-go readDemuxLoop).
             self._message_kind = _MessageKind.DROP
         else:
@@ -960,8 +962,6 @@ class WebSocketChannelConnection:
             data = bytes(payload) if self._base64 is None else self._base64.feed(payload)
             if data:
                 self._message_has_payload = True
-                if channel == ERROR:
-                    self._status_seen = True
                 events.append(ChannelData(channel=channel, data=data))
         elif self._message_kind is _MessageKind.CLOSE_SIGNAL:
             self._close_signal += payload
@@ -983,8 +983,8 @@ class WebSocketChannelConnection:
             if self._base64 is not None:
                 self._base64.finish()
                 self._base64 = None
-            # The server's hello: an empty message that says the streams are ready.
             if not self._message_has_payload and self._client:
+                # An empty message (the exec server's hello), reported as such.
                 events.append(ChannelData(channel=channel, data=b""))
         elif kind is _MessageKind.DROP:
             self._base64 = None
@@ -992,11 +992,10 @@ class WebSocketChannelConnection:
             events.append(DroppedMessage(channel=channel, size=self._message_size))
         else:
             ended = decode_close(self._close_signal)
-            if ended >= EXEC_CHANNELS:
+            if ended not in self.channels:
                 # The server aborts on a CLOSE for a channel it does not have (conn.go).
                 raise RemoteProtocolError(f"CLOSE signal for unknown channel {ended}",
                                           close_code=_PROTOCOL_ERROR)
-            self._ended_channels.add(ended)
             events.append(ChannelEnded(channel=ended))
 
 
