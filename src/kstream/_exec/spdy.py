@@ -70,6 +70,7 @@ from .._spdy.session import (
 )
 from .._spdy.upgrade import DEFAULT_SPDY_PROTOCOLS, SpdyUpgradeClient, SpdyUpgradeServer
 from .._status import Status, exit_status_bytes
+from .._upgrade import ServerUpgrade
 
 __all__ = [
     "STREAM_TYPE_HEADER",
@@ -691,16 +692,37 @@ class SpdyExecServer(_ExecConnection):
 
     # ------------------------------------------------------------------ input
 
+    def receive_request(self, upgrade: ServerUpgrade) -> list[Event]:
+        """Take over a request its caller parsed with the upgrade engine (:mod:`kstream._upgrade`).
+
+        Reports what :meth:`receive_data` would have for the request's bytes and those the
+        engine holds after it (:class:`~kstream.UpgradeRequested` once complete), without
+        parsing anything again.
+
+        Raises:
+            LocalProtocolError: bytes were already fed to this connection.
+            RemoteProtocolError: as :meth:`receive_data`.
+        """
+        if self._state is not _State.UPGRADING or self._error is not None:
+            raise LocalProtocolError("only a fresh server can take over a parsed request")
+        try:
+            return self._on_upgrade_events(self._upgrade.receive_request(upgrade))
+        except RemoteProtocolError as error:
+            self._error = error
+            raise
+
+    def _on_upgrade_events(self, events: list[Event]) -> list[Event]:
+        for event in events:
+            if isinstance(event, UpgradeRequested):
+                self.request = event
+                self._state = _State.DECIDING
+            elif isinstance(event, ConnectionClosed):
+                self._state = _State.CLOSED  # the client left without a request
+        return list(events)
+
     def _receive(self, data: bytes | bytearray | memoryview) -> list[Event]:
         if self._state is _State.UPGRADING:
-            events = self._upgrade.receive_data(data)
-            for event in events:
-                if isinstance(event, UpgradeRequested):
-                    self.request = event
-                    self._state = _State.DECIDING
-                elif isinstance(event, ConnectionClosed):
-                    self._state = _State.CLOSED  # the client left without a request
-            return list(events)
+            return self._on_upgrade_events(self._upgrade.receive_data(data))
         if self._state is _State.DECIDING:
             # A client-go client writes nothing before the 101; anything else is held by
             # the upgrade (within its 64 KiB bound) and handed to the session by accept().

@@ -7,10 +7,11 @@ and get :mod:`kstream events <kstream._events>` back; send with the ``send_data`
 
 Layers underneath:
 
-* the HTTP/1.1 upgrade: parsed with our own :class:`h11.Connection` (so that the head size
-  limit, the raw request headers and any bytes that follow the head stay ours); on the
-  server side wsproto's :class:`~wsproto.handshake.H11Handshake` validates the request and
-  writes the 101, and on the client side wsproto's nonce and accept-token helpers are used;
+* the HTTP/1.1 upgrade: parsed once by the upgrade engine (:mod:`kstream._upgrade`), which
+  keeps the head size limit and hands over the bytes that follow the head; on the server
+  side wsproto's :class:`~wsproto.handshake.H11Handshake` validates the request and writes
+  the 101 (its documented entry point for a request parsed elsewhere), and on the client
+  side wsproto's nonce and accept-token helpers are used;
 * WebSocket frames: :class:`~kstream._ws.codec.ZeroCopyFrameCodec`, which has the interface
   of the seam :mod:`kstream._ws.frames` defines (wsproto's per-frame machinery costs 6-10 µs
   a frame and copies each payload several times). On the receive path this module takes
@@ -31,7 +32,6 @@ import base64
 from collections import deque
 from collections.abc import Iterable, Sequence
 from enum import Enum
-from http import HTTPStatus
 from typing import Final
 
 import h11
@@ -65,6 +65,16 @@ from .._events import (
     UpgradeAccepted,
     UpgradeRejected,
     UpgradeRequested,
+)
+from .._upgrade import (
+    MAX_HEAD_SIZE,
+    ClientUpgrade,
+    HttpError,
+    RequestHead,
+    ResponseHead,
+    ServerUpgrade,
+    complete_response,
+    encode_headers,
 )
 from .codec import OP_BINARY, OP_CLOSE, OP_PING, OP_TEXT
 from .codec import ZeroCopyFrameCodec as FrameCodec
@@ -100,8 +110,6 @@ DEFAULT_MAX_MESSAGE_SIZE: Final = 32 * 1024 * 1024
 #: The channels of an exec/attach connection (stdin, stdout, stderr, error, resize): the
 #: default channel set of :meth:`WebSocketChannelConnection.client` and ``server``.
 EXEC_CHANNEL_SET: Final = frozenset(range(EXEC_CHANNELS))
-#: Largest HTTP request or response head (architecture.md, "Hard limits").
-MAX_HEAD_SIZE: Final = 64 * 1024
 #: Largest number of bytes a client may send after its request before we answer it.
 MAX_EARLY_DATA: Final = 64 * 1024
 #: Pings that may await their pong at once.
@@ -284,8 +292,6 @@ class WebSocketChannelConnection:
         self._client: Final = client
         # Client: what we offered. Server: what we support.
         self._protocols: Final = tuple(protocols)
-        self._h11 = h11.Connection(h11.CLIENT if client else h11.SERVER,
-                                   max_incomplete_event_size=MAX_HEAD_SIZE)
         # What data_to_send() joins: whole frames, and the parts of data messages (the
         # caller's payload itself when it cannot change, so it is copied once, there).
         self._outgoing: list[Buffer] = []
@@ -293,11 +299,12 @@ class WebSocketChannelConnection:
         self._error: RemoteProtocolError | None = None
         self._pings: deque[float] = deque()
         self._closed_channels: set[int] = set()
-        # Client role: the upgrade's nonce, and a rejection whose body is still arriving.
+        # Client role: the upgrade's nonce and request (set by client()).
         self._nonce = b""
-        self._rejection: _PendingRejection | None = None
-        # Server role: the request once parsed, and bytes that followed it.
-        self._request_head: h11.Request | None = None
+        self._client_upgrade: ClientUpgrade | None = None
+        # Server role: the upgrade engine that reads the request, the request once
+        # parsed, and bytes that followed it.
+        self._server_upgrade = ServerUpgrade(max_head_size=MAX_HEAD_SIZE)
         self._request: UpgradeRequested | None = None
         self._handshake = H11Handshake(ConnectionType.SERVER)
         self._early_data = bytearray()
@@ -411,7 +418,7 @@ class WebSocketChannelConnection:
         name = self._choose_protocol(request.protocols, protocol)
         if hello is not None:
             check_channel(hello, base64_text=WEBSOCKET_PROTOCOLS[name].base64)
-        extra = _encode_headers(headers)
+        extra = encode_headers(headers)
         try:
             response = self._handshake.send(
                 AcceptConnection(subprotocol=name or None, extra_headers=extra))
@@ -448,10 +455,11 @@ class WebSocketChannelConnection:
                 status_headers, body = _http.status_response(status_code, message)
                 response_headers.extend(status_headers)
         response_headers.extend(headers)
+        encoded = encode_headers(response_headers)
         try:
             self._outgoing.append(
-                _http_response(self._h11, status_code, response_headers, body))
-        except h11.LocalProtocolError as exc:
+                complete_response(self._server_upgrade, status_code, encoded, body))
+        except LocalProtocolError as exc:
             raise LocalProtocolError(f"cannot reject the upgrade: {exc}") from None
         self._advance(StateInput.REJECT)
 
@@ -669,57 +677,56 @@ class WebSocketChannelConnection:
         if self._protocols:
             request_headers.append(("Sec-WebSocket-Protocol", ", ".join(self._protocols)))
         request_headers.extend(headers)
+        encoded = encode_headers(request_headers)
         try:
-            request = h11.Request(method="GET", target=target.encode("ascii"),
-                                  headers=_encode_headers(request_headers))
-            self._outgoing.append(self._h11.send(request) or b"")
-            self._outgoing.append(self._h11.send(h11.EndOfMessage()) or b"")
-        except (h11.LocalProtocolError, UnicodeEncodeError) as exc:
+            upgrade = ClientUpgrade(method=b"GET", target=target.encode("ascii"),
+                                    headers=encoded)
+        except (LocalProtocolError, UnicodeEncodeError) as exc:
             raise LocalProtocolError(f"cannot send the upgrade request: {exc}") from None
+        self._client_upgrade = upgrade
+        self._outgoing.append(upgrade.data_to_send())
 
     def _receive_response(self, data: Buffer, events: list[Event]) -> None:
+        upgrade = self._client_upgrade
+        assert upgrade is not None
         if not data:
-            if self._rejection is not None:
-                self._reject_upgrade(self._rejection.error(), events)
+            if upgrade.response is not None:
+                # A rejection whose body ends with the connection.
+                self._reject_upgrade(self._rejection(upgrade), events)
                 return
             self._advance(StateInput.EOF)
             raise RemoteProtocolError("connection closed before the upgrade response")
-        self._h11.receive_data(bytes(data))
-        while self.state is WebSocketState.CONNECTING:
-            try:
-                event = self._h11.next_event()
-            except h11.RemoteProtocolError as exc:
-                if self._rejection is not None:
-                    # The status line and headers made it; report them with what we have.
-                    self._reject_upgrade(self._rejection.error(f"invalid body: {exc}"), events)
-                    return
-                raise RemoteProtocolError(f"invalid HTTP response to the upgrade: {exc}") from None
-            if event is h11.NEED_DATA or event is h11.PAUSED:
+        try:
+            head = upgrade.receive_data(data)
+        except HttpError as exc:
+            if upgrade.response is not None:
+                # The status line and headers made it; report them with what we have.
+                self._reject_upgrade(self._rejection(upgrade, f"invalid body: {exc}"), events)
                 return
-            if isinstance(event, h11.InformationalResponse):
-                if event.status_code == 101:
-                    self._on_switching_protocols(event, events)
-                # Other 1xx answers (100 Continue) come before the real one; skip them.
-            elif isinstance(event, h11.Response):
-                self._rejection = _PendingRejection(
-                    event.status_code, event.reason.decode("latin-1"), _decode_headers(event))
-            elif isinstance(event, h11.Data):
-                assert self._rejection is not None
-                if self._rejection.add(event.data):
-                    self._reject_upgrade(self._rejection.error(), events)
-            elif isinstance(event, h11.EndOfMessage):
-                assert self._rejection is not None
-                self._reject_upgrade(self._rejection.error(), events)
+            raise RemoteProtocolError(f"invalid HTTP response to the upgrade: {exc}") from None
+        if head is None:
+            return
+        if head.status_code == 101:
+            self._on_switching_protocols(head, upgrade.trailing_data, events)
+        else:
+            self._reject_upgrade(self._rejection(upgrade), events)
+
+    @staticmethod
+    def _rejection(upgrade: ClientUpgrade, detail: str = "") -> UpgradeRejectedError:
+        # A non-101 answer: the first MAX_REJECTION_BODY bytes of its body are kept.
+        if upgrade.overflowed and not detail:
+            detail = f"body cut to its first {_http.MAX_REJECTION_BODY} bytes"
+        return upgrade.rejection(detail)
 
     def _reject_upgrade(self, error: UpgradeRejectedError, events: list[Event]) -> None:
         self._advance(StateInput.REJECT)
         events.append(UpgradeRejected(error=error))
 
-    def _on_switching_protocols(self, response: h11.InformationalResponse,
+    def _on_switching_protocols(self, response: ResponseHead, trailing: bytes,
                                 events: list[Event]) -> None:
-        headers = _decode_headers(response)
+        headers = response.headers
         problem, name = self._check_switch(headers)
-        reason = response.reason.decode("latin-1")
+        reason = response.reason
         if problem:
             # client-go turns any bad handshake into an UpgradeFailureError
             # (transport/websocket/roundtripper.go), so a caller may fall back to SPDY.
@@ -730,7 +737,6 @@ class WebSocketChannelConnection:
         self._negotiated = WEBSOCKET_PROTOCOLS[name]
         self._codec = FrameCodec(client=True)
         events.append(UpgradeAccepted(transport="websocket", protocol=name, headers=headers))
-        trailing, _ = self._h11.trailing_data
         if trailing:
             self._receive_frames(trailing, events)
 
@@ -763,6 +769,33 @@ class WebSocketChannelConnection:
     # ----------------------------------------------------------------------------------
     # Server role: the upgrade request
 
+    def receive_request(self, upgrade: ServerUpgrade) -> list[Event]:
+        """Server role: take over a request read by the upgrade engine (:mod:`kstream._upgrade`).
+
+        For a caller that parsed the request head itself (``ServerExecSession``): the
+        request is checked and reported as if its bytes, and those the engine holds after
+        it, had been fed to :meth:`receive_data`; the engine writes the answer. Nothing is
+        parsed twice.
+
+        Returns:
+            ``[UpgradeRequested]`` once the request is complete, else ``[]``.
+
+        Raises:
+            LocalProtocolError: not a fresh server.
+            RemoteProtocolError: as :meth:`receive_data`.
+        """
+        if self._client or self.state is not WebSocketState.CONNECTING \
+                or self._request is not None:
+            raise LocalProtocolError("only a fresh server can take over a parsed request")
+        self._server_upgrade = upgrade
+        events: list[Event] = []
+        try:
+            self._check_request(events)
+        except RemoteProtocolError as exc:
+            self._fail(exc)
+            raise
+        return events
+
     def _receive_request(self, data: Buffer, events: list[Event]) -> None:
         if not data:
             self._advance(StateInput.EOF)
@@ -772,34 +805,34 @@ class WebSocketChannelConnection:
             # parsed by the next receive_data after accept().
             self._keep_early_data(data)
             return
-        self._h11.receive_data(bytes(data))
-        while True:
-            try:
-                event = self._h11.next_event()
-            except h11.RemoteProtocolError as exc:
-                self._queue_error_response(exc.error_status_hint, f"invalid HTTP request: {exc}")
-                raise RemoteProtocolError(f"invalid HTTP request: {exc}") from None
-            if event is h11.NEED_DATA:
-                return
-            if isinstance(event, h11.Request):
-                if event.method != b"GET":
-                    # x/net/websocket answers any other method with 405 (server.go).
-                    message = f"method {event.method.decode('latin-1')} not allowed: use GET"
-                    self._queue_error_response(405, message, [("Allow", "GET")])
-                    raise RemoteProtocolError(f"WebSocket upgrade with {message}")
-                self._request_head = event
-            elif isinstance(event, h11.EndOfMessage):
-                # The request is complete; what h11 holds beyond it is trailing data.
-                assert self._request_head is not None
-                self._on_request(self._request_head, events)
-                return
-            # Data: a body on a GET upgrade means nothing.
+        self._server_upgrade.receive_data(data)
+        self._check_request(events)
 
-    def _on_request(self, head: h11.Request, events: list[Event]) -> None:
+    def _check_request(self, events: list[Event]) -> None:
+        upgrade = self._server_upgrade
+        head = upgrade.request
+        if head is not None and head.method != "GET":
+            # x/net/websocket answers any other method with 405 (server.go).
+            message = f"method {head.method} not allowed: use GET"
+            self._queue_error_response(405, message, [("Allow", "GET")])
+            raise RemoteProtocolError(f"WebSocket upgrade with {message}")
+        if upgrade.error is not None:
+            error = upgrade.error
+            self._queue_error_response(error.status_hint, f"invalid HTTP request: {error}")
+            raise RemoteProtocolError(f"invalid HTTP request: {error}")
+        if upgrade.complete:
+            # The request is complete (a body on a GET upgrade means nothing); what
+            # the engine holds beyond it is trailing data.
+            assert head is not None
+            self._on_request(head, upgrade.trailing_data, events)
+
+    def _on_request(self, head: RequestHead, trailing: bytes, events: list[Event]) -> None:
         try:
             # wsproto's documented entry point for a request parsed elsewhere; it checks
             # Connection, Upgrade, Sec-WebSocket-Version/Key and Host (handshake.py).
-            self._handshake.initiate_upgrade_connection(list(head.headers), head.target)
+            self._handshake.initiate_upgrade_connection(
+                [(name.encode("latin-1"), value.encode("latin-1"))
+                 for name, value in head.headers], head.target.encode("latin-1"))
         except WsprotoRemoteProtocolError as exc:
             hint = exc.event_hint
             status, extra = 400, []
@@ -813,8 +846,8 @@ class WebSocketChannelConnection:
             # wsproto decodes some header values as ASCII or IDNA and lets that fail.
             self._queue_error_response(400, f"invalid WebSocket upgrade request: {exc}")
             raise RemoteProtocolError(f"invalid WebSocket upgrade request: {exc}") from None
-        headers = _decode_headers(head)
-        target = head.target.decode("latin-1")
+        headers = head.headers
+        target = head.target
         try:
             path, query = _http.split_target(target)
         except RemoteProtocolError as exc:
@@ -823,7 +856,6 @@ class WebSocketChannelConnection:
         self._request = UpgradeRequested(
             method="GET", target=target, path=path, query=tuple(query), headers=headers,
             protocols=_offered_protocols(headers))
-        trailing, _ = self._h11.trailing_data
         self._keep_early_data(trailing)
         events.append(self._request)
 
@@ -837,8 +869,9 @@ class WebSocketChannelConnection:
                               headers: Sequence[tuple[str, str]] = ()) -> None:
         # An apiserver-style Status body, so a kubectl user sees why.
         status_headers, body = _http.status_response(status_code, message)
-        self._outgoing.append(_http_response(self._h11, status_code,
-                                             [*status_headers, *headers], body))
+        self._outgoing.append(complete_response(
+            self._server_upgrade, status_code, encode_headers([*status_headers, *headers]),
+            body))
 
     # ----------------------------------------------------------------------------------
     # Both roles: frames and channel messages
@@ -999,34 +1032,6 @@ class WebSocketChannelConnection:
             events.append(ChannelEnded(channel=ended))
 
 
-class _PendingRejection:
-    # A non-101 answer to our upgrade whose body is still arriving; the first
-    # MAX_REJECTION_BODY bytes are kept.
-    __slots__ = ("body", "headers", "overflowed", "reason", "status_code")
-
-    def __init__(self, status_code: int, reason: str,
-                 headers: tuple[tuple[str, str], ...]) -> None:
-        self.status_code = status_code
-        self.reason = reason
-        self.headers = headers
-        self.body = bytearray()
-        self.overflowed = False
-
-    def add(self, data: Buffer) -> bool:
-        # Returns True once the kept body is full: waiting for more would only let a peer
-        # hold the connection open with an endless body.
-        room = _http.MAX_REJECTION_BODY - len(self.body)
-        self.body += memoryview(data)[:room]
-        self.overflowed = len(data) > room
-        return self.overflowed
-
-    def error(self, detail: str = "") -> UpgradeRejectedError:
-        if self.overflowed and not detail:
-            detail = f"body cut to its first {_http.MAX_REJECTION_BODY} bytes"
-        return _http.upgrade_rejection(self.status_code, self.reason, self.headers,
-                                       bytes(self.body), detail=detail)
-
-
 def _immutable(data: Buffer) -> bool:
     # bytes, or a view of bytes: nothing the caller holds can change it.
     return type(data) is bytes or (type(data) is memoryview and type(data.obj) is bytes)
@@ -1039,35 +1044,3 @@ def _offered_protocols(headers: tuple[tuple[str, str], ...]) -> tuple[str, ...]:
         if name == "sec-websocket-protocol":
             return tuple(item for item in (part.strip() for part in value.split(",")) if item)
     return ()
-
-
-def _decode_headers(message: h11.Request | h11.Response | h11.InformationalResponse,
-                    ) -> tuple[tuple[str, str], ...]:
-    # h11 lower-cases names; values are bytes that may hold obs-text: latin-1 is total.
-    return tuple((name.decode("ascii"), value.decode("latin-1"))
-                 for name, value in message.headers)
-
-
-def _encode_headers(headers: Sequence[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
-    try:
-        return [(name.encode("ascii"), value.encode("latin-1")) for name, value in headers]
-    except UnicodeEncodeError as exc:
-        raise LocalProtocolError(f"header cannot be sent: {exc}") from None
-
-
-def _http_response(connection: h11.Connection, status_code: int,
-                   headers: Sequence[tuple[str, str]], body: bytes) -> bytes:
-    # A complete non-101 response on our h11 server connection (h11 lets a server answer
-    # even after the request failed to parse).
-    try:
-        phrase = HTTPStatus(status_code).phrase
-    except ValueError:
-        phrase = ""
-    encoded = _encode_headers(headers)
-    if not any(name.lower() == b"content-length" for name, _ in encoded):
-        encoded.append((b"Content-Length", str(len(body)).encode("ascii")))
-    data = connection.send(h11.Response(status_code=status_code, headers=encoded,
-                                        reason=phrase.encode("ascii"))) or b""
-    if body:
-        data += connection.send(h11.Data(data=body)) or b""
-    return data + (connection.send(h11.EndOfMessage()) or b"")
