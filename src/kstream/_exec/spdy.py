@@ -220,6 +220,9 @@ class _ExecConnection:
         self._goaway_sent = False
         self._strict_flow_control = False
         self._pending_bytes = 0  # held back in all streams' `pending`
+        # The upgrade's last bytes (the 101, or a request never flushed), handed over once
+        # when the session starts: from then on nothing asks the finished upgrade.
+        self._handover = b""
         #: Negotiated stream protocol ("" before the upgrade, or when the peer sent none).
         self.protocol = ""
         #: Negotiated remotecommand version, 1..4 (0 before the upgrade completed).
@@ -235,12 +238,13 @@ class _ExecConnection:
         Returns:
             The bytes to write to the socket, in order.
         """
-        upgrade_bytes = self._upgrade_data_to_send()
-        if self._session is None:
-            return upgrade_bytes
-        session_bytes = self._session.data_to_send()
-        if upgrade_bytes:
-            return upgrade_bytes + session_bytes
+        session = self._session
+        if session is None:
+            # The upgrade is under way (or was refused): its bytes are all there is.
+            return self._upgrade_data_to_send()
+        session_bytes = session.data_to_send()
+        if self._handover:
+            session_bytes, self._handover = self._handover + session_bytes, b""
         return session_bytes
 
     def ping(self, now: float) -> None:
@@ -501,6 +505,7 @@ class SpdyExecClient(_ExecConnection):
     def _start_session(self, protocol: str) -> list[Event]:
         self.protocol = protocol
         self.version = protocol_version(protocol)
+        self._handover = self._upgrade.data_to_send()
         # join_data: stdout arrives as one event per read, not one per 32 KiB frame.
         self._session = SpdySession(client=True, strict_flow_control=self._strict_flow_control,
                                     join_data=True)
@@ -800,6 +805,7 @@ class SpdyExecServer(_ExecConnection):
             raise LocalProtocolError("an exec needs at least one of stdin, stdout, stderr; "
                                      "reject the request with 400")
         self.protocol = self._upgrade.accept(protocol=protocol)
+        self._handover = self._upgrade.data_to_send()
         self.version = protocol_version(self.protocol)
         self._expected = expected_channels(self.version, stdin=stdin, stdout=stdout,
                                            stderr=stderr, tty=tty)
