@@ -21,6 +21,9 @@ Layers underneath:
   joined once by ``data_to_send()``;
 * channel framing: :mod:`kstream._ws.framing`.
 
+Beside it: :mod:`kstream._ws.state` (the state table) and :mod:`kstream._ws.handshake`
+(subprotocol negotiation and the checks of a 101); their names are re-exported here.
+
 Upstream behaviour mirrored here is cited from protocol-notes §1: the Go server
 (``apimachinery/pkg/util/httpstream/wsstream/conn.go`` over ``golang.org/x/net/websocket``)
 and the Go client (``client-go/tools/remotecommand/websocket.go`` over gorilla/websocket).
@@ -40,16 +43,12 @@ from wsproto.events import AcceptConnection, RejectConnection
 from wsproto.handshake import H11Handshake
 from wsproto.utilities import LocalProtocolError as WsprotoLocalProtocolError
 from wsproto.utilities import RemoteProtocolError as WsprotoRemoteProtocolError
-from wsproto.utilities import generate_accept_token, generate_nonce
+from wsproto.utilities import generate_nonce
 
 from .. import _http
 from .._channels import (
     CLOSE,
-    ERROR,
     EXEC_CHANNELS,
-    STDERR,
-    STDOUT,
-    V1_NAME,
     WEBSOCKET_PROTOCOLS,
     ChannelProtocol,
 )
@@ -88,6 +87,8 @@ from .framing import (
     decode_close,
     encode_close,
 )
+from .handshake import check_switch, hello_channel, negotiate, offered_protocols
+from .state import TRANSITIONS, StateInput, WebSocketState
 
 __all__ = [
     "DEFAULT_CLIENT_PROTOCOLS",
@@ -126,117 +127,6 @@ _NORMAL_CLOSURE: Final = 1000
 _ABNORMAL_CLOSURE: Final = 1006
 _PROTOCOL_ERROR: Final = 1002
 _MESSAGE_TOO_BIG: Final = 1009
-
-
-class WebSocketState(Enum):
-    """Where a :class:`WebSocketChannelConnection` is in its life."""
-
-    #: The HTTP upgrade is under way.
-    CONNECTING = "CONNECTING"
-    #: Upgraded: channel messages flow both ways.
-    OPEN = "OPEN"
-    #: We sent a close frame and wait for the peer's.
-    CLOSING = "CLOSING"
-    #: Both close frames went (or the byte stream ended); nothing more happens.
-    CLOSED = "CLOSED"
-    #: The upgrade was answered with something other than a valid 101.
-    REJECTED = "REJECTED"
-    #: The peer broke the protocol; ``receive_data`` raises from now on.
-    FAILED = "FAILED"
-
-
-class StateInput(Enum):
-    """What can happen to a connection, as far as its state is concerned."""
-
-    #: A 101 was sent (server) or a valid one received (client).
-    ACCEPT = "accept the upgrade"
-    #: A non-101 answer was sent (server) or received (client).
-    REJECT = "reject the upgrade"
-    #: Channel data, a CLOSE signal or a ping is sent.
-    SEND = "send"
-    #: Bytes arrived.
-    RECEIVE = "receive data"
-    #: We send a close frame (``close()``).
-    CLOSE = "close"
-    #: The peer's close frame arrived.
-    PEER_CLOSE = "receive a close frame"
-    #: The byte stream ended (``receive_data(b"")``).
-    EOF = "receive end of stream"
-    #: The peer broke the protocol.
-    FAIL = "fail"
-
-
-_S = WebSocketState
-_I = StateInput
-
-#: The state machine: (state, input) -> next state. A pair that is missing is a misuse by
-#: the caller (LocalProtocolError); the receive path only produces pairs that are present.
-#: In FAILED, receive_data raises the peer's error again instead of doing anything.
-TRANSITIONS: Final[dict[tuple[WebSocketState, StateInput], WebSocketState]] = {
-    (_S.CONNECTING, _I.ACCEPT): _S.OPEN,
-    (_S.CONNECTING, _I.REJECT): _S.REJECTED,
-    (_S.CONNECTING, _I.RECEIVE): _S.CONNECTING,
-    (_S.CONNECTING, _I.EOF): _S.FAILED,
-    (_S.CONNECTING, _I.FAIL): _S.FAILED,
-    (_S.OPEN, _I.SEND): _S.OPEN,
-    (_S.OPEN, _I.RECEIVE): _S.OPEN,
-    (_S.OPEN, _I.CLOSE): _S.CLOSING,
-    (_S.OPEN, _I.PEER_CLOSE): _S.CLOSED,
-    (_S.OPEN, _I.EOF): _S.CLOSED,
-    (_S.OPEN, _I.FAIL): _S.FAILED,
-    (_S.CLOSING, _I.RECEIVE): _S.CLOSING,
-    (_S.CLOSING, _I.CLOSE): _S.CLOSING,
-    (_S.CLOSING, _I.PEER_CLOSE): _S.CLOSED,
-    (_S.CLOSING, _I.EOF): _S.CLOSED,
-    (_S.CLOSING, _I.FAIL): _S.FAILED,
-    (_S.CLOSED, _I.RECEIVE): _S.CLOSED,
-    (_S.CLOSED, _I.CLOSE): _S.CLOSED,
-    (_S.CLOSED, _I.EOF): _S.CLOSED,
-    (_S.REJECTED, _I.RECEIVE): _S.REJECTED,
-    (_S.REJECTED, _I.CLOSE): _S.REJECTED,
-    (_S.REJECTED, _I.EOF): _S.REJECTED,
-    (_S.FAILED, _I.RECEIVE): _S.FAILED,
-    (_S.FAILED, _I.CLOSE): _S.FAILED,
-    (_S.FAILED, _I.EOF): _S.FAILED,
-}
-
-
-def negotiate(offered: Sequence[str], supported: Sequence[str]) -> str | None:
-    """Pick the subprotocol as the Kubernetes server does.
-
-    The *client's* list is walked in order and the first name the server supports wins
-    (``wsstream/conn.go`` ``handshake``). Names compare exactly (case-sensitive). A
-    client that sent no ``Sec-WebSocket-Protocol`` header offered ``""``, which behaves as
-    ``channel.k8s.io`` (accepted when that one is supported).
-
-    Args:
-        offered: the client's protocols, in its order of preference.
-        supported: the server's protocols.
-
-    Returns:
-        The chosen name (``""`` for "no header"), or ``None`` when nothing matches.
-    """
-    for name in offered or ("",):
-        if name in supported or (name == "" and V1_NAME in supported):
-            return name
-    return None
-
-
-def hello_channel(stdout: bool, stderr: bool) -> int:
-    """Return the channel of the server's empty hello message (protocol-notes §1.4).
-
-    The exec/attach servers write one empty message on the lowest writable stdio channel
-    right after the handshake: stdout if requested, else stderr, else the error channel.
-
-    Args:
-        stdout: the client asked for stdout.
-        stderr: the client asked for stderr.
-    """
-    if stdout:
-        return STDOUT
-    if stderr:
-        return STDERR
-    return ERROR
 
 
 class _MessageKind(Enum):
@@ -725,7 +615,7 @@ class WebSocketChannelConnection:
     def _on_switching_protocols(self, response: ResponseHead, trailing: bytes,
                                 events: list[Event]) -> None:
         headers = response.headers
-        problem, name = self._check_switch(headers)
+        problem, name = check_switch(headers, self._nonce, self._protocols)
         reason = response.reason
         if problem:
             # client-go turns any bad handshake into an UpgradeFailureError
@@ -739,32 +629,6 @@ class WebSocketChannelConnection:
         events.append(UpgradeAccepted(transport="websocket", protocol=name, headers=headers))
         if trailing:
             self._receive_frames(trailing, events)
-
-    def _check_switch(self, headers: tuple[tuple[str, str], ...]) -> tuple[str, str]:
-        # Returns (what is wrong, or "", the subprotocol). The checks of RFC 6455 §4.1 and
-        # gorilla's client.go, plus client-go's "protocol we offered" check.
-        values: dict[str, list[str]] = {}
-        for name, value in headers:
-            values.setdefault(name, []).append(value)
-        connection = ",".join(values.get("connection", [])).lower()
-        if "upgrade" not in (token.strip() for token in connection.split(",")):
-            return "the 101 response lacks 'Connection: Upgrade'", ""
-        if [value.strip().lower() for value in values.get("upgrade", [])] != ["websocket"]:
-            return "the 101 response lacks 'Upgrade: websocket'", ""
-        expected = generate_accept_token(self._nonce).decode("ascii")
-        if values.get("sec-websocket-accept", []) != [expected]:
-            return "the 101 response has a wrong Sec-WebSocket-Accept", ""
-        if values.get("sec-websocket-extensions"):
-            return "the server chose WebSocket extensions we did not offer", ""
-        # gorilla reads the first header line, as http.Header.Get does.
-        chosen = values.get("sec-websocket-protocol", [""])[0].strip()
-        if chosen not in self._protocols and (chosen or self._protocols):
-            if chosen:
-                return (f"the server chose subprotocol {chosen!r}, which we did not offer "
-                        f"(we offered {list(self._protocols)})"), ""
-            return (f"the server chose no subprotocol (we offered {list(self._protocols)})",
-                    "")
-        return "", chosen
 
     # ----------------------------------------------------------------------------------
     # Server role: the upgrade request
@@ -855,7 +719,7 @@ class WebSocketChannelConnection:
             raise
         self._request = UpgradeRequested(
             method="GET", target=target, path=path, query=tuple(query), headers=headers,
-            protocols=_offered_protocols(headers))
+            protocols=offered_protocols(headers))
         self._keep_early_data(trailing)
         events.append(self._request)
 
@@ -1035,12 +899,3 @@ class WebSocketChannelConnection:
 def _immutable(data: Buffer) -> bool:
     # bytes, or a view of bytes: nothing the caller holds can change it.
     return type(data) is bytes or (type(data) is memoryview and type(data.obj) is bytes)
-
-
-def _offered_protocols(headers: tuple[tuple[str, str], ...]) -> tuple[str, ...]:
-    # x/net/websocket reads only the first Sec-WebSocket-Protocol line, splits it on ","
-    # and trims spaces (hybi.go ReadHandshake). Blank items name no protocol: dropped.
-    for name, value in headers:
-        if name == "sec-websocket-protocol":
-            return tuple(item for item in (part.strip() for part in value.split(",")) if item)
-    return ()
