@@ -1322,3 +1322,35 @@ def test_channel_set_is_a_parameter(role: str) -> None:
 def test_channel_set_must_hold_channels(channels: list[object]) -> None:
     with pytest.raises(LocalProtocolError):
         WebSocketChannelConnection.server(channels=channels)  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------------------
+# The exec server session parses the head once and hands the rest to the connection
+
+
+@pytest.mark.parametrize("byte_at_a_time", [False, True])
+def test_session_hands_the_bytes_after_the_head_to_the_connection(byte_at_a_time: bool) -> None:
+    server = ServerExecSession()
+    data = upgrade_request(V5) + client_frame(BINARY, b"\x00early")
+    chunks = [data[i:i + 1] for i in range(len(data))] if byte_at_a_time else [data]
+    events = [event for chunk in chunks for event in server.receive_data(chunk)]
+    assert [type(event) for event in events] == [RequestReceived]
+    assert server.receive_data(client_frame(BINARY, b"\x00later")) == []
+    server.accept(stdin=True, stdout=True, stderr=False, tty=False, now=0.0)
+    head, rest = split_head(server.data_to_send())
+    assert head.startswith(b"HTTP/1.1 101 ") and rest == frame(BINARY, b"\x01")
+    # As WebSocketChannelConnection.accept says: early bytes come first in the next read.
+    assert server.receive_data(client_frame(BINARY, b"\x00next")) == [
+        ChannelData(channel=0, data=b"early"), ChannelData(channel=0, data=b"later"),
+        ChannelData(channel=0, data=b"next")]
+
+
+def test_session_broken_body_is_the_connections_to_report() -> None:
+    server = ServerExecSession()
+    request = upgrade_request(V5, extra="Transfer-Encoding: chunked\r\n") + b"zz\r\n"
+    events = server.receive_data(request)
+    assert [type(event) for event in events] == [RequestReceived]
+    with pytest.raises(RemoteProtocolError, match="invalid HTTP request"):
+        server.accept(stdin=True, stdout=True, stderr=False, tty=False, now=0.0)
+    code, body = error_response_status(server.data_to_send())
+    assert code == 400 and body["code"] == 400
