@@ -192,11 +192,13 @@ class WebSocketChannelConnection:
         # Client role: the upgrade's nonce and request (set by client()).
         self._nonce = b""
         self._client_upgrade: ClientUpgrade | None = None
-        # Server role: the upgrade engine that reads the request, the request once
-        # parsed, and bytes that followed it.
-        self._server_upgrade = ServerUpgrade(max_head_size=MAX_HEAD_SIZE)
+        # Server role: the upgrade engine that reads the request (a client has none), the
+        # request once parsed, wsproto's validator, and bytes that followed the request.
+        self._server_upgrade: ServerUpgrade | None = \
+            None if client else ServerUpgrade(max_head_size=MAX_HEAD_SIZE)
         self._request: UpgradeRequested | None = None
-        self._handshake = H11Handshake(ConnectionType.SERVER)
+        self._handshake: H11Handshake | None = \
+            None if client else H11Handshake(ConnectionType.SERVER)
         self._early_data = bytearray()
         # The incoming message being parsed.
         self._in_message = False
@@ -310,7 +312,7 @@ class WebSocketChannelConnection:
             check_channel(hello, base64_text=WEBSOCKET_PROTOCOLS[name].base64)
         extra = encode_headers(headers)
         try:
-            response = self._handshake.send(
+            response = self._validator.send(
                 AcceptConnection(subprotocol=name or None, extra_headers=extra))
         except (WsprotoLocalProtocolError, h11.LocalProtocolError) as exc:
             raise LocalProtocolError(f"cannot accept the upgrade: {exc}") from None
@@ -348,7 +350,7 @@ class WebSocketChannelConnection:
         encoded = encode_headers(response_headers)
         try:
             self._outgoing.append(
-                complete_response(self._server_upgrade, status_code, encoded, body))
+                complete_response(self._engine, status_code, encoded, body))
         except LocalProtocolError as exc:
             raise LocalProtocolError(f"cannot reject the upgrade: {exc}") from None
         self._advance(StateInput.REJECT)
@@ -490,6 +492,16 @@ class WebSocketChannelConnection:
     def _protocol(self) -> ChannelProtocol:
         assert self._negotiated is not None, "only called once OPEN"
         return self._negotiated
+
+    @property
+    def _engine(self) -> ServerUpgrade:
+        assert self._server_upgrade is not None, "server role only"
+        return self._server_upgrade
+
+    @property
+    def _validator(self) -> H11Handshake:
+        assert self._handshake is not None, "server role only"
+        return self._handshake
 
     @property
     def _frames(self) -> FrameCodec:
@@ -669,11 +681,11 @@ class WebSocketChannelConnection:
             # parsed by the next receive_data after accept().
             self._keep_early_data(data)
             return
-        self._server_upgrade.receive_data(data)
+        self._engine.receive_data(data)
         self._check_request(events)
 
     def _check_request(self, events: list[Event]) -> None:
-        upgrade = self._server_upgrade
+        upgrade = self._engine
         head = upgrade.request
         if head is not None and head.method != "GET":
             # x/net/websocket answers any other method with 405 (server.go).
@@ -694,7 +706,7 @@ class WebSocketChannelConnection:
         try:
             # wsproto's documented entry point for a request parsed elsewhere; it checks
             # Connection, Upgrade, Sec-WebSocket-Version/Key and Host (handshake.py).
-            self._handshake.initiate_upgrade_connection(
+            self._validator.initiate_upgrade_connection(
                 [(name.encode("latin-1"), value.encode("latin-1"))
                  for name, value in head.headers], head.target.encode("latin-1"))
         except WsprotoRemoteProtocolError as exc:
@@ -734,7 +746,7 @@ class WebSocketChannelConnection:
         # An apiserver-style Status body, so a kubectl user sees why.
         status_headers, body = _http.status_response(status_code, message)
         self._outgoing.append(complete_response(
-            self._server_upgrade, status_code, encode_headers([*status_headers, *headers]),
+            self._engine, status_code, encode_headers([*status_headers, *headers]),
             body))
 
     # ----------------------------------------------------------------------------------
