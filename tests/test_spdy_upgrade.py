@@ -511,3 +511,40 @@ def test_server_arbitrary_bytes(prefix: bytes, tail: bytes, eof: bool) -> None:
         assert upgrade.data_to_send().startswith(b"HTTP/1.1 400 ")
         return
     assert all(isinstance(e, UpgradeRequested | ConnectionClosed) for e in events)
+
+
+# --------------------------------------------------------------------------------------
+# The exec connection takes the upgrade's last bytes once, then never asks it again
+
+
+class _Finished:
+    """Stands in for a finished upgrade: asking it for bytes is the bug."""
+
+    def data_to_send(self) -> bytes:
+        raise AssertionError("the finished upgrade was asked for bytes")
+
+
+def test_exec_server_takes_the_101_once() -> None:
+    from kstream._exec.spdy import SpdyExecServer
+
+    client = SpdyUpgradeClient(host="h", target=TARGET, protocols=["v4.channel.k8s.io"])
+    server = SpdyExecServer()
+    server.receive_data(client.data_to_send())
+    server.accept(stdin=True, stdout=True, stderr=False, tty=False, now=0.0)
+    server._upgrade = _Finished()  # type: ignore[assignment]
+    assert server.data_to_send().startswith(b"HTTP/1.1 101 Switching Protocols\r\n")
+    assert server.data_to_send() == b""
+
+
+def test_exec_client_takes_the_upgrade_bytes_once() -> None:
+    from kstream._exec.spdy import SpdyExecClient
+
+    client = SpdyExecClient(host="h", target=TARGET, stdin=False, stdout=True, stderr=False,
+                            tty=False)
+    server = SpdyUpgradeServer()
+    server.receive_data(client.data_to_send())
+    server.accept()
+    client.receive_data(server.data_to_send())
+    client._upgrade = _Finished()  # type: ignore[assignment]
+    assert client.data_to_send()  # the SYN_STREAMs
+    assert client.data_to_send() == b""

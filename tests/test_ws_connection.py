@@ -11,7 +11,7 @@ import hashlib
 import itertools
 import json
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -31,8 +31,15 @@ from kstream._events import (
     UpgradeRejected,
     UpgradeRequested,
 )
+from kstream._exec.session import (
+    ClientExecSession,
+    RequestReceived,
+    ServerExecSession,
+    TerminalResized,
+)
 from kstream._ws.connection import (
     DEFAULT_MAX_MESSAGE_SIZE,
+    EXEC_CHANNEL_SET,
     MAX_EARLY_DATA,
     TRANSITIONS,
     StateInput,
@@ -160,10 +167,12 @@ def upgrade_request(protocols: str | None = V5, *, extra: str = "",
 def new_client(protocols: tuple[str, ...] = (V5, V4), *,
                headers: tuple[tuple[str, str], ...] = (),
                max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+               channels: Iterable[int] = EXEC_CHANNEL_SET,
                ) -> tuple[WebSocketChannelConnection, bytes]:
     client = WebSocketChannelConnection.client(host="h", target="/exec", protocols=protocols,
                                                headers=headers,
-                                               max_message_size=max_message_size)
+                                               max_message_size=max_message_size,
+                                               channels=channels)
     return client, client.data_to_send()
 
 
@@ -697,12 +706,17 @@ def test_base64_unknown_channel_is_dropped_without_decoding() -> None:
 
 
 def test_v5_close_signal_then_data_on_that_channel_is_dropped() -> None:
-    server = open_server(V5)
+    # Which channels ended is the exec session's business: the connection reports the
+    # CLOSE signal and the data, the session drops what follows the end.
+    server = ServerExecSession()
+    assert isinstance(server.receive_data(upgrade_request(V5))[0], RequestReceived)
+    server.accept(stdin=True, stdout=True, stderr=False, tty=False, now=0.0)
+    server.data_to_send()
     events = server.receive_data(client_frame(BINARY, b"\x00a") + client_frame(BINARY, b"\xff\x00")
                                  + client_frame(BINARY, b"\x00late")
-                                 + client_frame(BINARY, b"\x04{}"))
+                                 + client_frame(BINARY, b'\x04{"Width":80,"Height":24}'))
     assert events == [ChannelData(channel=0, data=b"a"), ChannelEnded(channel=0),
-                      DroppedMessage(channel=0, size=5), ChannelData(channel=4, data=b"{}")]
+                      DroppedMessage(channel=0, size=5), TerminalResized(width=80, height=24)]
 
 
 def test_v5_close_signal_split_over_fragments() -> None:
@@ -794,12 +808,16 @@ def test_bytes_after_the_close_frame_are_ignored() -> None:
 
 @pytest.mark.parametrize("ending", [frame(CLOSE_OP, b"\x03\xf3oops"), frame(CLOSE_OP, b""), b""])
 def test_client_abnormal_end_before_status_is_an_error(ending: bytes) -> None:
-    client = open_client(V5)
-    client.receive_data(frame(BINARY, b"\x01") + frame(BINARY, b"\x03"))  # hellos: no status
+    # The status-ordering rule is the exec session's: it fails, the connection just closed.
+    client, request = new_client((V5,))
+    session = ClientExecSession(client)
+    session.receive_data(switching_response(request, V5))
+    session.receive_data(frame(BINARY, b"\x01") + frame(BINARY, b"\x03"))  # hellos: no status
     with pytest.raises(RemoteProtocolError) as info:
-        client.receive_data(ending)
+        session.receive_data(ending)
     assert "before the exit status" in str(info.value)
-    assert client.state is WebSocketState.FAILED
+    with pytest.raises(RemoteProtocolError, match="already failed"):
+        session.receive_data(b"")
     if ending:
         # The close was answered before failing.
         assert parse_frames(client.data_to_send())[0][0] == CLOSE_OP
@@ -1273,3 +1291,66 @@ def test_server_sends_what_a_mutable_buffer_held_at_send_time(protocol: str) -> 
                     for body in payloads]
     assert payloads == [b"\x01" + b"x" * 5000, b"\x01" + b"x" * 10, b"\x02" + b"y" * 4999]
     assert server.data_to_send() == b""
+
+
+# --------------------------------------------------------------------------------------
+# The channel set is a parameter (exec: 0..4; WebSocket v4 port-forward: 0..2N-1)
+
+
+@pytest.mark.parametrize("role", ["client", "server"])
+def test_channel_set_is_a_parameter(role: str) -> None:
+    make: Callable[..., bytes]
+    conn: WebSocketChannelConnection
+    if role == "client":
+        conn, request = new_client((V4,), channels=range(6))
+        assert conn.receive_data(switching_response(request, V4))
+        make = frame
+    else:
+        conn = WebSocketChannelConnection.server(channels=range(6))
+        conn.receive_data(upgrade_request(V4))
+        conn.accept()
+        conn.data_to_send()
+        make = client_frame
+    assert conn.channels == frozenset(range(6))
+    events = conn.receive_data(make(BINARY, b"\x05abc") + make(BINARY, b"\x06abc")
+                               + make(BINARY, b"\x07a", fin=False) + make(CONTINUATION, b"b"))
+    assert events == [ChannelData(channel=5, data=b"abc"), DroppedMessage(channel=6, size=4),
+                      DroppedMessage(channel=7, size=3)]
+
+
+@pytest.mark.parametrize("channels", [[255], [-1], ["1"], [True]])
+def test_channel_set_must_hold_channels(channels: list[object]) -> None:
+    with pytest.raises(LocalProtocolError):
+        WebSocketChannelConnection.server(channels=channels)  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------------------
+# The exec server session parses the head once and hands the rest to the connection
+
+
+@pytest.mark.parametrize("byte_at_a_time", [False, True])
+def test_session_hands_the_bytes_after_the_head_to_the_connection(byte_at_a_time: bool) -> None:
+    server = ServerExecSession()
+    data = upgrade_request(V5) + client_frame(BINARY, b"\x00early")
+    chunks = [data[i:i + 1] for i in range(len(data))] if byte_at_a_time else [data]
+    events = [event for chunk in chunks for event in server.receive_data(chunk)]
+    assert [type(event) for event in events] == [RequestReceived]
+    assert server.receive_data(client_frame(BINARY, b"\x00later")) == []
+    server.accept(stdin=True, stdout=True, stderr=False, tty=False, now=0.0)
+    head, rest = split_head(server.data_to_send())
+    assert head.startswith(b"HTTP/1.1 101 ") and rest == frame(BINARY, b"\x01")
+    # As WebSocketChannelConnection.accept says: early bytes come first in the next read.
+    assert server.receive_data(client_frame(BINARY, b"\x00next")) == [
+        ChannelData(channel=0, data=b"early"), ChannelData(channel=0, data=b"later"),
+        ChannelData(channel=0, data=b"next")]
+
+
+def test_session_broken_body_is_the_connections_to_report() -> None:
+    server = ServerExecSession()
+    request = upgrade_request(V5, extra="Transfer-Encoding: chunked\r\n") + b"zz\r\n"
+    events = server.receive_data(request)
+    assert [type(event) for event in events] == [RequestReceived]
+    with pytest.raises(RemoteProtocolError, match="invalid HTTP request"):
+        server.accept(stdin=True, stdout=True, stderr=False, tty=False, now=0.0)
+    code, body = error_response_status(server.data_to_send())
+    assert code == 400 and body["code"] == 400

@@ -11,6 +11,19 @@ own way; this module hides the difference:
   that channel to EOF and decodes it once: ``tools/remotecommand/errorstream.go``), splits
   large stdin writes into client-go-sized messages, and refuses, with a clear message, to
   half-close stdin where the protocol cannot.
+
+The exec rules live here and only here; the connections below know channels, not what
+they mean:
+
+* the status-ordering rule: a WebSocket that ends other than with close 1000 before any
+  exit-status byte arrived loses the exec's result (client-go's error-stream reader fails
+  then; protocol-notes §1.8);
+* the server's hello (one empty message on the first writable channel, protocol-notes
+  §1.4) carries nothing: the WebSocket connection makes no event of it, and readiness is
+  :class:`SessionReady`, reported with the upgrade;
+* which channels ended: the client's :class:`OutputEnded` set, and on the server the
+  stdin CLOSE signal after which later stdin data is dropped (the Go server's closed pipe
+  discards it).
 * :class:`ServerExecSession` is the whole server side of one TCP connection: it parses
   the HTTP request head, lets the caller answer it plainly (a ``GET pod``), reject it, or
   accept the upgrade over whichever transport the client asked for, and then reports
@@ -26,8 +39,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Final
-
-import h11
 
 from .._channels import ERROR, RESIZE, STDERR, STDIN, STDOUT, WEBSOCKET_PROTOCOLS
 from .._errors import LocalProtocolError, RemoteProtocolError, UpgradeRejectedError
@@ -46,6 +57,7 @@ from .._events import (
 from .._http import split_target, status_response
 from .._resize import ResizeDecoder, encode_resize
 from .._status import MAX_STATUS_SIZE, Exited, Failed, Status, exit_status_bytes, parse_exit_status
+from .._upgrade import RequestHead, ServerUpgrade
 from .._ws.connection import SERVER_PROTOCOLS, WebSocketChannelConnection, hello_channel, negotiate
 from .spdy import ExecReady, SpdyExecClient, SpdyExecServer
 
@@ -69,6 +81,7 @@ STDIN_CHUNK_SIZE: Final = 32 * 1024
 MAX_REQUEST_HEAD_SIZE: Final = 64 * 1024
 
 _WEBSOCKET: Final = "websocket"
+_ABNORMAL_CLOSURE: Final = 1006
 _SPDY: Final = "spdy"
 
 
@@ -174,6 +187,8 @@ class ClientExecSession:
         self._closed_locally = False
         self._outcome_sent = False
         self._ended: set[int] = set()
+        # The error that ended the session here (the connection itself had not failed).
+        self._error: RemoteProtocolError | None = None
         #: ``"websocket"`` or ``"spdy"``.
         self.transport = _WEBSOCKET if isinstance(connection, WebSocketChannelConnection) \
             else _SPDY
@@ -196,6 +211,8 @@ class ClientExecSession:
             RemoteProtocolError: the server broke the protocol, sent an oversized or
                 undecodable exit status, or the connection ended before the status.
         """
+        if self._error is not None:
+            raise RemoteProtocolError(f"connection already failed: {self._error}")
         events: list[Event] = []
         ended = self._ended
         for event in self._conn.receive_data(data):
@@ -264,6 +281,16 @@ class ClientExecSession:
         if self._closed_locally and not self._status:
             # We ended the session early: the process's fate is unknown, not a success.
             self._outcome_sent = True
+        if (self.transport == _WEBSOCKET and not event.clean and not self._closed_locally
+                and not self._status and not self._outcome_sent):
+            # client-go's error-stream reader fails on any end other than close 1000; once
+            # the status has arrived the caller may still trust it (protocol-notes §1.8),
+            # before that the exec result is lost. (1006 is never sent in a close frame:
+            # it is the end of the byte stream.)
+            how = ("without a close frame (1006)" if event.code == _ABNORMAL_CLOSURE
+                   else f"with code {event.code} {event.reason!r}")
+            self._error = RemoteProtocolError(f"connection closed {how} before the exit status")
+            raise self._error
         if not self._outcome_sent and not event.clean and not self._status:
             raise RemoteProtocolError(
                 "connection closed before the exit status arrived"
@@ -383,13 +410,17 @@ class ServerExecSession:
         self._spdy_protocols = None if spdy_protocols is None else tuple(spdy_protocols)
         self._max_message_size = max_message_size
         self._stream_creation_timeout = stream_creation_timeout
-        self._h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=max_head_size)
+        # The request is parsed once, here; the upgraded connection takes the engine over
+        # (receive_request) with the bytes that followed the request.
+        self._upgrade = ServerUpgrade(max_head_size=max_head_size)
         self._max_head_size = max_head_size
-        self._raw = bytearray()
+        self._received = 0
         self._request: RequestReceived | None = None
         self._conn: WebSocketChannelConnection | SpdyExecServer | None = None
         self._resize = ResizeDecoder()
         self._resize_failed = False
+        # Channels the client ended (v5 CLOSE signal, SPDY FIN): later data is dropped.
+        self._ended: set[int] = set()
         self._outgoing = bytearray()
         self._answered = False
         self._finished = False
@@ -427,31 +458,35 @@ class ServerExecSession:
         if self._answered:
             return [ConnectionClosed(clean=True)] if not data else []
         if self._request is not None:
-            # The head is in; keep what follows for the upgraded connection, bounded.
-            if len(self._raw) + len(data) > self._max_head_size + self._max_message_size:
+            # The head is in; the engine keeps what follows for the upgraded connection
+            # (its body, then the first bytes of the new protocol), bounded. An end of
+            # the byte stream here waits for the answer.
+            if self._received + len(data) > self._max_head_size + self._max_message_size:
                 raise RemoteProtocolError("too much data before the upgrade was answered")
-            self._raw += data
+            self._received += len(data)
+            if data:
+                self._upgrade.receive_data(data)
             return []
         return self._receive_head(data)
 
     def _receive_head(self, data: bytes | bytearray | memoryview) -> list[Event]:
-        self._raw += data
-        try:
-            self._h11.receive_data(bytes(data))
-            event = self._h11.next_event()
-        except h11.RemoteProtocolError as exc:
-            self._queue_plain_error(exc.error_status_hint, str(exc))
-            raise RemoteProtocolError(f"bad HTTP request: {exc}") from None
-        if event is h11.NEED_DATA:
-            return []
-        if isinstance(event, h11.ConnectionClosed):
+        self._received += len(data)
+        upgrade = self._upgrade
+        upgrade.receive_data(data)
+        head = upgrade.request
+        if head is not None:
+            # The head is what the session answers; a broken body (if any) is the
+            # upgraded connection's to report when it takes the request over.
+            self._request = _request_event(head)
+            return [self._request]
+        if upgrade.error is not None:
+            self._queue_plain_error(upgrade.error.status_hint, str(upgrade.error))
+            raise RemoteProtocolError(f"bad HTTP request: {upgrade.error}")
+        if upgrade.closed:
             # Opened and closed without a request (a port probe): nothing to answer.
             self._answered = True
             return [ConnectionClosed(clean=True)]
-        if not isinstance(event, h11.Request):
-            raise RemoteProtocolError(f"unexpected HTTP event {type(event).__name__}")
-        self._request = _request_event(event)
-        return [self._request]
+        return []
 
     def _queue_plain_error(self, status_code: int, message: str) -> None:
         # h11 is in its error state now and sends nothing more: write the answer by hand.
@@ -466,11 +501,17 @@ class ServerExecSession:
         out: list[Event] = []
         for event in events:
             if isinstance(event, ChannelData):
-                if event.channel == RESIZE:
+                if event.channel in self._ended:
+                    # Data after the channel's v5 CLOSE signal: the Go server's closed
+                    # pipe discards it. One whole message: its size on the wire is the
+                    # channel byte plus the payload.
+                    out.append(DroppedMessage(channel=event.channel, size=len(event.data) + 1))
+                elif event.channel == RESIZE:
                     out.extend(self._decode_resize(event.data))
                 elif event.channel == STDIN and event.data:
                     out.append(event)
             elif isinstance(event, ChannelEnded):
+                self._ended.add(event.channel)
                 if event.channel == STDIN:
                     out.append(event)
             elif isinstance(event, ExecReady):
@@ -512,10 +553,8 @@ class ServerExecSession:
                        ("content-length", "connection", "transfer-encoding")]
         all_headers += [("Content-Length", str(len(body))), ("Connection", "close")]
         try:
-            out = self._h11.send(h11.Response(status_code=status_code, headers=all_headers))
-            out = (out or b"") + (self._h11.send(h11.Data(data=body)) or b"") if body else out
-            out = (out or b"") + (self._h11.send(h11.EndOfMessage()) or b"")
-        except h11.LocalProtocolError as exc:
+            out = self._upgrade.respond(status_code, all_headers, body)
+        except LocalProtocolError as exc:
             raise LocalProtocolError(f"cannot send this response: {exc}") from None
         self._outgoing += out
 
@@ -557,23 +596,21 @@ class ServerExecSession:
             raise LocalProtocolError("an exec needs at least one of stdin, stdout, stderr; "
                                      "reject the request with 400")
         self._answered = True
-        raw = bytes(self._raw)
-        self._raw.clear()
         if tty:
             stderr = False
         if request.upgrade == _WEBSOCKET:
-            return self._accept_websocket(raw, stdout=stdout, stderr=stderr)
-        return self._accept_spdy(raw, stdin=stdin, stdout=stdout, stderr=stderr, tty=tty,
-                                 now=now)
+            return self._accept_websocket(stdout=stdout, stderr=stderr)
+        return self._accept_spdy(stdin=stdin, stdout=stdout, stderr=stderr, tty=tty, now=now)
 
-    def _accept_websocket(self, raw: bytes, *, stdout: bool, stderr: bool) -> list[Event]:
+    def _accept_websocket(self, *, stdout: bool, stderr: bool) -> list[Event]:
         supported = SERVER_PROTOCOLS if self._websocket_protocols is None \
             else self._websocket_protocols
         conn = WebSocketChannelConnection.server(supported=supported,
                                                  max_message_size=self._max_message_size)
         self._conn = conn
         self.transport = _WEBSOCKET
-        events = [e for e in conn.receive_data(raw) if not isinstance(e, UpgradeRequested)]
+        events = [e for e in conn.receive_request(self._upgrade)
+                  if not isinstance(e, UpgradeRequested)]
         offered = self._request.protocols if self._request is not None else ()
         if negotiate(offered, supported) is None:
             # x/net/websocket answers 403 when no subprotocol matches (server.go); the
@@ -592,7 +629,7 @@ class ServerExecSession:
         accepted = UpgradeAccepted(transport=_WEBSOCKET, protocol=protocol.name)
         return [accepted, SessionReady(), *self._translate(events)]
 
-    def _accept_spdy(self, raw: bytes, *, stdin: bool, stdout: bool, stderr: bool, tty: bool,
+    def _accept_spdy(self, *, stdin: bool, stdout: bool, stderr: bool, tty: bool,
                      now: float) -> list[Event]:
         conn = SpdyExecServer(stream_creation_timeout=self._stream_creation_timeout) \
             if self._spdy_protocols is None else SpdyExecServer(
@@ -600,7 +637,8 @@ class ServerExecSession:
                 stream_creation_timeout=self._stream_creation_timeout)
         self._conn = conn
         self.transport = _SPDY
-        events = [e for e in conn.receive_data(raw) if not isinstance(e, UpgradeRequested)]
+        events = [e for e in conn.receive_request(self._upgrade)
+                  if not isinstance(e, UpgradeRequested)]
         try:
             early = conn.accept(stdin=stdin, stdout=stdout, stderr=stderr, tty=tty, now=now)
         except LocalProtocolError as exc:
@@ -715,11 +753,10 @@ def _reason_phrase(status_code: int) -> str:
         return ""
 
 
-def _request_event(request: h11.Request) -> RequestReceived:
-    method = request.method.decode("ascii", "replace")
-    target = request.target.decode("ascii", "replace")
-    headers = tuple((name.decode("latin-1").lower(), value.decode("latin-1"))
-                    for name, value in request.headers)
+def _request_event(request: RequestHead) -> RequestReceived:
+    method = request.method
+    target = request.target
+    headers = request.headers
     path, query = split_target(target)
     upgrade_header = ",".join(v for k, v in headers if k == "upgrade").lower()
     upgrade: str | None = None

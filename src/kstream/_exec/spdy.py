@@ -70,6 +70,7 @@ from .._spdy.session import (
 )
 from .._spdy.upgrade import DEFAULT_SPDY_PROTOCOLS, SpdyUpgradeClient, SpdyUpgradeServer
 from .._status import Status, exit_status_bytes
+from .._upgrade import ServerUpgrade
 
 __all__ = [
     "STREAM_TYPE_HEADER",
@@ -219,6 +220,9 @@ class _ExecConnection:
         self._goaway_sent = False
         self._strict_flow_control = False
         self._pending_bytes = 0  # held back in all streams' `pending`
+        # The upgrade's last bytes (the 101, or a request never flushed), handed over once
+        # when the session starts: from then on nothing asks the finished upgrade.
+        self._handover = b""
         #: Negotiated stream protocol ("" before the upgrade, or when the peer sent none).
         self.protocol = ""
         #: Negotiated remotecommand version, 1..4 (0 before the upgrade completed).
@@ -234,12 +238,13 @@ class _ExecConnection:
         Returns:
             The bytes to write to the socket, in order.
         """
-        upgrade_bytes = self._upgrade_data_to_send()
-        if self._session is None:
-            return upgrade_bytes
-        session_bytes = self._session.data_to_send()
-        if upgrade_bytes:
-            return upgrade_bytes + session_bytes
+        session = self._session
+        if session is None:
+            # The upgrade is under way (or was refused): its bytes are all there is.
+            return self._upgrade_data_to_send()
+        session_bytes = session.data_to_send()
+        if self._handover:
+            session_bytes, self._handover = self._handover + session_bytes, b""
         return session_bytes
 
     def ping(self, now: float) -> None:
@@ -500,6 +505,7 @@ class SpdyExecClient(_ExecConnection):
     def _start_session(self, protocol: str) -> list[Event]:
         self.protocol = protocol
         self.version = protocol_version(protocol)
+        self._handover = self._upgrade.data_to_send()
         # join_data: stdout arrives as one event per read, not one per 32 KiB frame.
         self._session = SpdySession(client=True, strict_flow_control=self._strict_flow_control,
                                     join_data=True)
@@ -691,16 +697,37 @@ class SpdyExecServer(_ExecConnection):
 
     # ------------------------------------------------------------------ input
 
+    def receive_request(self, upgrade: ServerUpgrade) -> list[Event]:
+        """Take over a request its caller parsed with the upgrade engine (:mod:`kstream._upgrade`).
+
+        Reports what :meth:`receive_data` would have for the request's bytes and those the
+        engine holds after it (:class:`~kstream.UpgradeRequested` once complete), without
+        parsing anything again.
+
+        Raises:
+            LocalProtocolError: bytes were already fed to this connection.
+            RemoteProtocolError: as :meth:`receive_data`.
+        """
+        if self._state is not _State.UPGRADING or self._error is not None:
+            raise LocalProtocolError("only a fresh server can take over a parsed request")
+        try:
+            return self._on_upgrade_events(self._upgrade.receive_request(upgrade))
+        except RemoteProtocolError as error:
+            self._error = error
+            raise
+
+    def _on_upgrade_events(self, events: list[Event]) -> list[Event]:
+        for event in events:
+            if isinstance(event, UpgradeRequested):
+                self.request = event
+                self._state = _State.DECIDING
+            elif isinstance(event, ConnectionClosed):
+                self._state = _State.CLOSED  # the client left without a request
+        return list(events)
+
     def _receive(self, data: bytes | bytearray | memoryview) -> list[Event]:
         if self._state is _State.UPGRADING:
-            events = self._upgrade.receive_data(data)
-            for event in events:
-                if isinstance(event, UpgradeRequested):
-                    self.request = event
-                    self._state = _State.DECIDING
-                elif isinstance(event, ConnectionClosed):
-                    self._state = _State.CLOSED  # the client left without a request
-            return list(events)
+            return self._on_upgrade_events(self._upgrade.receive_data(data))
         if self._state is _State.DECIDING:
             # A client-go client writes nothing before the 101; anything else is held by
             # the upgrade (within its 64 KiB bound) and handed to the session by accept().
@@ -778,6 +805,7 @@ class SpdyExecServer(_ExecConnection):
             raise LocalProtocolError("an exec needs at least one of stdin, stdout, stderr; "
                                      "reject the request with 400")
         self.protocol = self._upgrade.accept(protocol=protocol)
+        self._handover = self._upgrade.data_to_send()
         self.version = protocol_version(self.protocol)
         self._expected = expected_channels(self.version, stdin=stdin, stdout=stdout,
                                            stderr=stderr, tty=tty)

@@ -24,6 +24,11 @@ first *client* protocol the server supports wins; none gives 403 with one
 ``X-Stream-Protocol-Version`` at all gives 400, and missing ``Connection``/``Upgrade``
 headers give 400, each with Go's text body (:meth:`SpdyUpgradeServer.refuse`).
 
+Both roles parse the HTTP head with the upgrade engine (:mod:`kstream._upgrade`), which
+hands over the bytes that follow it (:attr:`SpdyUpgradeClient.trailing_data`,
+:attr:`SpdyUpgradeServer.trailing_data`); a server whose request was already parsed by
+its caller takes the engine over (:meth:`SpdyUpgradeServer.receive_request`).
+
 Limits: the response or request head is at most 64 KiB (h11 ``max_incomplete_event_size``);
 a rejection body is kept up to 64 KiB and the rest is not read; a request body (normally
 none) is read and dropped up to 64 KiB, more is a protocol error.
@@ -32,10 +37,7 @@ none) is read and dropped up to 64 KiB, more is a protocol error.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from http import HTTPStatus
 from typing import Final
-
-import h11
 
 from .._errors import LocalProtocolError, RemoteProtocolError
 from .._events import (
@@ -45,7 +47,15 @@ from .._events import (
     UpgradeRejected,
     UpgradeRequested,
 )
-from .._http import MAX_REJECTION_BODY, split_target, status_response, upgrade_rejection
+from .._http import split_target, status_response, upgrade_rejection
+from .._upgrade import (
+    MAX_HEAD_SIZE,
+    ClientUpgrade,
+    HttpError,
+    ResponseHead,
+    ServerUpgrade,
+    reason_phrase,
+)
 
 __all__ = [
     "DEFAULT_SPDY_PROTOCOLS",
@@ -59,8 +69,6 @@ __all__ = [
 #: (``remotecommand`` ``SupportedStreamingProtocols``; v5 exists only at the apiserver).
 DEFAULT_SPDY_PROTOCOLS: Final = ("v4.channel.k8s.io", "v3.channel.k8s.io",
                                  "v2.channel.k8s.io", "channel.k8s.io")
-#: Largest HTTP head (request or response line plus headers) accepted.
-MAX_HEAD_SIZE: Final = 64 * 1024
 #: Largest request body the server reads (and drops) before answering the upgrade.
 MAX_REQUEST_BODY: Final = 64 * 1024
 
@@ -69,11 +77,6 @@ ACCEPTED_PROTOCOLS_HEADER: Final = "X-Accepted-Stream-Protocol-Versions"
 _UPGRADE_TOKEN: Final = "SPDY/3.1"
 
 Headers = tuple[tuple[str, str], ...]
-
-
-def _decode_headers(raw: Sequence[tuple[bytes, bytes]]) -> Headers:
-    # h11 lower-cases names; values are ISO-8859-1 on the wire (RFC 9110 §5.5).
-    return tuple((name.decode("latin-1"), value.decode("latin-1")) for name, value in raw)
 
 
 def _joined(headers: Headers, name: str) -> str:
@@ -131,7 +134,7 @@ def _go_quote(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _map_h11_remote(exc: h11.RemoteProtocolError) -> RemoteProtocolError:
+def _map_http_error(exc: HttpError) -> RemoteProtocolError:
     return RemoteProtocolError(f"invalid HTTP/1.1 from the peer: {exc}")
 
 
@@ -159,30 +162,22 @@ class SpdyUpgradeClient:
         Raises:
             LocalProtocolError: A header, the target or the method is not valid HTTP.
         """
-        self._conn = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEAD_SIZE)
         request_headers = [("Host", host), ("Content-Length", "0"),
                            ("Connection", "Upgrade"), ("Upgrade", _UPGRADE_TOKEN)]
         request_headers += [(PROTOCOL_HEADER, protocol) for protocol in protocols]
         request_headers += list(headers)
         try:
-            head = self._conn.send(h11.Request(method=method, target=target,
-                                               headers=request_headers))
-            end = self._conn.send(h11.EndOfMessage())
-        except h11.LocalProtocolError as exc:
+            self._upgrade = ClientUpgrade(method=method, target=target,
+                                          headers=request_headers)
+        except LocalProtocolError as exc:
             raise LocalProtocolError(f"invalid upgrade request: {exc}") from None
-        self._outgoing = bytearray(head or b"")
-        self._outgoing += end or b""
-        self._response: h11.Response | None = None
-        self._body = bytearray()
         self._finished = False
         #: Bytes that followed the 101 in the same reads: the start of the SPDY session.
         self.trailing_data = b""
 
     def data_to_send(self) -> bytes:
         """Return the queued request bytes (``b""`` once sent) and clear the queue."""
-        data = bytes(self._outgoing)
-        self._outgoing.clear()
-        return data
+        return self._upgrade.data_to_send()
 
     def receive_data(self, data: bytes | bytearray | memoryview) -> list[Event]:
         """Feed response bytes; ``b""`` means the server closed the connection.
@@ -201,11 +196,10 @@ class SpdyUpgradeClient:
         """
         if self._finished:
             raise LocalProtocolError("the upgrade is over; feed the SPDY session instead")
-        self._conn.receive_data(bytes(data))
         try:
-            return self._next_events()
-        except h11.RemoteProtocolError as exc:
-            if self._response is not None:
+            head = self._upgrade.receive_data(data)
+        except HttpError as exc:
+            if self._upgrade.response is not None:
                 # The head arrived but the body is broken or cut short: it is a rejection
                 # anyway; report what came.
                 return [self._rejected(f"unreadable response body: {exc}")]
@@ -213,52 +207,28 @@ class SpdyUpgradeClient:
             if not data:
                 raise RemoteProtocolError("connection closed before the upgrade response "
                                           "was complete") from None
-            raise _map_h11_remote(exc) from None
+            raise _map_http_error(exc) from None
+        if head is None:
+            return []
+        if head.status_code == 101:
+            return [self._switched(head)]
+        return [self._rejected()]
 
-    def _next_events(self) -> list[Event]:
-        while True:
-            event = self._conn.next_event()
-            if event is h11.NEED_DATA:
-                return []
-            if isinstance(event, h11.InformationalResponse):
-                if event.status_code == 101:
-                    return [self._switched(event)]
-                continue  # 100 Continue and friends: the real answer follows
-            if isinstance(event, h11.Response):
-                self._response = event
-            elif isinstance(event, h11.Data):
-                room = MAX_REJECTION_BODY - len(self._body)
-                self._body += event.data[:room]
-                if len(event.data) > room:
-                    return [self._rejected()]
-            elif isinstance(event, h11.EndOfMessage | h11.ConnectionClosed):
-                if self._response is None:
-                    self._finished = True
-                    raise RemoteProtocolError("connection closed before the upgrade response")
-                return [self._rejected()]
-            else:  # PAUSED cannot come before a response
-                raise RemoteProtocolError(f"unexpected HTTP event {event!r}")
-
-    def _switched(self, response: h11.InformationalResponse) -> Event:
-        headers = _decode_headers(response.headers)
-        reason = response.reason.decode("latin-1")
+    def _switched(self, response: ResponseHead) -> Event:
+        headers = response.headers
         self._finished = True
         if not _has_upgrade_headers(headers):
             return UpgradeRejected(error=upgrade_rejection(
-                101, reason, headers, b"",
+                101, response.reason, headers, b"",
                 detail="101 response without Connection: upgrade and Upgrade: spdy/3.1"))
-        self.trailing_data, _closed = self._conn.trailing_data
+        self.trailing_data = self._upgrade.trailing_data
         protocol = next((value for name, value in headers
                          if name == "x-stream-protocol-version"), "")
         return UpgradeAccepted(transport="spdy", protocol=protocol.strip(), headers=headers)
 
     def _rejected(self, detail: str = "") -> Event:
-        response = self._response
-        assert response is not None
         self._finished = True
-        return UpgradeRejected(error=upgrade_rejection(
-            response.status_code, response.reason.decode("latin-1"),
-            _decode_headers(response.headers), bytes(self._body), detail=detail))
+        return UpgradeRejected(error=self._upgrade.rejection(detail))
 
 
 class SpdyUpgradeServer:
@@ -277,12 +247,10 @@ class SpdyUpgradeServer:
             supported: The stream protocols this server speaks, preferred first (Go's
                 answer lists them in this order).
         """
-        self._conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD_SIZE)
+        self._upgrade = ServerUpgrade(max_head_size=MAX_HEAD_SIZE)
         self.supported = tuple(supported)
         self._outgoing = bytearray()
-        self._request: h11.Request | None = None
         self._headers: Headers = ()
-        self._body_size = 0
         self._held = 0
         #: The request event, once it is complete.
         self.request: UpgradeRequested | None = None
@@ -321,48 +289,58 @@ class SpdyUpgradeServer:
                 self._failed = True
                 raise RemoteProtocolError(f"more than {MAX_REQUEST_BODY} bytes sent before "
                                           "the upgrade was answered")
-            self._conn.receive_data(bytes(data))
+            self._upgrade.receive_data(data)
             return []
-        self._conn.receive_data(bytes(data))
-        try:
-            return self._next_events()
-        except h11.RemoteProtocolError as exc:
-            self._failed = True
-            raise _map_h11_remote(exc) from None
+        self._upgrade.receive_data(data)
+        return self._check_request()
 
-    def _next_events(self) -> list[Event]:
-        while True:
-            event = self._conn.next_event()
-            if event is h11.NEED_DATA:
-                return []
-            if isinstance(event, h11.Request):
-                self._request = event
-                self._headers = _decode_headers(event.headers)
-            elif isinstance(event, h11.Data):
-                # A body is unusual here; read and drop it, within a bound.
-                self._body_size += len(event.data)
-                if self._body_size > MAX_REQUEST_BODY:
-                    self._failed = True
-                    raise RemoteProtocolError(f"upgrade request body over {MAX_REQUEST_BODY} "
-                                              "bytes")
-            elif isinstance(event, h11.EndOfMessage):
-                return [self._requested()]
-            elif isinstance(event, h11.ConnectionClosed):
-                self._answered = True
-                return [ConnectionClosed(clean=True)]
-            else:
-                raise RemoteProtocolError(f"unexpected HTTP event {event!r}")
+    def receive_request(self, upgrade: ServerUpgrade) -> list[Event]:
+        """Take over a request its caller parsed with the upgrade engine.
+
+        The request is checked and reported as if its bytes, and those the engine holds
+        after it, had been fed to :meth:`receive_data` (nothing is parsed twice); the
+        engine writes the answer.
+
+        Returns:
+            As :meth:`receive_data`.
+
+        Raises:
+            LocalProtocolError: bytes were already fed to this object.
+            RemoteProtocolError: As :meth:`receive_data`.
+        """
+        if self._answered or self._failed or self.request is not None or self._headers:
+            raise LocalProtocolError("only a fresh upgrade can take over a parsed request")
+        self._upgrade = upgrade
+        return self._check_request()
+
+    def _check_request(self) -> list[Event]:
+        upgrade = self._upgrade
+        if upgrade.request is not None:
+            self._headers = upgrade.request.headers
+        if upgrade.body_size > MAX_REQUEST_BODY:
+            # A body is unusual here; it is read and dropped, within a bound.
+            self._failed = True
+            raise RemoteProtocolError(f"upgrade request body over {MAX_REQUEST_BODY} bytes")
+        if upgrade.error is not None:
+            self._failed = True
+            raise _map_http_error(upgrade.error)
+        if upgrade.complete:
+            return [self._requested()]
+        if upgrade.closed:
+            self._answered = True
+            return [ConnectionClosed(clean=True)]
+        return []
 
     def _requested(self) -> UpgradeRequested:
-        request = self._request
+        request = self._upgrade.request
         assert request is not None
-        target = request.target.decode("latin-1")
+        target = request.target
         try:
             path, query = split_target(target)
         except RemoteProtocolError:
             # A target we cannot split is still answered (400 by the caller).
             path, query = target, ()
-        self.request = UpgradeRequested(method=request.method.decode("ascii"), target=target,
+        self.request = UpgradeRequested(method=request.method, target=target,
                                         path=path, query=query, headers=self._headers,
                                         protocols=split_protocols(self._headers))
         return self.request
@@ -414,9 +392,11 @@ class SpdyUpgradeServer:
         if protocol:
             response_headers.append((PROTOCOL_HEADER, protocol))
         response_headers += list(headers)
-        self._send(h11.InformationalResponse(status_code=101, headers=response_headers,
-                                             reason=b"Switching Protocols"))
-        self.trailing_data, _closed = self._conn.trailing_data
+        try:
+            self._outgoing += self._upgrade.switch(response_headers)
+        except LocalProtocolError as exc:
+            raise LocalProtocolError(f"cannot send the upgrade answer: {exc}") from None
+        self.trailing_data = self._upgrade.trailing_data
         self._answered = True
         return protocol
 
@@ -522,18 +502,9 @@ class SpdyUpgradeServer:
         if status_code < 200:
             raise LocalProtocolError(f"cannot reject with status {status_code}")
         try:
-            reason = HTTPStatus(status_code).phrase
-        except ValueError:
-            reason = ""
-        self._send(h11.Response(status_code=status_code, headers=headers,
-                                reason=reason.encode("ascii")))
-        self._send(h11.Data(data=body))
-        self._send(h11.EndOfMessage())
-        self._answered = True
-
-    def _send(self, event: h11.Event) -> None:
-        try:
-            data = self._conn.send(event)
-        except h11.LocalProtocolError as exc:
+            self._outgoing += self._upgrade.respond(
+                status_code, headers, body, reason=reason_phrase(status_code).encode("ascii"),
+                empty_data=True)
+        except LocalProtocolError as exc:
             raise LocalProtocolError(f"cannot send the upgrade answer: {exc}") from None
-        self._outgoing += data or b""
+        self._answered = True

@@ -7,10 +7,11 @@ and get :mod:`kstream events <kstream._events>` back; send with the ``send_data`
 
 Layers underneath:
 
-* the HTTP/1.1 upgrade: parsed with our own :class:`h11.Connection` (so that the head size
-  limit, the raw request headers and any bytes that follow the head stay ours); on the
-  server side wsproto's :class:`~wsproto.handshake.H11Handshake` validates the request and
-  writes the 101, and on the client side wsproto's nonce and accept-token helpers are used;
+* the HTTP/1.1 upgrade: parsed once by the upgrade engine (:mod:`kstream._upgrade`), which
+  keeps the head size limit and hands over the bytes that follow the head; on the server
+  side wsproto's :class:`~wsproto.handshake.H11Handshake` validates the request and writes
+  the 101 (its documented entry point for a request parsed elsewhere), and on the client
+  side wsproto's nonce and accept-token helpers are used;
 * WebSocket frames: :class:`~kstream._ws.codec.ZeroCopyFrameCodec`, which has the interface
   of the seam :mod:`kstream._ws.frames` defines (wsproto's per-frame machinery costs 6-10 µs
   a frame and copies each payload several times). On the receive path this module takes
@@ -19,6 +20,9 @@ Layers underneath:
   ``ChannelData`` that keeps it; on the send path a frame's parts are queued as they are and
   joined once by ``data_to_send()``;
 * channel framing: :mod:`kstream._ws.framing`.
+
+Beside it: :mod:`kstream._ws.state` (the state table) and :mod:`kstream._ws.handshake`
+(subprotocol negotiation and the checks of a 101); their names are re-exported here.
 
 Upstream behaviour mirrored here is cited from protocol-notes §1: the Go server
 (``apimachinery/pkg/util/httpstream/wsstream/conn.go`` over ``golang.org/x/net/websocket``)
@@ -29,9 +33,8 @@ from __future__ import annotations
 
 import base64
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from enum import Enum
-from http import HTTPStatus
 from typing import Final
 
 import h11
@@ -40,16 +43,12 @@ from wsproto.events import AcceptConnection, RejectConnection
 from wsproto.handshake import H11Handshake
 from wsproto.utilities import LocalProtocolError as WsprotoLocalProtocolError
 from wsproto.utilities import RemoteProtocolError as WsprotoRemoteProtocolError
-from wsproto.utilities import generate_accept_token, generate_nonce
+from wsproto.utilities import generate_nonce
 
 from .. import _http
 from .._channels import (
     CLOSE,
-    ERROR,
     EXEC_CHANNELS,
-    STDERR,
-    STDOUT,
-    V1_NAME,
     WEBSOCKET_PROTOCOLS,
     ChannelProtocol,
 )
@@ -66,6 +65,16 @@ from .._events import (
     UpgradeRejected,
     UpgradeRequested,
 )
+from .._upgrade import (
+    MAX_HEAD_SIZE,
+    ClientUpgrade,
+    HttpError,
+    RequestHead,
+    ResponseHead,
+    ServerUpgrade,
+    complete_response,
+    encode_headers,
+)
 from .codec import OP_BINARY, OP_CLOSE, OP_PING, OP_TEXT
 from .codec import ZeroCopyFrameCodec as FrameCodec
 from .frames import MAX_CLOSE_REASON_BYTES, check_close_code
@@ -78,10 +87,13 @@ from .framing import (
     decode_close,
     encode_close,
 )
+from .handshake import check_switch, hello_channel, negotiate, offered_protocols
+from .state import TRANSITIONS, StateInput, WebSocketState
 
 __all__ = [
     "DEFAULT_CLIENT_PROTOCOLS",
     "DEFAULT_MAX_MESSAGE_SIZE",
+    "EXEC_CHANNEL_SET",
     "SERVER_PROTOCOLS",
     "TRANSITIONS",
     "StateInput",
@@ -96,8 +108,9 @@ Buffer = bytes | bytearray | memoryview
 #: Largest incoming message (sum of its frames), as the Go server's
 #: ``DefaultMaxPayloadBytes`` (golang/net ``websocket/websocket.go``).
 DEFAULT_MAX_MESSAGE_SIZE: Final = 32 * 1024 * 1024
-#: Largest HTTP request or response head (architecture.md, "Hard limits").
-MAX_HEAD_SIZE: Final = 64 * 1024
+#: The channels of an exec/attach connection (stdin, stdout, stderr, error, resize): the
+#: default channel set of :meth:`WebSocketChannelConnection.client` and ``server``.
+EXEC_CHANNEL_SET: Final = frozenset(range(EXEC_CHANNELS))
 #: Largest number of bytes a client may send after its request before we answer it.
 MAX_EARLY_DATA: Final = 64 * 1024
 #: Pings that may await their pong at once.
@@ -116,117 +129,6 @@ _PROTOCOL_ERROR: Final = 1002
 _MESSAGE_TOO_BIG: Final = 1009
 
 
-class WebSocketState(Enum):
-    """Where a :class:`WebSocketChannelConnection` is in its life."""
-
-    #: The HTTP upgrade is under way.
-    CONNECTING = "CONNECTING"
-    #: Upgraded: channel messages flow both ways.
-    OPEN = "OPEN"
-    #: We sent a close frame and wait for the peer's.
-    CLOSING = "CLOSING"
-    #: Both close frames went (or the byte stream ended); nothing more happens.
-    CLOSED = "CLOSED"
-    #: The upgrade was answered with something other than a valid 101.
-    REJECTED = "REJECTED"
-    #: The peer broke the protocol; ``receive_data`` raises from now on.
-    FAILED = "FAILED"
-
-
-class StateInput(Enum):
-    """What can happen to a connection, as far as its state is concerned."""
-
-    #: A 101 was sent (server) or a valid one received (client).
-    ACCEPT = "accept the upgrade"
-    #: A non-101 answer was sent (server) or received (client).
-    REJECT = "reject the upgrade"
-    #: Channel data, a CLOSE signal or a ping is sent.
-    SEND = "send"
-    #: Bytes arrived.
-    RECEIVE = "receive data"
-    #: We send a close frame (``close()``).
-    CLOSE = "close"
-    #: The peer's close frame arrived.
-    PEER_CLOSE = "receive a close frame"
-    #: The byte stream ended (``receive_data(b"")``).
-    EOF = "receive end of stream"
-    #: The peer broke the protocol.
-    FAIL = "fail"
-
-
-_S = WebSocketState
-_I = StateInput
-
-#: The state machine: (state, input) -> next state. A pair that is missing is a misuse by
-#: the caller (LocalProtocolError); the receive path only produces pairs that are present.
-#: In FAILED, receive_data raises the peer's error again instead of doing anything.
-TRANSITIONS: Final[dict[tuple[WebSocketState, StateInput], WebSocketState]] = {
-    (_S.CONNECTING, _I.ACCEPT): _S.OPEN,
-    (_S.CONNECTING, _I.REJECT): _S.REJECTED,
-    (_S.CONNECTING, _I.RECEIVE): _S.CONNECTING,
-    (_S.CONNECTING, _I.EOF): _S.FAILED,
-    (_S.CONNECTING, _I.FAIL): _S.FAILED,
-    (_S.OPEN, _I.SEND): _S.OPEN,
-    (_S.OPEN, _I.RECEIVE): _S.OPEN,
-    (_S.OPEN, _I.CLOSE): _S.CLOSING,
-    (_S.OPEN, _I.PEER_CLOSE): _S.CLOSED,
-    (_S.OPEN, _I.EOF): _S.CLOSED,
-    (_S.OPEN, _I.FAIL): _S.FAILED,
-    (_S.CLOSING, _I.RECEIVE): _S.CLOSING,
-    (_S.CLOSING, _I.CLOSE): _S.CLOSING,
-    (_S.CLOSING, _I.PEER_CLOSE): _S.CLOSED,
-    (_S.CLOSING, _I.EOF): _S.CLOSED,
-    (_S.CLOSING, _I.FAIL): _S.FAILED,
-    (_S.CLOSED, _I.RECEIVE): _S.CLOSED,
-    (_S.CLOSED, _I.CLOSE): _S.CLOSED,
-    (_S.CLOSED, _I.EOF): _S.CLOSED,
-    (_S.REJECTED, _I.RECEIVE): _S.REJECTED,
-    (_S.REJECTED, _I.CLOSE): _S.REJECTED,
-    (_S.REJECTED, _I.EOF): _S.REJECTED,
-    (_S.FAILED, _I.RECEIVE): _S.FAILED,
-    (_S.FAILED, _I.CLOSE): _S.FAILED,
-    (_S.FAILED, _I.EOF): _S.FAILED,
-}
-
-
-def negotiate(offered: Sequence[str], supported: Sequence[str]) -> str | None:
-    """Pick the subprotocol as the Kubernetes server does.
-
-    The *client's* list is walked in order and the first name the server supports wins
-    (``wsstream/conn.go`` ``handshake``). Names compare exactly (case-sensitive). A
-    client that sent no ``Sec-WebSocket-Protocol`` header offered ``""``, which behaves as
-    ``channel.k8s.io`` (accepted when that one is supported).
-
-    Args:
-        offered: the client's protocols, in its order of preference.
-        supported: the server's protocols.
-
-    Returns:
-        The chosen name (``""`` for "no header"), or ``None`` when nothing matches.
-    """
-    for name in offered or ("",):
-        if name in supported or (name == "" and V1_NAME in supported):
-            return name
-    return None
-
-
-def hello_channel(stdout: bool, stderr: bool) -> int:
-    """Return the channel of the server's empty hello message (protocol-notes §1.4).
-
-    The exec/attach servers write one empty message on the lowest writable stdio channel
-    right after the handshake: stdout if requested, else stderr, else the error channel.
-
-    Args:
-        stdout: the client asked for stdout.
-        stderr: the client asked for stderr.
-    """
-    if stdout:
-        return STDOUT
-    if stderr:
-        return STDERR
-    return ERROR
-
-
 class _MessageKind(Enum):
     # What the channel prefix of the incoming message says to do with its payload.
     DATA = "data"
@@ -239,15 +141,19 @@ class WebSocketChannelConnection:
 
     Build it with :meth:`client` or :meth:`server`.
 
-    Incoming messages become :class:`~kstream.ChannelData` events piece by piece, as the
-    frames arrive (a large message is never buffered whole). What else arrives:
+    The connection knows channels, not what they mean: the set it accepts is a
+    constructor argument (exec/attach: 0..4, :data:`EXEC_CHANNEL_SET`). Incoming messages
+    become :class:`~kstream.ChannelData` events piece by piece, as the frames arrive (a
+    large message is never buffered whole). What else arrives:
 
-    * an empty message from the server (the hello) is ``ChannelData(data=b"")``;
-    * a message for a channel the exec protocol does not have (5 and up, or 255 outside
-      v5) is dropped, as upstream does, and reported as :class:`~kstream.DroppedMessage`
-      whose ``size`` is the message's length on the wire (channel prefix included);
-    * the v5 CLOSE signal becomes :class:`~kstream.ChannelEnded` (server role); later data
-      for that channel is dropped, as the Go server's closed pipe discards it;
+    * an empty message from the server (no payload after the channel byte: the exec
+      server's hello) is ``ChannelData(data=b"")``; what it means is the session's
+      business;
+    * a message for a channel outside the set (or 255 outside v5) is dropped, as upstream
+      does, and reported as :class:`~kstream.DroppedMessage` whose ``size`` is the
+      message's length on the wire (channel prefix included);
+    * the v5 CLOSE signal becomes :class:`~kstream.ChannelEnded` (server role); what a
+      channel's end means (later data is dropped) is the session's business;
     * pings are answered at once (:class:`~kstream.PingReceived`), except after our own
       close frame, when nothing more may be sent and they are ignored.
 
@@ -258,11 +164,16 @@ class WebSocketChannelConnection:
     """
 
     def __init__(self, *, client: bool, protocols: Sequence[str],
-                 max_message_size: int) -> None:
+                 max_message_size: int, channels: Iterable[int] = EXEC_CHANNEL_SET) -> None:
         """Use :meth:`client` or :meth:`server` instead."""
         if type(max_message_size) is not int or max_message_size < 1:
             raise LocalProtocolError(
                 f"max_message_size must be a positive int, not {max_message_size!r}")
+        accepted = frozenset(channels)
+        if not all(type(channel) is int and 0 <= channel < CLOSE for channel in accepted):
+            raise LocalProtocolError(f"channels must be ints in 0..254, not {sorted(accepted)!r}")
+        #: The channels whose messages are delivered; others are dropped.
+        self.channels: Final = accepted
         self.role: Final = "client" if client else "server"
         self._negotiated: ChannelProtocol | None = None
         self._state = WebSocketState.CONNECTING
@@ -271,24 +182,23 @@ class WebSocketChannelConnection:
         self._client: Final = client
         # Client: what we offered. Server: what we support.
         self._protocols: Final = tuple(protocols)
-        self._h11 = h11.Connection(h11.CLIENT if client else h11.SERVER,
-                                   max_incomplete_event_size=MAX_HEAD_SIZE)
         # What data_to_send() joins: whole frames, and the parts of data messages (the
         # caller's payload itself when it cannot change, so it is copied once, there).
         self._outgoing: list[Buffer] = []
         self._codec: FrameCodec | None = None
         self._error: RemoteProtocolError | None = None
         self._pings: deque[float] = deque()
-        self._status_seen = False
         self._closed_channels: set[int] = set()
-        self._ended_channels: set[int] = set()
-        # Client role: the upgrade's nonce, and a rejection whose body is still arriving.
+        # Client role: the upgrade's nonce and request (set by client()).
         self._nonce = b""
-        self._rejection: _PendingRejection | None = None
-        # Server role: the request once parsed, and bytes that followed it.
-        self._request_head: h11.Request | None = None
+        self._client_upgrade: ClientUpgrade | None = None
+        # Server role: the upgrade engine that reads the request (a client has none), the
+        # request once parsed, wsproto's validator, and bytes that followed the request.
+        self._server_upgrade: ServerUpgrade | None = \
+            None if client else ServerUpgrade(max_head_size=MAX_HEAD_SIZE)
         self._request: UpgradeRequested | None = None
-        self._handshake = H11Handshake(ConnectionType.SERVER)
+        self._handshake: H11Handshake | None = \
+            None if client else H11Handshake(ConnectionType.SERVER)
         self._early_data = bytearray()
         # The incoming message being parsed.
         self._in_message = False
@@ -307,6 +217,7 @@ class WebSocketChannelConnection:
                protocols: Sequence[str] = DEFAULT_CLIENT_PROTOCOLS,
                headers: Sequence[tuple[str, str]] = (),
                max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+               channels: Iterable[int] = EXEC_CHANNEL_SET,
                ) -> WebSocketChannelConnection:
         """Start the client side: the GET upgrade request is queued in ``data_to_send()``.
 
@@ -319,6 +230,7 @@ class WebSocketChannelConnection:
                 Empty: no header (the server then speaks ``channel.k8s.io``).
             headers: more request headers, e.g. ``("Authorization", "Bearer ...")``.
             max_message_size: largest incoming message accepted.
+            channels: the channels whose messages are delivered (others are dropped).
 
         Raises:
             LocalProtocolError: an unknown subprotocol, or a header h11 cannot send.
@@ -326,13 +238,15 @@ class WebSocketChannelConnection:
         for name in protocols:
             if not name or name not in WEBSOCKET_PROTOCOLS:
                 raise LocalProtocolError(f"not a WebSocket channel subprotocol: {name!r}")
-        connection = cls(client=True, protocols=protocols, max_message_size=max_message_size)
+        connection = cls(client=True, protocols=protocols, max_message_size=max_message_size,
+                         channels=channels)
         connection._send_upgrade_request(host, target, headers)
         return connection
 
     @classmethod
     def server(cls, *, supported: Sequence[str] = SERVER_PROTOCOLS,
                max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+               channels: Iterable[int] = EXEC_CHANNEL_SET,
                ) -> WebSocketChannelConnection:
         """Start the server side: feed the request bytes, then :meth:`accept` or :meth:`reject`.
 
@@ -340,6 +254,7 @@ class WebSocketChannelConnection:
             supported: the subprotocols :meth:`accept` may negotiate (``""``, "no header",
                 is accepted when ``channel.k8s.io`` is supported).
             max_message_size: largest incoming message accepted.
+            channels: the channels whose messages are delivered (others are dropped).
 
         Raises:
             LocalProtocolError: an unknown subprotocol.
@@ -347,7 +262,8 @@ class WebSocketChannelConnection:
         for name in supported:
             if name not in WEBSOCKET_PROTOCOLS:
                 raise LocalProtocolError(f"not a WebSocket channel subprotocol: {name!r}")
-        return cls(client=False, protocols=supported, max_message_size=max_message_size)
+        return cls(client=False, protocols=supported, max_message_size=max_message_size,
+                   channels=channels)
 
     def __repr__(self) -> str:
         name = None if self.protocol is None else self.protocol.name
@@ -394,9 +310,9 @@ class WebSocketChannelConnection:
         name = self._choose_protocol(request.protocols, protocol)
         if hello is not None:
             check_channel(hello, base64_text=WEBSOCKET_PROTOCOLS[name].base64)
-        extra = _encode_headers(headers)
+        extra = encode_headers(headers)
         try:
-            response = self._handshake.send(
+            response = self._validator.send(
                 AcceptConnection(subprotocol=name or None, extra_headers=extra))
         except (WsprotoLocalProtocolError, h11.LocalProtocolError) as exc:
             raise LocalProtocolError(f"cannot accept the upgrade: {exc}") from None
@@ -431,10 +347,11 @@ class WebSocketChannelConnection:
                 status_headers, body = _http.status_response(status_code, message)
                 response_headers.extend(status_headers)
         response_headers.extend(headers)
+        encoded = encode_headers(response_headers)
         try:
             self._outgoing.append(
-                _http_response(self._h11, status_code, response_headers, body))
-        except h11.LocalProtocolError as exc:
+                complete_response(self._engine, status_code, encoded, body))
+        except LocalProtocolError as exc:
             raise LocalProtocolError(f"cannot reject the upgrade: {exc}") from None
         self._advance(StateInput.REJECT)
 
@@ -577,6 +494,16 @@ class WebSocketChannelConnection:
         return self._negotiated
 
     @property
+    def _engine(self) -> ServerUpgrade:
+        assert self._server_upgrade is not None, "server role only"
+        return self._server_upgrade
+
+    @property
+    def _validator(self) -> H11Handshake:
+        assert self._handshake is not None, "server role only"
+        return self._handshake
+
+    @property
     def _frames(self) -> FrameCodec:
         assert self._codec is not None, "only called once OPEN"
         return self._codec
@@ -652,57 +579,56 @@ class WebSocketChannelConnection:
         if self._protocols:
             request_headers.append(("Sec-WebSocket-Protocol", ", ".join(self._protocols)))
         request_headers.extend(headers)
+        encoded = encode_headers(request_headers)
         try:
-            request = h11.Request(method="GET", target=target.encode("ascii"),
-                                  headers=_encode_headers(request_headers))
-            self._outgoing.append(self._h11.send(request) or b"")
-            self._outgoing.append(self._h11.send(h11.EndOfMessage()) or b"")
-        except (h11.LocalProtocolError, UnicodeEncodeError) as exc:
+            upgrade = ClientUpgrade(method=b"GET", target=target.encode("ascii"),
+                                    headers=encoded)
+        except (LocalProtocolError, UnicodeEncodeError) as exc:
             raise LocalProtocolError(f"cannot send the upgrade request: {exc}") from None
+        self._client_upgrade = upgrade
+        self._outgoing.append(upgrade.data_to_send())
 
     def _receive_response(self, data: Buffer, events: list[Event]) -> None:
+        upgrade = self._client_upgrade
+        assert upgrade is not None
         if not data:
-            if self._rejection is not None:
-                self._reject_upgrade(self._rejection.error(), events)
+            if upgrade.response is not None:
+                # A rejection whose body ends with the connection.
+                self._reject_upgrade(self._rejection(upgrade), events)
                 return
             self._advance(StateInput.EOF)
             raise RemoteProtocolError("connection closed before the upgrade response")
-        self._h11.receive_data(bytes(data))
-        while self.state is WebSocketState.CONNECTING:
-            try:
-                event = self._h11.next_event()
-            except h11.RemoteProtocolError as exc:
-                if self._rejection is not None:
-                    # The status line and headers made it; report them with what we have.
-                    self._reject_upgrade(self._rejection.error(f"invalid body: {exc}"), events)
-                    return
-                raise RemoteProtocolError(f"invalid HTTP response to the upgrade: {exc}") from None
-            if event is h11.NEED_DATA or event is h11.PAUSED:
+        try:
+            head = upgrade.receive_data(data)
+        except HttpError as exc:
+            if upgrade.response is not None:
+                # The status line and headers made it; report them with what we have.
+                self._reject_upgrade(self._rejection(upgrade, f"invalid body: {exc}"), events)
                 return
-            if isinstance(event, h11.InformationalResponse):
-                if event.status_code == 101:
-                    self._on_switching_protocols(event, events)
-                # Other 1xx answers (100 Continue) come before the real one; skip them.
-            elif isinstance(event, h11.Response):
-                self._rejection = _PendingRejection(
-                    event.status_code, event.reason.decode("latin-1"), _decode_headers(event))
-            elif isinstance(event, h11.Data):
-                assert self._rejection is not None
-                if self._rejection.add(event.data):
-                    self._reject_upgrade(self._rejection.error(), events)
-            elif isinstance(event, h11.EndOfMessage):
-                assert self._rejection is not None
-                self._reject_upgrade(self._rejection.error(), events)
+            raise RemoteProtocolError(f"invalid HTTP response to the upgrade: {exc}") from None
+        if head is None:
+            return
+        if head.status_code == 101:
+            self._on_switching_protocols(head, upgrade.trailing_data, events)
+        else:
+            self._reject_upgrade(self._rejection(upgrade), events)
+
+    @staticmethod
+    def _rejection(upgrade: ClientUpgrade, detail: str = "") -> UpgradeRejectedError:
+        # A non-101 answer: the first MAX_REJECTION_BODY bytes of its body are kept.
+        if upgrade.overflowed and not detail:
+            detail = f"body cut to its first {_http.MAX_REJECTION_BODY} bytes"
+        return upgrade.rejection(detail)
 
     def _reject_upgrade(self, error: UpgradeRejectedError, events: list[Event]) -> None:
         self._advance(StateInput.REJECT)
         events.append(UpgradeRejected(error=error))
 
-    def _on_switching_protocols(self, response: h11.InformationalResponse,
+    def _on_switching_protocols(self, response: ResponseHead, trailing: bytes,
                                 events: list[Event]) -> None:
-        headers = _decode_headers(response)
-        problem, name = self._check_switch(headers)
-        reason = response.reason.decode("latin-1")
+        headers = response.headers
+        problem, name = check_switch(headers, self._nonce, self._protocols)
+        reason = response.reason
         if problem:
             # client-go turns any bad handshake into an UpgradeFailureError
             # (transport/websocket/roundtripper.go), so a caller may fall back to SPDY.
@@ -713,38 +639,38 @@ class WebSocketChannelConnection:
         self._negotiated = WEBSOCKET_PROTOCOLS[name]
         self._codec = FrameCodec(client=True)
         events.append(UpgradeAccepted(transport="websocket", protocol=name, headers=headers))
-        trailing, _ = self._h11.trailing_data
         if trailing:
             self._receive_frames(trailing, events)
 
-    def _check_switch(self, headers: tuple[tuple[str, str], ...]) -> tuple[str, str]:
-        # Returns (what is wrong, or "", the subprotocol). The checks of RFC 6455 §4.1 and
-        # gorilla's client.go, plus client-go's "protocol we offered" check.
-        values: dict[str, list[str]] = {}
-        for name, value in headers:
-            values.setdefault(name, []).append(value)
-        connection = ",".join(values.get("connection", [])).lower()
-        if "upgrade" not in (token.strip() for token in connection.split(",")):
-            return "the 101 response lacks 'Connection: Upgrade'", ""
-        if [value.strip().lower() for value in values.get("upgrade", [])] != ["websocket"]:
-            return "the 101 response lacks 'Upgrade: websocket'", ""
-        expected = generate_accept_token(self._nonce).decode("ascii")
-        if values.get("sec-websocket-accept", []) != [expected]:
-            return "the 101 response has a wrong Sec-WebSocket-Accept", ""
-        if values.get("sec-websocket-extensions"):
-            return "the server chose WebSocket extensions we did not offer", ""
-        # gorilla reads the first header line, as http.Header.Get does.
-        chosen = values.get("sec-websocket-protocol", [""])[0].strip()
-        if chosen not in self._protocols and (chosen or self._protocols):
-            if chosen:
-                return (f"the server chose subprotocol {chosen!r}, which we did not offer "
-                        f"(we offered {list(self._protocols)})"), ""
-            return (f"the server chose no subprotocol (we offered {list(self._protocols)})",
-                    "")
-        return "", chosen
-
     # ----------------------------------------------------------------------------------
     # Server role: the upgrade request
+
+    def receive_request(self, upgrade: ServerUpgrade) -> list[Event]:
+        """Server role: take over a request read by the upgrade engine (:mod:`kstream._upgrade`).
+
+        For a caller that parsed the request head itself (``ServerExecSession``): the
+        request is checked and reported as if its bytes, and those the engine holds after
+        it, had been fed to :meth:`receive_data`; the engine writes the answer. Nothing is
+        parsed twice.
+
+        Returns:
+            ``[UpgradeRequested]`` once the request is complete, else ``[]``.
+
+        Raises:
+            LocalProtocolError: not a fresh server.
+            RemoteProtocolError: as :meth:`receive_data`.
+        """
+        if self._client or self.state is not WebSocketState.CONNECTING \
+                or self._request is not None:
+            raise LocalProtocolError("only a fresh server can take over a parsed request")
+        self._server_upgrade = upgrade
+        events: list[Event] = []
+        try:
+            self._check_request(events)
+        except RemoteProtocolError as exc:
+            self._fail(exc)
+            raise
+        return events
 
     def _receive_request(self, data: Buffer, events: list[Event]) -> None:
         if not data:
@@ -755,34 +681,34 @@ class WebSocketChannelConnection:
             # parsed by the next receive_data after accept().
             self._keep_early_data(data)
             return
-        self._h11.receive_data(bytes(data))
-        while True:
-            try:
-                event = self._h11.next_event()
-            except h11.RemoteProtocolError as exc:
-                self._queue_error_response(exc.error_status_hint, f"invalid HTTP request: {exc}")
-                raise RemoteProtocolError(f"invalid HTTP request: {exc}") from None
-            if event is h11.NEED_DATA:
-                return
-            if isinstance(event, h11.Request):
-                if event.method != b"GET":
-                    # x/net/websocket answers any other method with 405 (server.go).
-                    message = f"method {event.method.decode('latin-1')} not allowed: use GET"
-                    self._queue_error_response(405, message, [("Allow", "GET")])
-                    raise RemoteProtocolError(f"WebSocket upgrade with {message}")
-                self._request_head = event
-            elif isinstance(event, h11.EndOfMessage):
-                # The request is complete; what h11 holds beyond it is trailing data.
-                assert self._request_head is not None
-                self._on_request(self._request_head, events)
-                return
-            # Data: a body on a GET upgrade means nothing.
+        self._engine.receive_data(data)
+        self._check_request(events)
 
-    def _on_request(self, head: h11.Request, events: list[Event]) -> None:
+    def _check_request(self, events: list[Event]) -> None:
+        upgrade = self._engine
+        head = upgrade.request
+        if head is not None and head.method != "GET":
+            # x/net/websocket answers any other method with 405 (server.go).
+            message = f"method {head.method} not allowed: use GET"
+            self._queue_error_response(405, message, [("Allow", "GET")])
+            raise RemoteProtocolError(f"WebSocket upgrade with {message}")
+        if upgrade.error is not None:
+            error = upgrade.error
+            self._queue_error_response(error.status_hint, f"invalid HTTP request: {error}")
+            raise RemoteProtocolError(f"invalid HTTP request: {error}")
+        if upgrade.complete:
+            # The request is complete (a body on a GET upgrade means nothing); what
+            # the engine holds beyond it is trailing data.
+            assert head is not None
+            self._on_request(head, upgrade.trailing_data, events)
+
+    def _on_request(self, head: RequestHead, trailing: bytes, events: list[Event]) -> None:
         try:
             # wsproto's documented entry point for a request parsed elsewhere; it checks
             # Connection, Upgrade, Sec-WebSocket-Version/Key and Host (handshake.py).
-            self._handshake.initiate_upgrade_connection(list(head.headers), head.target)
+            self._validator.initiate_upgrade_connection(
+                [(name.encode("latin-1"), value.encode("latin-1"))
+                 for name, value in head.headers], head.target.encode("latin-1"))
         except WsprotoRemoteProtocolError as exc:
             hint = exc.event_hint
             status, extra = 400, []
@@ -796,8 +722,8 @@ class WebSocketChannelConnection:
             # wsproto decodes some header values as ASCII or IDNA and lets that fail.
             self._queue_error_response(400, f"invalid WebSocket upgrade request: {exc}")
             raise RemoteProtocolError(f"invalid WebSocket upgrade request: {exc}") from None
-        headers = _decode_headers(head)
-        target = head.target.decode("latin-1")
+        headers = head.headers
+        target = head.target
         try:
             path, query = _http.split_target(target)
         except RemoteProtocolError as exc:
@@ -805,8 +731,7 @@ class WebSocketChannelConnection:
             raise
         self._request = UpgradeRequested(
             method="GET", target=target, path=path, query=tuple(query), headers=headers,
-            protocols=_offered_protocols(headers))
-        trailing, _ = self._h11.trailing_data
+            protocols=offered_protocols(headers))
         self._keep_early_data(trailing)
         events.append(self._request)
 
@@ -820,8 +745,9 @@ class WebSocketChannelConnection:
                               headers: Sequence[tuple[str, str]] = ()) -> None:
         # An apiserver-style Status body, so a kubectl user sees why.
         status_headers, body = _http.status_response(status_code, message)
-        self._outgoing.append(_http_response(self._h11, status_code,
-                                             [*status_headers, *headers], body))
+        self._outgoing.append(complete_response(
+            self._engine, status_code, encode_headers([*status_headers, *headers]),
+            body))
 
     # ----------------------------------------------------------------------------------
     # Both roles: frames and channel messages
@@ -843,7 +769,7 @@ class WebSocketChannelConnection:
         # text messages there (the general path raises).
         fast_opcodes = (() if self._protocol.base64
                         else (OP_BINARY,) if self._client else (OP_BINARY, OP_TEXT))
-        ended = self._ended_channels
+        accepted = self.channels
         # The decoder's tuples, payload borrowed from ``data``: each piece is copied at
         # most once, into the ChannelData that keeps it.
         for opcode, payload, _, message_finished in codec.receive_frames(data):
@@ -854,15 +780,11 @@ class WebSocketChannelConnection:
                     raise RemoteProtocolError(f"message larger than {self.max_message_size} "
                                               "bytes", close_code=_MESSAGE_TOO_BIG)
                 channel = payload[0]
-                if channel < EXEC_CHANNELS and channel not in ended:
-                    chunk = bytes(payload[1:])
-                    if chunk:
-                        if channel == ERROR:
-                            self._status_seen = True
-                        events.append(ChannelData(channel=channel, data=chunk))
+                if channel in accepted:
+                    if len(payload) > 1:
+                        events.append(ChannelData(channel=channel, data=bytes(payload[1:])))
                     elif self._client:
-                        # The server's hello: an empty message that says the streams
-                        # are ready.
+                        # An empty message (the exec server's hello), reported as such.
                         events.append(ChannelData(channel=channel, data=b""))
                     continue
             if opcode <= OP_BINARY:
@@ -886,24 +808,13 @@ class WebSocketChannelConnection:
         if was_open:
             # Echo the code, as gorilla's default close handler and x/net do.
             self._outgoing.append(self._frames.close(code))
-        clean = code == _NORMAL_CLOSURE
-        if was_open and not clean:
-            self._check_status_before_end(f"with code {code} {reason!r}".rstrip())
         self._advance(StateInput.PEER_CLOSE)
-        events.append(ConnectionClosed(code=code, reason=reason, clean=clean))
+        events.append(ConnectionClosed(code=code, reason=reason,
+                                       clean=code == _NORMAL_CLOSURE))
 
     def _on_eof(self, events: list[Event]) -> None:
-        if self.state is WebSocketState.OPEN:
-            self._check_status_before_end("without a close frame (1006)")
         self._advance(StateInput.EOF)
         events.append(ConnectionClosed(code=_ABNORMAL_CLOSURE, reason="", clean=False))
-
-    def _check_status_before_end(self, how: str) -> None:
-        # client-go's error-stream reader fails on any end other than close 1000; once the
-        # status has arrived the caller may still trust it (protocol-notes §1.8), before
-        # that the exec result is lost.
-        if self._client and not self._status_seen:
-            raise RemoteProtocolError(f"connection closed {how} before the exit status")
 
     def _on_message_piece(self, text: bool, payload: Buffer, message_finished: bool,
                           events: list[Event]) -> None:
@@ -947,7 +858,7 @@ class WebSocketChannelConnection:
         if channel == CLOSE and protocol.supports_close and not self._client:
             self._message_kind = _MessageKind.CLOSE_SIGNAL
             self._close_signal = bytearray((CLOSE,))
-        elif channel >= EXEC_CHANNELS or channel in self._ended_channels:
+        elif channel not in self.channels:
             # Upstream drops these and carries on (conn.go handle, client-go readDemuxLoop).
             self._message_kind = _MessageKind.DROP
         else:
@@ -960,8 +871,6 @@ class WebSocketChannelConnection:
             data = bytes(payload) if self._base64 is None else self._base64.feed(payload)
             if data:
                 self._message_has_payload = True
-                if channel == ERROR:
-                    self._status_seen = True
                 events.append(ChannelData(channel=channel, data=data))
         elif self._message_kind is _MessageKind.CLOSE_SIGNAL:
             self._close_signal += payload
@@ -983,8 +892,8 @@ class WebSocketChannelConnection:
             if self._base64 is not None:
                 self._base64.finish()
                 self._base64 = None
-            # The server's hello: an empty message that says the streams are ready.
             if not self._message_has_payload and self._client:
+                # An empty message (the exec server's hello), reported as such.
                 events.append(ChannelData(channel=channel, data=b""))
         elif kind is _MessageKind.DROP:
             self._base64 = None
@@ -992,83 +901,13 @@ class WebSocketChannelConnection:
             events.append(DroppedMessage(channel=channel, size=self._message_size))
         else:
             ended = decode_close(self._close_signal)
-            if ended >= EXEC_CHANNELS:
+            if ended not in self.channels:
                 # The server aborts on a CLOSE for a channel it does not have (conn.go).
                 raise RemoteProtocolError(f"CLOSE signal for unknown channel {ended}",
                                           close_code=_PROTOCOL_ERROR)
-            self._ended_channels.add(ended)
             events.append(ChannelEnded(channel=ended))
-
-
-class _PendingRejection:
-    # A non-101 answer to our upgrade whose body is still arriving; the first
-    # MAX_REJECTION_BODY bytes are kept.
-    __slots__ = ("body", "headers", "overflowed", "reason", "status_code")
-
-    def __init__(self, status_code: int, reason: str,
-                 headers: tuple[tuple[str, str], ...]) -> None:
-        self.status_code = status_code
-        self.reason = reason
-        self.headers = headers
-        self.body = bytearray()
-        self.overflowed = False
-
-    def add(self, data: Buffer) -> bool:
-        # Returns True once the kept body is full: waiting for more would only let a peer
-        # hold the connection open with an endless body.
-        room = _http.MAX_REJECTION_BODY - len(self.body)
-        self.body += memoryview(data)[:room]
-        self.overflowed = len(data) > room
-        return self.overflowed
-
-    def error(self, detail: str = "") -> UpgradeRejectedError:
-        if self.overflowed and not detail:
-            detail = f"body cut to its first {_http.MAX_REJECTION_BODY} bytes"
-        return _http.upgrade_rejection(self.status_code, self.reason, self.headers,
-                                       bytes(self.body), detail=detail)
 
 
 def _immutable(data: Buffer) -> bool:
     # bytes, or a view of bytes: nothing the caller holds can change it.
     return type(data) is bytes or (type(data) is memoryview and type(data.obj) is bytes)
-
-
-def _offered_protocols(headers: tuple[tuple[str, str], ...]) -> tuple[str, ...]:
-    # x/net/websocket reads only the first Sec-WebSocket-Protocol line, splits it on ","
-    # and trims spaces (hybi.go ReadHandshake). Blank items name no protocol: dropped.
-    for name, value in headers:
-        if name == "sec-websocket-protocol":
-            return tuple(item for item in (part.strip() for part in value.split(",")) if item)
-    return ()
-
-
-def _decode_headers(message: h11.Request | h11.Response | h11.InformationalResponse,
-                    ) -> tuple[tuple[str, str], ...]:
-    # h11 lower-cases names; values are bytes that may hold obs-text: latin-1 is total.
-    return tuple((name.decode("ascii"), value.decode("latin-1"))
-                 for name, value in message.headers)
-
-
-def _encode_headers(headers: Sequence[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
-    try:
-        return [(name.encode("ascii"), value.encode("latin-1")) for name, value in headers]
-    except UnicodeEncodeError as exc:
-        raise LocalProtocolError(f"header cannot be sent: {exc}") from None
-
-
-def _http_response(connection: h11.Connection, status_code: int,
-                   headers: Sequence[tuple[str, str]], body: bytes) -> bytes:
-    # A complete non-101 response on our h11 server connection (h11 lets a server answer
-    # even after the request failed to parse).
-    try:
-        phrase = HTTPStatus(status_code).phrase
-    except ValueError:
-        phrase = ""
-    encoded = _encode_headers(headers)
-    if not any(name.lower() == b"content-length" for name, _ in encoded):
-        encoded.append((b"Content-Length", str(len(body)).encode("ascii")))
-    data = connection.send(h11.Response(status_code=status_code, headers=encoded,
-                                        reason=phrase.encode("ascii"))) or b""
-    if body:
-        data += connection.send(h11.Data(data=body)) or b""
-    return data + (connection.send(h11.EndOfMessage()) or b"")
