@@ -99,9 +99,7 @@ def test_progress_is_reported() -> None:
 
 
 def test_table_and_json_round_trip(rows: list[bench.Row], tmp_path: Path) -> None:
-    from kstream.bench._report import format_table
-
-    text = format_table(rows)
+    text = bench.format_table(rows)
     assert "Port-forward framing: not measured" in text
     assert "v4.base64.channel.k8s.io" in text and "x copy" in text
     path = tmp_path / "rows.json"

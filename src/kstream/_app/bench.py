@@ -152,11 +152,11 @@ def build_parser() -> argparse.ArgumentParser:
     execs.add_argument("-c", "--container", help="container name (default: the first)")
     execs.add_argument("pod", help="the pod's name")
     execs.add_argument("--quick", action="store_true",
-                       help="4 MiB transfers, one run each, 3 latency runs")
+                       help="4 MiB transfers, 3 runs each, 3 latency runs")
     execs.add_argument("--bytes", type=_transfer_size, metavar="SIZE", dest="size",
                        help="bytes per download and per upload (default 16M, quick 4M; "
                             "at most 4G)")
-    execs.add_argument("--runs", type=int, help="transfers per figure (default 3, quick 1)")
+    execs.add_argument("--runs", type=int, help="transfers per figure (default 3)")
     execs.add_argument("--latency-runs", type=int,
                        help="execs per latency figure (default 10, quick 3)")
     execs.add_argument("--protocol", action="append", choices=PROTOCOLS, metavar="NAME",
@@ -221,8 +221,7 @@ def _command_line(argv: Sequence[str]) -> str:
 
 def _write_outputs(args: argparse.Namespace, rows: Sequence[Row], *, kind: str,
                    argv: Sequence[str], remarks: Sequence[str]) -> None:
-    from kstream.bench import write_json
-    from kstream.bench._report import write_plot
+    from kstream.bench import write_json, write_plot
 
     if args.json is not None:
         write_json(args.json, rows, kind=kind, command=_command_line(argv), remarks=remarks)
@@ -233,7 +232,7 @@ def _write_outputs(args: argparse.Namespace, rows: Sequence[Row], *, kind: str,
 
 
 def _check_plot(args: argparse.Namespace) -> bool:
-    from kstream.bench._report import PLOT_HINT, plot_available
+    from kstream.bench import PLOT_HINT, plot_available
 
     if args.plot is not None and not plot_available():
         _note(f"--plot: {PLOT_HINT}")
@@ -245,8 +244,7 @@ def _check_plot(args: argparse.Namespace) -> bool:
 
 
 def _framing(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from kstream.bench import PROTOCOLS, measure_framing
-    from kstream.bench._report import format_table
+    from kstream.bench import PROTOCOLS, format_table, measure_framing
 
     if not _check_plot(args):
         return 2
@@ -262,15 +260,13 @@ def _framing(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
 
 def _exec(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from kstream.bench import PROTOCOLS
-    from kstream.bench._exec import ExecTarget, commands, measure_exec
-    from kstream.bench._report import format_table
+    from kstream.bench import PROTOCOLS, ExecTarget, commands, format_table, measure_exec
     from kstream.kubeconfig import ConfigOverrides, KubeconfigError, load_config
 
     if not _check_plot(args):
         return 2
     size = args.size or ((4 << 20) if args.quick else (16 << 20))
-    runs = args.runs or (1 if args.quick else 3)
+    runs = args.runs or 3
     latency_runs = args.latency_runs or (3 if args.quick else 10)
     if runs < 1 or latency_runs < 1:
         _note("--runs and --latency-runs must be at least 1")
@@ -329,8 +325,7 @@ def _exec(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from kstream.bench import compare, read_json
-    from kstream.bench._report import format_comparison
+    from kstream.bench import compare, format_comparison, read_json
 
     try:
         old, new = read_json(args.old), read_json(args.new)

@@ -77,7 +77,7 @@ def _framing_table(rows: Sequence[Row]) -> list[str]:
         times = f"{row.median / ceiling.median:,.1f}" if ceiling is not None else "-"
         lines.append([row.group, row.protocol, row.role, size_label(row.size),
                       f"{row.us_per_message:,.2f}", f"{row.gb_per_s:,.2f}", times,
-                      f"{row.overhead_per_message:,.0f}", f"{row.overhead * 100:.1f}"])
+                      f"{row.overhead_per_message:,.0f}", f"{row.overhead * 100:.3g}"])
     right = [False, False, False, True, True, True, True, True, True]
     return out + _render(header, lines, right)
 

@@ -80,7 +80,7 @@ class Row:
     @property
     def label(self) -> str:
         """A one-line name of the row, e.g. ``encode v5.channel.k8s.io client 64 B``."""
-        parts = [self.group, self.protocol or "-", self.role]
+        parts = [self.group, self.protocol, self.role]
         if self.size:
             parts.append(size_label(self.size))
         parts.append(f"[{self.impl}]")
