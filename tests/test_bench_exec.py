@@ -116,7 +116,7 @@ def test_failures_exit_1_with_the_reason(server: ServeProcess,
     # Every exec is bounded in time.
     assert bench_cli.main(["exec", "--kubeconfig", config, "demo", "--no-kubectl",
                            "--protocol", "SPDY/3.1", "--timeout", "0.000001"]) == 1
-    assert "error" in capsys.readouterr().err
+    assert "error: SPDY/3.1: an exec took more than 1e-06 s (--timeout)" in capsys.readouterr().err
     assert _no_children_left(server)
 
 
@@ -124,3 +124,25 @@ def test_transfer_sizes_are_bounded(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         bench_cli.main(["exec", "demo", "--bytes", "5G"])
     assert "bounded by 4 GiB" in capsys.readouterr().err
+
+
+@pytest.mark.timeout(120)
+def test_a_failing_kubectl_leaves_the_kstream_rows(server: ServeProcess, tmp_path: Path) -> None:
+    fake = tmp_path / "kubectl"
+    fake.write_text('#!/bin/sh\nif [ "$1" = version ]; then\n'
+                    '  echo \'{"clientVersion": {"major": "1", "minor": "99"}}\'; exit 0\nfi\n'
+                    'echo "error: no luck" >&2; exit 1\n')
+    fake.chmod(0o755)
+    target = ExecTarget.from_kubeconfig("demo", kubeconfig=str(server.kubeconfig))
+    remarks: list[str] = []
+    rows = asyncio.run(measure_exec(target, size=65536, runs=1, latency_runs=1,
+                                    protocols=["v5.channel.k8s.io"], kubectl=str(fake),
+                                    log=remarks.append))
+    assert {row.impl for row in rows} == {"kstream"} and len(rows) == 3
+    assert remarks == ["kubectl: failed, no kubectl figures: kubectl exited with 1: "
+                       "error: no luck"]
+    remarks.clear()
+    asyncio.run(measure_exec(target, size=65536, runs=1, latency_runs=1,
+                             protocols=["v5.channel.k8s.io"], kubectl="/bin/false",
+                             log=remarks.append))
+    assert remarks == ["kubectl: /bin/false does not run: no kubectl figures"]

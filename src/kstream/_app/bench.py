@@ -19,6 +19,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from .._errors import KstreamError
+
 if TYPE_CHECKING:
     from kstream.bench import Row
 
@@ -310,7 +312,7 @@ def _exec(args: argparse.Namespace, argv: Sequence[str]) -> int:
         rows = asyncio.run(measure_exec(
             target, size=size, runs=runs, latency_runs=latency_runs, protocols=protocols,
             kubectl=kubectl, timeout=args.timeout, progress=_Progress(), log=log))
-    except (OSError, TimeoutError, RuntimeError, ValueError) as exc:
+    except (KstreamError, OSError, RuntimeError, ValueError) as exc:
         _note(f"error: {exc or type(exc).__name__}")
         return 1
     print(format_table(rows), flush=True)

@@ -25,11 +25,11 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
-from .. import UpgradeRejectedError
+from .. import KstreamError, UpgradeRejectedError
 from ._framing import SPDY, WEBSOCKET_PROTOCOLS
 from ._rows import Row
 
@@ -184,6 +184,7 @@ async def _upload(target: ExecTarget, protocol: str, size: int, timeout: float) 
     start = time.perf_counter()
     process = await _open(target, protocol, command, stdin=True, stdout=closes,
                           timeout=timeout)
+    output = b""
     async with process:
         if closes and not process.stdin.can_close():
             raise _Skip(f"{process.protocol or 'v1'} cannot close stdin")
@@ -245,7 +246,11 @@ async def _kubectl(kubectl: str, target: ExecTarget, command: Sequence[str], *,
                 await child.wait()
                 return head, count, errors
 
-            head, count, errors = await asyncio.wait_for(drain(), timeout)
+            try:
+                head, count, errors = await asyncio.wait_for(drain(), timeout)
+            except TimeoutError:
+                raise RuntimeError(f"kubectl took more than {timeout:g} s (--timeout)"
+                                   ) from None
         finally:
             if child.returncode is None:
                 child.kill()
@@ -291,8 +296,9 @@ async def measure_exec(target: ExecTarget, *, size: int = 16 << 20, runs: int = 
 
     Raises:
         ValueError: bad arguments.
-        RuntimeError: a command failed or moved the wrong number of bytes.
-        OSError, TimeoutError: the server could not be reached.
+        RuntimeError: an exec failed, moved the wrong number of bytes, took more than
+            ``timeout``, or the server could not be reached (the message names the
+            protocol). A kubectl failure is only reported through ``log``.
     """
     unknown = [name for name in protocols if name not in EXEC_PROTOCOLS]
     if unknown:
@@ -320,17 +326,17 @@ async def measure_exec(target: ExecTarget, *, size: int = 16 << 20, runs: int = 
     for protocol in protocols:
         try:
             step(f"latency {protocol}")
-            latency = [await asyncio.wait_for(_latency(target, protocol, timeout), timeout)
+            latency = [await _bounded(_latency(target, protocol, timeout), timeout)
                        for _ in range(latency_runs)]
             rows.append(Row("exec", "latency", protocol, "", 0, "kstream", tuple(latency),
                             note=" ".join(_LATENCY_COMMAND)))
             step(f"download {protocol}")
-            down = [await asyncio.wait_for(_download(target, protocol, size, timeout),
-                                           timeout) for _ in range(runs)]
+            down = [await _bounded(_download(target, protocol, size, timeout), timeout)
+                    for _ in range(runs)]
             rows.append(Row("exec", "download", protocol, "", size, "kstream", tuple(down),
                             payload_bytes=size, note=" ".join(commands(size)["download"])))
             step(f"upload {protocol}")
-            up = [await asyncio.wait_for(_upload(target, protocol, size, timeout), timeout)
+            up = [await _bounded(_upload(target, protocol, size, timeout), timeout)
                   for _ in range(runs)]
             key = ("upload (v5, SPDY)" if protocol in _CAN_CLOSE_STDIN
                    else "upload (v4 and older: no end of stdin)")
@@ -338,14 +344,27 @@ async def measure_exec(target: ExecTarget, *, size: int = 16 << 20, runs: int = 
                             payload_bytes=size, note=" ".join(commands(size)[key])))
         except _Skip as skip:
             say(f"{protocol}: not measured, {skip}")
-            done = max(done, (protocols.index(protocol) + 1) * 3)
+            done = max(done, (list(protocols).index(protocol) + 1) * 3)
+        except (KstreamError, OSError, RuntimeError) as exc:
+            raise RuntimeError(f"{protocol}: {exc or type(exc).__name__}") from exc
     if binary:
-        rows += await _measure_kubectl(binary, f"kubectl {version}", target, size=size,
-                                       runs=runs, latency_runs=latency_runs, timeout=timeout,
-                                       step=step)
+        try:
+            rows += await _measure_kubectl(binary, f"kubectl {version}", target, size=size,
+                                           runs=runs, latency_runs=latency_runs,
+                                           timeout=timeout, step=step)
+        except (OSError, RuntimeError) as exc:
+            # A baseline: the kstream rows stand without it.
+            say(f"kubectl: failed, no kubectl figures: {exc or type(exc).__name__}")
     if progress is not None:
         progress(steps, steps, "done")
     return rows
+
+
+async def _bounded(work: Coroutine[Any, Any, float], timeout: float) -> float:
+    try:
+        return await asyncio.wait_for(work, timeout)
+    except TimeoutError:
+        raise TimeoutError(f"an exec took more than {timeout:g} s (--timeout)") from None
 
 
 async def _measure_kubectl(binary: str, impl: str, target: ExecTarget, *, size: int,
