@@ -232,23 +232,32 @@ def _plot_exec(plt: Any, rows: Sequence[Row]) -> Any:
     groups = [("download", "download, MB/s (higher is better)"),
               ("upload", "upload, MB/s (higher is better)"),
               ("latency", "exec latency, ms (lower is better)")]
-    figure, axes = plt.subplots(1, 3, figsize=(15, 0.45 * max(4, len(rows) // 3) + 2.2),
-                                squeeze=False)
+    subjects: list[Row] = []
+    for row in rows:
+        if all((row.impl, row.protocol) != (seen.impl, seen.protocol) for seen in subjects):
+            subjects.append(row)
+    positions = list(range(len(subjects)))[::-1]
+    figure, axes = plt.subplots(1, 3, figsize=(14, 0.5 * max(4, len(subjects)) + 1.8),
+                                squeeze=False, sharey=True)
     for axis, (group, title) in zip(axes[0], groups, strict=True):
-        mine = [row for row in rows if row.group == group]
-        labels = [_subject(row) for row in mine]
-        values = [row.mb_per_s if group != "latency" else row.median * 1e3 for row in mine]
-        colors = ["tab:blue" if row.impl == "kstream" else "tab:gray" for row in mine]
-        positions = list(range(len(mine)))[::-1]
+        found = {(row.impl, row.protocol): row for row in rows if row.group == group}
+        values = []
+        for subject in subjects:
+            match = found.get((subject.impl, subject.protocol))
+            values.append(0.0 if match is None else
+                          match.median * 1e3 if group == "latency" else match.mb_per_s)
+        colors = ["tab:blue" if subject.impl == "kstream" else "tab:gray"
+                  for subject in subjects]
         axis.barh(positions, values, color=colors)
-        axis.set_yticks(positions)
-        axis.set_yticklabels(labels, fontsize=9)
         axis.set_title(title, fontsize=11)
         axis.set_xlim(0, max(values, default=1) * 1.18)
         axis.grid(True, axis="x", alpha=0.3)
         for position, value in zip(positions, values, strict=True):
-            axis.text(value, position, f" {value:,.0f}" if value >= 10 else f" {value:.1f}",
-                      va="center", fontsize=8)
+            text = "n/a" if not value else f"{value:,.0f}" if value >= 10 else f"{value:.1f}"
+            axis.text(value, position, f" {text}", va="center", fontsize=8)
+    # sharey: one set of labels, on the left panel.
+    axes[0][0].set_yticks(positions)
+    axes[0][0].set_yticklabels([_subject(subject) for subject in subjects], fontsize=9)
     size = max((row.size for row in rows), default=0)
     figure.suptitle(f"kstream exec: {size_label(size)} transfers (kstream blue, kubectl gray)",
                     fontsize=13)
