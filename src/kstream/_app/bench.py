@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from .._errors import KstreamError
+from .. import KstreamError
 
 if TYPE_CHECKING:
     from kstream.bench import Row

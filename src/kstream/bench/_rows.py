@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from .._version import __version__
+from .. import __version__
 
 __all__ = [
     "FORMAT",
