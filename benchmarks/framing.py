@@ -1,103 +1,93 @@
-"""In-memory framing: encode and decode of every WebSocket subprotocol and of SPDY DATA frames.
+"""In-memory framing: the public :func:`kstream.bench.measure_framing`, plus wsproto.
 
-No sockets, no event loop: only the sans-IO layers, fed and drained in a loop.
-
-* ``ws-encode``: :meth:`WebSocketChannelConnection.send_data` then ``data_to_send()`` per
-  message, as a sender does (client role: masked frames; server role: unmasked).
-* ``ws-decode``: ``receive_data`` over the peer's frames, handed over in 256 KiB chunks
-  as an adapter reads them (the chunks are cut before timing). Each run decodes with a
-  fresh connection, upgraded before timing: the handshake (h11 parsing, key checks) is
-  not framing, and at 64 B it cost more than the decoding itself. wsproto's baseline is
-  timed the same way (its frame-level connection, made before timing, has no handshake).
-* ``spdy-encode`` / ``spdy-decode``: :class:`FrameEncoder.data` and
-  :meth:`FrameDecoder.feed` (SPDY frames are never masked: one codec for both roles).
-
-Baselines, measured in the same run on the same messages:
+The kstream rows and the one-copy ceiling come from :mod:`kstream.bench` (what
+``kstream bench framing`` runs for users: the public sans-IO API, encode and decode, both
+roles, every WebSocket subprotocol and SPDY/3.1); this module only renames them into the
+suite's groups and cases and adds the baseline that needs the repository's view of the
+wire:
 
 * ``wsproto``: wsproto's frame protocol alone on the very messages kstream puts on the
-  wire (channel byte included, base64 already done), so ``kstream / wsproto`` is the
-  channel layer's own cost;
-* ``bytes copy``: one copy of each payload, the ceiling of any codec.
+  wire (channel byte included, base64 already done), ``count`` messages of the same size
+  as the kstream row it sits beside, timed the same way (CPU time of this thread), so
+  ``kstream / wsproto`` is the channel layer's own cost. Decoding is fed the same way
+  (256 KiB reads, a fresh connection per run, made before timing: wsproto's frame-level
+  connection has no handshake).
+
+Groups and cases, as the report and its targets expect: ``ws-encode`` rows name the
+sending role (``client (masked)`` / ``server (unmasked)``), ``ws-decode`` rows the
+receiving one (``client (unmasked)`` / ``server (masked)``); ``spdy-encode`` /
+``spdy-decode`` rows are ``DATA <role> <size>``.
 """
 
 from __future__ import annotations
 
 import base64
+import gc
+import time
 from collections import deque
-from collections.abc import Callable, Iterator
-from typing import Final, TypeVar
+from collections.abc import Callable
+from typing import Final
 
 from wsproto.connection import Connection, ConnectionType
 from wsproto.events import BytesMessage, TextMessage
 
-from kstream._channels import STDIN, STDOUT, WEBSOCKET_PROTOCOLS
-from kstream._events import ChannelData, UpgradeAccepted, UpgradeRequested
-from kstream._spdy.frames import DataFrame, FrameDecoder, FrameEncoder
-from kstream._ws.connection import WebSocketChannelConnection
+from kstream import STDIN, STDOUT
+from kstream.bench import SPDY, WEBSOCKET_PROTOCOLS, Row, measure_framing, size_label
 
-from ._harness import Config, Result, time_runs
+from ._harness import Config, Result
 
-__all__ = ["SIZES", "bench_spdy_framing", "bench_ws_framing", "size_label"]
+__all__ = ["SIZES", "WS_PROTOCOLS", "bench_spdy_framing", "bench_ws_framing", "size_label"]
 
 #: Message sizes of the issue: 64 B, 1 KiB, 32 KiB, 1 MiB.
 SIZES: Final = (64, 1024, 32 * 1024, 1 << 20)
-#: Payload bytes per run at scale 1.0, by size (small messages: fewer bytes, same time).
-_BYTES_PER_RUN: Final = {64: 256 << 10, 1024: 4 << 20, 32 * 1024: 64 << 20, 1 << 20: 128 << 20}
+#: Every named WebSocket channel subprotocol.
+WS_PROTOCOLS: Final = WEBSOCKET_PROTOCOLS
 #: What an adapter hands to receive_data at once.
 _READ_SIZE: Final = 256 * 1024
-#: Every named WebSocket channel subprotocol.
-WS_PROTOCOLS: Final = tuple(name for name in WEBSOCKET_PROTOCOLS if name)
-_HOST: Final = "127.0.0.1"
-_TARGET: Final = "/api/v1/namespaces/default/pods/p/exec?command=cat&stdin=true&stdout=true"
-_T = TypeVar("_T")
+_BASE64: Final = frozenset({"v4.base64.channel.k8s.io", "base64.channel.k8s.io"})
+_SENDER: Final = {"client": "client (masked)", "server": "server (unmasked)"}
+_RECEIVER: Final = {"client": "client (unmasked)", "server": "server (masked)"}
 
 
-def size_label(size: int) -> str:
-    """``64 B``, ``1 KiB``, ``32 KiB``, ``1 MiB``."""
-    if size >= 1 << 20 and size % (1 << 20) == 0:
-        return f"{size >> 20} MiB"
-    if size >= 1024 and size % 1024 == 0:
-        return f"{size >> 10} KiB"
-    return f"{size} B"
+def _measure(config: Config, protocols: tuple[str, ...], sizes: tuple[int, ...]) -> list[Row]:
+    return measure_framing(quick=config.mode != "full", sizes=sizes, protocols=protocols,
+                           runs=config.runs)
 
 
-def _timed(run: Callable[[], int], config: Config) -> list[float]:
-    return time_runs(run, config.runs, warmup=config.warmup)
+def _cpu_time_runs(run: Callable[[], object], config: Config) -> list[float]:
+    """Time ``run`` as :func:`kstream.bench.measure_framing` times its rows.
 
-
-def _prepared(make: Callable[[], _T], config: Config) -> Callable[[], _T]:
-    """One fresh ``make()`` per timed call, all made now, before any timing.
-
-    :func:`~benchmarks._harness.time_runs` calls ``run`` ``warmup + runs`` times; a call
-    beyond that (none is planned) makes its object on the spot.
+    CPU time of this thread, the garbage collector off, after ``config.warmup`` untimed
+    calls: the wsproto baseline must be timed like the kstream rows beside it.
     """
-    ready = deque(make() for _ in range(config.warmup + config.runs))
-    return lambda: ready.popleft() if ready else make()
+    for _ in range(config.warmup):
+        run()
+    gc.collect()
+    enabled = gc.isenabled()
+    gc.disable()
+    durations = []
+    try:
+        for _ in range(config.runs):
+            start = time.thread_time()
+            run()
+            durations.append(time.thread_time() - start)
+    finally:
+        if enabled:
+            gc.enable()
+    return durations
 
 
-def _message_count(size: int, config: Config) -> int:
-    return max(2, int(_BYTES_PER_RUN[size] * config.scale) // size)
+def _result(group: str, case: str, row: Row) -> Result:
+    return Result(group, case, row.impl, list(row.seconds), row.payload_bytes, row.messages,
+                  baseline=row.baseline)
 
 
-def _open_pair(protocol: str) -> tuple[WebSocketChannelConnection, WebSocketChannelConnection]:
-    """A client and a server connection, upgraded in memory to ``protocol``."""
-    client = WebSocketChannelConnection.client(host=_HOST, target=_TARGET, protocols=[protocol])
-    server = WebSocketChannelConnection.server()
-    events = server.receive_data(client.data_to_send())
-    assert any(isinstance(event, UpgradeRequested) for event in events), events
-    server.accept(protocol)
-    events = client.receive_data(server.data_to_send())
-    assert any(isinstance(event, UpgradeAccepted) for event in events), events
-    return client, server
-
-
-def _chunks(data: bytes, size: int = _READ_SIZE) -> list[bytes]:
-    return [data[offset:offset + size] for offset in range(0, len(data), size)]
+# -------------------------------------------------------------------------------- wsproto
 
 
 def _wire_message(protocol: str, channel: int, payload: bytes) -> bytes | str:
     """The WebSocket message kstream sends for ``payload`` (what wsproto alone is given)."""
-    if WEBSOCKET_PROTOCOLS[protocol].base64:
+    if protocol in _BASE64:
         return chr(ord("0") + channel) + base64.b64encode(payload).decode("ascii")
     return bytes((channel,)) + payload
 
@@ -106,24 +96,6 @@ def _wsproto_event(message: bytes | str) -> BytesMessage | TextMessage:
     if isinstance(message, str):
         return TextMessage(data=message)
     return BytesMessage(data=message)
-
-
-# -------------------------------------------------------------------------------- encode
-
-
-def _kstream_encode(protocol: str, client: bool, payload: bytes, count: int) -> Callable[[], int]:
-    client_conn, server_conn = _open_pair(protocol)
-    sender = client_conn if client else server_conn
-    channel = STDIN if client else STDOUT
-
-    def run() -> int:
-        total = 0
-        for _ in range(count):
-            sender.send_data(channel, payload)
-            total += len(sender.data_to_send())
-        return total
-
-    return run
 
 
 def _wsproto_encode(message: bytes | str, client: bool, count: int) -> Callable[[], int]:
@@ -138,60 +110,21 @@ def _wsproto_encode(message: bytes | str, client: bool, count: int) -> Callable[
     return run
 
 
-def _copy(payload: bytes, count: int) -> Callable[[], int]:
-    view = memoryview(payload)
-
-    def run() -> int:
-        total = 0
-        for _ in range(count):
-            total += len(bytes(view))  # bytes(view) copies; bytes(payload) would not
-        return total
-
-    return run
-
-
-# -------------------------------------------------------------------------------- decode
-
-
-def _encoded_stream(protocol: str, client: bool, payload: bytes, count: int) -> bytes:
-    """What the peer of ``client`` sends: ``count`` messages of ``payload``."""
-    client_conn, server_conn = _open_pair(protocol)
-    peer = server_conn if client else client_conn
-    channel = STDOUT if client else STDIN
-    out = bytearray()
-    for _ in range(count):
-        peer.send_data(channel, payload)
-        out += peer.data_to_send()
-    return bytes(out)
-
-
-def _kstream_decode(protocol: str, client: bool, chunks: list[bytes], expected: int,
+def _wsproto_decode(message: bytes | str, client: bool, count: int,
                     config: Config) -> Callable[[], int]:
-    def open_receiver() -> WebSocketChannelConnection:
-        client_conn, server_conn = _open_pair(protocol)
-        return client_conn if client else server_conn
+    """Decode, as ``client`` or not, ``count`` frames of ``message`` sent by the peer."""
+    sender = Connection(ConnectionType.SERVER if client else ConnectionType.CLIENT)
+    stream = b"".join(sender.send(_wsproto_event(message)) for _ in range(count))
+    chunks = [stream[offset:offset + _READ_SIZE] for offset in range(0, len(stream),
+                                                                     _READ_SIZE)]
 
-    next_receiver = _prepared(open_receiver, config)
+    def fresh() -> Connection:
+        return Connection(ConnectionType.CLIENT if client else ConnectionType.SERVER)
 
-    def run() -> int:
-        receiver = next_receiver()
-        total = 0
-        for chunk in chunks:
-            for event in receiver.receive_data(chunk):
-                if type(event) is ChannelData:
-                    total += len(event.data)
-        assert total == expected, (total, expected)
-        return total
-
-    return run
-
-
-def _wsproto_decode(client: bool, chunks: list[bytes], config: Config) -> Callable[[], int]:
-    next_connection = _prepared(
-        lambda: Connection(ConnectionType.CLIENT if client else ConnectionType.SERVER), config)
+    ready = deque(fresh() for _ in range(config.warmup + config.runs))
 
     def run() -> int:
-        connection = next_connection()
+        connection = ready.popleft() if ready else fresh()
         total = 0
         for chunk in chunks:
             connection.receive_data(chunk)
@@ -205,11 +138,6 @@ def _wsproto_decode(client: bool, chunks: list[bytes], config: Config) -> Callab
 # -------------------------------------------------------------------------------- cases
 
 
-def _roles() -> Iterator[tuple[bool, str]]:
-    yield False, "server (unmasked)"
-    yield True, "client (masked)"
-
-
 def bench_ws_framing(config: Config, protocols: tuple[str, ...] = WS_PROTOCOLS,
                      sizes: tuple[int, ...] = SIZES) -> list[Result]:
     """Encode and decode every WebSocket subprotocol, both roles, every size.
@@ -217,98 +145,47 @@ def bench_ws_framing(config: Config, protocols: tuple[str, ...] = WS_PROTOCOLS,
     ``ws-encode`` rows name the sending role; ``ws-decode`` rows name the receiving role
     (a client decodes the server's unmasked frames, a server the client's masked ones).
     """
+    rows = _measure(config, protocols, sizes)
+    copies = {row.size: row for row in rows if row.group == "copy"}
     results: list[Result] = []
-    for size in sizes:
-        payload = bytes(index % 251 for index in range(size))
-        count = _message_count(size, config)
-        nbytes = size * count
-        for protocol in protocols:
-            for client, role in _roles():
-                case = f"{protocol} {role} {size_label(size)}"
-                message = _wire_message(protocol, STDIN if client else STDOUT, payload)
-                results.append(Result("ws-encode", case, "kstream", _timed(
-                    _kstream_encode(protocol, client, payload, count), config),
-                    nbytes, count))
-                results.append(Result("ws-encode", case, "wsproto", _timed(
-                    _wsproto_encode(message, client, count), config),
-                    nbytes, count, baseline=True))
-                results.append(Result("ws-encode", case, "bytes copy", _timed(
-                    _copy(payload, count), config), nbytes, count, baseline=True))
-                # Decoding as `client` means reading what a server sent, and vice versa.
-                receiver_case = f"{protocol} {'client' if client else 'server'} " + (
-                    "(unmasked)" if client else "(masked)") + f" {size_label(size)}"
-                stream = _encoded_stream(protocol, client, payload, count)
-                chunks = _chunks(stream)
-                results.append(Result("ws-decode", receiver_case, "kstream", _timed(
-                    _kstream_decode(protocol, client, chunks, nbytes, config), config),
-                    nbytes, count))
-                results.append(Result("ws-decode", receiver_case, "wsproto", _timed(
-                    _wsproto_decode(client, chunks, config), config), nbytes, count,
-                    baseline=True))
-                results.append(Result("ws-decode", receiver_case, "bytes copy", _timed(
-                    _copy(payload, count), config), nbytes, count, baseline=True))
+    for row in rows:
+        if row.group == "copy":
+            continue
+        client = row.role == "client"
+        payload = bytes(index % 251 for index in range(row.size))
+        copy = copies[row.size]
+        if row.group == "encode":
+            case = f"{row.protocol} {_SENDER[row.role]} {size_label(row.size)}"
+            message = _wire_message(row.protocol, STDIN if client else STDOUT, payload)
+            wsproto = _cpu_time_runs(_wsproto_encode(message, client, row.messages), config)
+            group = "ws-encode"
+        else:
+            case = f"{row.protocol} {_RECEIVER[row.role]} {size_label(row.size)}"
+            message = _wire_message(row.protocol, STDOUT if client else STDIN, payload)
+            wsproto = _cpu_time_runs(_wsproto_decode(message, client, row.messages, config),
+                                     config)
+            group = "ws-decode"
+        results.append(_result(group, case, row))
+        results.append(Result(group, case, "wsproto", wsproto, row.payload_bytes,
+                              row.messages, baseline=True))
+        results.append(_result(group, case, copy))
     return results
 
 
-def _spdy_encode(payload: bytes, count: int) -> Callable[[], int]:
-    encoder = FrameEncoder()
-
-    def run() -> int:
-        total = 0
-        for _ in range(count):
-            total += len(encoder.data(1, payload))
-        return total
-
-    return run
-
-
-def _spdy_encode_header(payload: bytes, count: int) -> Callable[[], int]:
-    """Header only, payload written after it unchanged (the zero-copy way to send)."""
-    encoder = FrameEncoder()
-    length = len(payload)
-
-    def run() -> int:
-        total = 0
-        for _ in range(count):
-            total += len(encoder.data_header(1, length)) + length
-        return total
-
-    return run
-
-
-def _spdy_decode(chunks: list[bytes], expected: int) -> Callable[[], int]:
-    def run() -> int:
-        decoder = FrameDecoder()
-        total = 0
-        for chunk in chunks:
-            for frame in decoder.feed(chunk):
-                if type(frame) is DataFrame:
-                    total += len(frame.data)
-        assert total == expected, (total, expected)
-        return total
-
-    return run
-
-
 def bench_spdy_framing(config: Config, sizes: tuple[int, ...] = SIZES) -> list[Result]:
-    """Encode and decode SPDY/3.1 DATA frames of every size (no masking: one codec)."""
+    """Encode and decode SPDY/3.1 DATA frames of every size, as client and server.
+
+    Through :class:`kstream.SpdyExecClient` / :class:`kstream.SpdyExecServer` (the session
+    included), as ``kstream bench framing`` measures them.
+    """
+    rows = _measure(config, (SPDY,), sizes)
+    copies = {row.size: row for row in rows if row.group == "copy"}
     results: list[Result] = []
-    for size in sizes:
-        payload = bytes(index % 251 for index in range(size))
-        count = _message_count(size, config)
-        nbytes = size * count
-        case = f"DATA {size_label(size)}"
-        results.append(Result("spdy-encode", case, "kstream data()", _timed(
-            _spdy_encode(payload, count), config), nbytes, count))
-        results.append(Result("spdy-encode", case, "kstream data_header()", _timed(
-            _spdy_encode_header(payload, count), config), nbytes, count,
-            note="header only: the payload is written after it, uncopied"))
-        results.append(Result("spdy-encode", case, "bytes copy", _timed(
-            _copy(payload, count), config), nbytes, count, baseline=True))
-        encoder = FrameEncoder()
-        stream = b"".join(encoder.data(1, payload) for _ in range(count))
-        results.append(Result("spdy-decode", case, "kstream", _timed(
-            _spdy_decode(_chunks(stream), nbytes), config), nbytes, count))
-        results.append(Result("spdy-decode", case, "bytes copy", _timed(
-            _copy(payload, count), config), nbytes, count, baseline=True))
+    for row in rows:
+        if row.group == "copy":
+            continue
+        case = f"DATA {row.role} {size_label(row.size)}"
+        group = f"spdy-{row.group}"
+        results.append(_result(group, case, row))
+        results.append(_result(group, case, copies[row.size]))
     return results

@@ -174,10 +174,14 @@ def _table(cases: dict[str, list[Result]]) -> list[str]:
 
 
 _GROUP_TITLES = {
-    "ws-encode": "WebSocket encode (send_data + data_to_send per message), in memory",
-    "ws-decode": "WebSocket decode (receive_data over 256 KiB reads), in memory",
-    "spdy-encode": "SPDY DATA frame encode, in memory",
-    "spdy-decode": "SPDY DATA frame decode (FrameDecoder.feed over 256 KiB reads), in memory",
+    "ws-encode": "WebSocket encode (send_data + data_to_send per message), in memory "
+                 "(kstream.bench)",
+    "ws-decode": "WebSocket decode (receive_data over 256 KiB reads), in memory "
+                 "(kstream.bench)",
+    "spdy-encode": "SPDY DATA encode (SpdyExec{Client,Server}.send_data + data_to_send), "
+                   "in memory (kstream.bench)",
+    "spdy-decode": "SPDY DATA decode (SpdyExec{Client,Server}.receive_data over 256 KiB "
+                   "reads), in memory (kstream.bench)",
     "download": "End to end over loopback: stdout download",
     "upload": "End to end over loopback: stdin upload",
     "official-client": "Official kubernetes client",

@@ -117,10 +117,10 @@ def build_parser() -> argparse.ArgumentParser:
     _connection_flags(attach_parser)
     _stream_flags(attach_parser)
 
-    # Listed for --help only: main() hands everything after "bench" to the benchmark suite,
-    # which has its own options (--quick, --only NAME, --out DIR).
-    commands.add_parser("bench", help="run the benchmark suite of a kstream checkout",
-                        add_help=False)
+    # Listed for --help only: main() hands everything after "bench" to _app/bench.py,
+    # which has its own subcommands (framing, exec, compare, suite).
+    commands.add_parser("bench", help="measure kstream: framing, exec, compare (see "
+                                      "'kstream bench -h')", add_help=False)
 
     serve = commands.add_parser("serve", help="run a local node that kubectl can exec into")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
