@@ -118,7 +118,12 @@ class DroppedMessage(Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PingReceived(Event):
-    """The peer pinged us; the answer has already been queued in ``data_to_send()``."""
+    """The peer pinged us; the answer is queued for ``data_to_send()``.
+
+    Replies not yet taken by ``data_to_send()`` are bounded (16 on WebSocket, 16 on
+    SPDY): past that, only the most recent ping is answered, when ``data_to_send()``
+    next runs, so a peer that pings and never reads cannot grow the queue.
+    """
 
     payload: bytes = b""
 

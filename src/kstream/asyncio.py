@@ -174,6 +174,7 @@ class _Pump(ConnectionCore, asyncio.BufferedProtocol):
 
     def resume_writing(self) -> None:
         self._writing_paused = False
+        self._schedule_flush()  # what stayed queued in the session while paused
         self._wake_drainers()
 
     # -- writing
@@ -188,8 +189,14 @@ class _Pump(ConnectionCore, asyncio.BufferedProtocol):
         if self._flush_handle is None:
             self._flush_handle = self._loop.call_soon(self._flush)
 
-    def _flush(self) -> None:
+    def _flush(self, *, force: bool = False) -> None:
         self._flush_handle = None
+        # While the transport holds more than its high-water mark, what is queued stays in
+        # the session, where automatic replies (pongs, ping echoes) are bounded; the
+        # transport's own buffer is not. Writers wait in drain() meanwhile, and reading
+        # goes on, so neither side can deadlock the other.
+        if self._writing_paused and not force:
+            return
         data = self._data_to_send()
         transport = self._transport
         if (data and transport is not None and not transport.is_closing()
@@ -220,14 +227,14 @@ class _Pump(ConnectionCore, asyncio.BufferedProtocol):
             if abort:
                 transport.abort()
             else:
-                self._flush()
+                self._flush(force=True)
                 transport.close()
 
     async def _close_transport(self, *, abort: bool = False) -> None:
         transport = self._transport
         if transport is None:
             return
-        self._flush()
+        self._flush(force=True)
         if (self._linger and not abort and not transport.is_closing()
                 and transport.can_write_eof()):
             await self._lingering_close(transport)

@@ -193,6 +193,7 @@ class _Pump(ConnectionCore):
         # Bytes the receiving side took from the session (see _flush_received),
         # sent before anything queued later.
         self._outbox: list[bytes] = []
+        self._sending = False  # a send_all is under way
         self._send_finished = False
         self._send_scope = trio.CancelScope()
         self._closing = False
@@ -243,7 +244,11 @@ class _Pump(ConnectionCore):
                     self._send_progress.unpark_all()
                     if data:
                         # One send_all per wake-up: everything queued since the last.
-                        await stream.send_all(data)
+                        self._sending = True
+                        try:
+                            await stream.send_all(data)
+                        finally:
+                            self._sending = False
                     elif self._closing:
                         return
                     else:
@@ -338,6 +343,12 @@ class _Pump(ConnectionCore):
         return data
 
     def _flush_received(self) -> None:
+        # While a send is under way, what a read queued (pongs, ping echoes) stays in the
+        # session, where replies are bounded; taking it here would grow the outbox for
+        # as long as the peer does not read.
+        if self._sending:
+            self._request_flush()
+            return
         # Most reads queue nothing to send (no pong, no window update): waking the
         # sending task to find nothing would cost a task switch per read.
         data = self._data_to_send()

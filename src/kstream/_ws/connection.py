@@ -115,6 +115,11 @@ EXEC_CHANNEL_SET: Final = frozenset(range(EXEC_CHANNELS))
 MAX_EARLY_DATA: Final = 64 * 1024
 #: Pings that may await their pong at once.
 MAX_OUTSTANDING_PINGS: Final = 1024
+#: Pongs queued and not yet taken by ``data_to_send()``. A peer that pings and never
+#: reads would otherwise grow the queue without bound (an adapter stops taking bytes
+#: while its transport is full). Past this, only the most recent ping is answered, when
+#: the queue is next taken, as RFC 6455 §5.5.3 allows.
+MAX_UNSENT_PONGS: Final = 16
 #: What the client offers by default, in order of preference.
 DEFAULT_CLIENT_PROTOCOLS: Final = ("v5.channel.k8s.io", "v4.channel.k8s.io")
 #: What a server supports by default: every named channel subprotocol.
@@ -185,6 +190,9 @@ class WebSocketChannelConnection:
         # What data_to_send() joins: whole frames, and the parts of data messages (the
         # caller's payload itself when it cannot change, so it is copied once, there).
         self._outgoing: list[Buffer] = []
+        # Pongs in _outgoing, and the latest ping past MAX_UNSENT_PONGS (unanswered yet).
+        self._unsent_pongs = 0
+        self._held_ping: bytes | None = None
         self._codec: FrameCodec | None = None
         self._error: RemoteProtocolError | None = None
         self._pings: deque[float] = deque()
@@ -383,6 +391,13 @@ class WebSocketChannelConnection:
     def data_to_send(self) -> bytes:
         """Return and forget every byte queued for the peer so far (``b""`` if none)."""
         outgoing = self._outgoing
+        if self._unsent_pongs:
+            self._unsent_pongs = 0
+            codec = self._codec
+            if self._held_ping is not None and codec is not None \
+                    and self.state is WebSocketState.OPEN:
+                outgoing.append(codec.pong(self._held_ping))
+            self._held_ping = None
         if not outgoing:
             return b""
         first = outgoing[0]
@@ -793,7 +808,11 @@ class WebSocketChannelConnection:
                 # After our close frame we send nothing more (RFC 6455 §5.5.1).
                 if self.state is WebSocketState.OPEN:
                     ping = bytes(payload)
-                    self._outgoing.append(codec.pong(ping))
+                    if self._unsent_pongs < MAX_UNSENT_PONGS:
+                        self._outgoing.append(codec.pong(ping))
+                        self._unsent_pongs += 1
+                    else:
+                        self._held_ping = ping  # answered when the queue is next taken
                     events.append(PingReceived(payload=ping))
             elif opcode == OP_CLOSE:
                 code = codec.close_code
