@@ -63,6 +63,7 @@ from .spdy import ExecReady, SpdyExecClient, SpdyExecServer
 
 __all__ = [
     "MAX_REQUEST_HEAD_SIZE",
+    "OUTPUT_CHUNK_SIZE",
     "STDIN_CHUNK_SIZE",
     "ClientExecSession",
     "ExitStatusReceived",
@@ -76,6 +77,10 @@ __all__ = [
 #: Largest stdin message: client-go copies stdin through a 32 KiB buffer
 #: (``tools/remotecommand/reader.go``), so servers never see more per message.
 STDIN_CHUNK_SIZE: Final = 32 * 1024
+#: Largest stdout/stderr message or DATA frame the server role sends: the kubelet copies
+#: the process's output through 32 KiB buffers, so it never sends more at once, and real
+#: clients depend on it (one popular Python client stops at 64 KiB with close 1009).
+OUTPUT_CHUNK_SIZE: Final = 32 * 1024
 #: Largest HTTP request head the server role buffers (h11's default is 16 KiB; a bearer
 #: token plus a long argv can exceed it).
 MAX_REQUEST_HEAD_SIZE: Final = 64 * 1024
@@ -675,22 +680,34 @@ class ServerExecSession:
         return self._conn
 
     def send_stdout(self, data: bytes | bytearray | memoryview) -> None:
-        """Queue bytes of the process's stdout.
+        """Queue bytes of the process's stdout, in messages of at most 32 KiB.
 
         Raises:
             LocalProtocolError: not accepted, finished, or stdout not requested (SPDY).
         """
-        if data:
-            self._session().send_data(STDOUT, data)
+        self._send_output(STDOUT, data)
 
     def send_stderr(self, data: bytes | bytearray | memoryview) -> None:
-        """Queue bytes of the process's stderr.
+        """Queue bytes of the process's stderr, in messages of at most 32 KiB.
 
         Raises:
             LocalProtocolError: not accepted, finished, or stderr not requested (SPDY).
         """
-        if data:
-            self._session().send_data(STDERR, data)
+        self._send_output(STDERR, data)
+
+    def _send_output(self, channel: int, data: bytes | bytearray | memoryview) -> None:
+        # As the kubelet: at most OUTPUT_CHUNK_SIZE per WebSocket message or DATA frame,
+        # sliced without copying.
+        size = len(data)
+        if not size:
+            return
+        session = self._session()
+        if size <= OUTPUT_CHUNK_SIZE:
+            session.send_data(channel, data)
+            return
+        view = memoryview(data).cast("B")
+        for start in range(0, len(view), OUTPUT_CHUNK_SIZE):
+            session.send_data(channel, view[start:start + OUTPUT_CHUNK_SIZE])
 
     def send_exit(self, status: Status) -> None:
         """Queue the exit status in the negotiated version's format.
