@@ -13,6 +13,7 @@ from typing import TypeVar
 
 import exec_commands
 import pytest
+import runtimes
 from kubernetes.stream import stream as k8s_stream
 from official_client import close_official, core_api, exec_with_official_client
 
@@ -35,7 +36,7 @@ def arun(body: Callable[[], Awaitable[T]]) -> T:
 @pytest.mark.parametrize("protocol", [V5, V4])
 def test_official_client_reads_exit_codes(protocol: str) -> None:
     async def body() -> None:
-        async with await start_server(exec_commands.handler,
+        async with await start_server(runtimes.get("asyncio").handler,
                                       websocket_protocols=[protocol]) as server:
             out, err, status, chosen = await asyncio.to_thread(
                 exec_with_official_client, server, ["echo", "hello", "k8s"])
@@ -59,7 +60,7 @@ def test_official_client_stdin_close_over_v5() -> None:
     payload = bytes(range(256)) * 4096  # 1 MiB, every byte value
 
     async def body() -> None:
-        async with await start_server(exec_commands.handler,
+        async with await start_server(runtimes.get("asyncio").handler,
                                       websocket_protocols=[V5]) as server:
             out, _, status, _ = await asyncio.to_thread(
                 exec_with_official_client, server, ["cat"], payload)
@@ -70,7 +71,7 @@ def test_official_client_stdin_close_over_v5() -> None:
 
 def test_official_client_returncode_property() -> None:
     async def body() -> None:
-        async with await start_server(exec_commands.handler,
+        async with await start_server(runtimes.get("asyncio").handler,
                                       websocket_protocols=[V4]) as server:
             def returncode() -> int:
                 with core_api(server) as api:

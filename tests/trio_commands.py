@@ -15,7 +15,7 @@ from typing import Any, Final, TypeVar
 
 import exec_commands
 import trio
-from exec_commands import CommandSession, check_request, session_argv
+from exec_commands import check_request, session_argv
 
 from kstream._status import Status
 from kstream.trio import ExecServer, ServerExec, ServerRequest, serve
@@ -39,24 +39,15 @@ async def handler(request: ServerRequest) -> None:
 
 
 async def run_command(session: ServerExec, argv: Sequence[str]) -> Status | None:
-    """Run one built-in command (the shared ones, with trio's ``size``)."""
-    return await exec_commands.run_command(session, argv, sizes=_sizes)
+    """Run one built-in command (the shared ones, with trio's background tasks)."""
+    return await exec_commands.run_command(session, argv, background=_background)
 
 
-async def _sizes(session: CommandSession) -> None:
-    async def echo_sizes() -> None:
-        async for size in session.resizes:
-            session.write_stdout(f"{size.width}x{size.height}\n".encode())
-            await session.drain()
-
-    if not session.has_stdin:
-        await echo_sizes()  # until the client goes away
-        return
-    # Sizes and stdin travel on different channels: echo sizes until stdin ends.
+@contextlib.asynccontextmanager
+async def _background(function: Callable[[], Awaitable[None]]) -> AsyncIterator[None]:
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(echo_sizes)
-        while await session.read_stdin():
-            pass
+        nursery.start_soon(function)
+        yield
         nursery.cancel_scope.cancel()
 
 
