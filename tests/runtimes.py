@@ -455,12 +455,8 @@ class TrioRuntime(Runtime):
                 nursery.start_soon(pipe, down, up)
                 nursery.start_soon(pipe, up, down)
 
-        async with trio.open_nursery() as nursery:
-            listeners = await nursery.start(partial(trio.serve_tcp, forward, 0,
-                                                    host="127.0.0.1"))
-            proxy.port = int(listeners[0].socket.getsockname()[1])
+        async with _serve_tcp(forward) as proxy.port:
             yield proxy
-            nursery.cancel_scope.cancel()
 
     @contextlib.asynccontextmanager
     async def silent_listener(self) -> AsyncIterator[SilentListener]:
@@ -472,12 +468,8 @@ class TrioRuntime(Runtime):
                 pass  # never answer the upgrade
             listener.closed.set()
 
-        async with trio.open_nursery() as nursery:
-            listeners = await nursery.start(partial(trio.serve_tcp, silent, 0,
-                                                    host="127.0.0.1"))
-            listener.port = int(listeners[0].socket.getsockname()[1])
+        async with _serve_tcp(silent) as listener.port:
             yield listener
-            nursery.cancel_scope.cancel()
 
     @contextlib.asynccontextmanager
     async def open_tcp(self, port: int) -> AsyncIterator[RawStream]:
@@ -487,6 +479,16 @@ class TrioRuntime(Runtime):
     async def caller_connection(self, port: int) -> tuple[dict[str, Any], Callable[[], bool]]:
         stream = await trio.open_tcp_stream("127.0.0.1", port)
         return {"stream": stream}, lambda: stream.socket.fileno() == -1
+
+
+@contextlib.asynccontextmanager
+async def _serve_tcp(handler: Callable[[trio.SocketStream], Awaitable[None]]
+                     ) -> AsyncIterator[int]:
+    """trio: serve ``handler`` on 127.0.0.1 for the block; yield the port."""
+    async with trio.open_nursery() as nursery:
+        listeners = await nursery.start(partial(trio.serve_tcp, handler, 0, host="127.0.0.1"))
+        yield int(listeners[0].socket.getsockname()[1])
+        nursery.cancel_scope.cancel()
 
 
 class _TrioStream:
