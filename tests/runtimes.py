@@ -23,6 +23,7 @@ from functools import partial
 from typing import Any, Final, Protocol, TypeVar
 
 import exec_commands
+import pytest
 import trio
 import trio.testing
 from exec_commands import CommandSession
@@ -511,6 +512,12 @@ _RUNTIMES: Final[dict[str, Runtime]] = {"asyncio": AsyncioRuntime(), "trio": Tri
 def get(name: str) -> Runtime:
     """The runtime called ``name`` (one of :data:`NAMES`)."""
     return _RUNTIMES[name]
+
+
+def only(name: str) -> pytest.MarkDecorator:
+    """Mark a case that exists for one runtime only (it overrides the ``runtime`` fixture's
+    parameters, so the case runs on ``name`` alone)."""
+    return pytest.mark.parametrize("runtime", [name], indirect=True)
 
 
 # --------------------------------------------------------------------------- probes

@@ -49,8 +49,6 @@ TRANSPORTS: dict[str, tuple[str, list[str] | None]] = {
     "ws4": ("websocket", [V4]),
     "spdy": ("spdy", None),
 }
-ONLY_TRIO = pytest.mark.parametrize("runtime", ["trio"], indirect=True)
-ONLY_ASYNCIO = pytest.mark.parametrize("runtime", ["asyncio"], indirect=True)
 
 
 @pytest.fixture(params=runtimes.NAMES)
@@ -646,7 +644,7 @@ def test_idle_sessions_hold_no_read_buffer(runtime: Runtime) -> None:
 # --------------------------------------------------------------------------- cancellation
 
 
-@ONLY_ASYNCIO
+@runtimes.only("asyncio")
 def test_cancellation_closes_the_connection_and_leaves_nothing_asyncio(
         runtime: Runtime) -> None:
     # asyncio: a reader task is cancelled; the process stays usable until aclose().
@@ -662,7 +660,7 @@ def test_cancellation_closes_the_connection_and_leaves_nothing_asyncio(
     runtime.run(body)
 
 
-@ONLY_TRIO
+@runtimes.only("trio")
 def test_cancellation_closes_the_connection_and_leaves_nothing_trio(runtime: Runtime) -> None:
     # trio: cancelling the block of ``async with proc`` (its nursery) closes the
     # connection on the way out.
@@ -697,7 +695,7 @@ def test_cancellation_closes_the_connection_and_leaves_nothing_trio(runtime: Run
     runtime.run(body)
 
 
-@ONLY_TRIO
+@runtimes.only("trio")
 def test_misuse_is_reported(runtime: Runtime) -> None:
     # trio: the connection's tasks run in the nursery of ``async with proc``.
     async def body() -> None:

@@ -43,7 +43,6 @@ V5, V4 = "v5.channel.k8s.io", "v4.channel.k8s.io"
 SPDY_VERSIONS = ["v4.channel.k8s.io", "v3.channel.k8s.io", "v2.channel.k8s.io",
                  "channel.k8s.io"]
 IO_QUERY = "stdin=true&stdout=true&stderr=true"
-ONLY_TRIO = pytest.mark.parametrize("runtime", ["trio"], indirect=True)
 
 
 @pytest.fixture(params=runtimes.NAMES)
@@ -434,7 +433,7 @@ def test_output_survives_an_exit_that_leaves_stdin_unread(runtime: Runtime,
 # --------------------------------------------------------------------------- trio only
 
 
-@ONLY_TRIO
+@runtimes.only("trio")
 def test_serve_stream_serves_one_connection(runtime: Runtime) -> None:
     # kstream.trio.serve_stream serves a connection the caller accepted (asyncio has no
     # counterpart: its server is a protocol factory).
