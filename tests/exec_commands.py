@@ -1,7 +1,10 @@
-"""Built-in test commands served by :func:`kstream.asyncio.start_server`, without processes.
+"""Built-in test commands for the in-process servers of both adapters, without processes.
 
 The same commands, with the same output, as the Go peer (``tests/peers/go/kpeer/
-commands.go``), so one test body runs against both:
+commands.go``), so one test body runs against both. They serve
+:func:`kstream.asyncio.start_server` and :func:`kstream.trio.serve` alike: the one thing
+that is the runtime's, running a task next to another (``size``), comes in as
+``background`` (see :meth:`runtimes.Runtime.background`).
 
 * ``cat``: stdin to stdout; ``echo ARGS``: the args and a newline on stdout;
   ``stderr ARGS``: the same on stderr (stdout with a tty);
@@ -19,15 +22,15 @@ commands.go``), so one test body runs against both:
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Final, Protocol
 
+import kstream.asyncio
+import kstream.trio
 from kstream._resize import TerminalSize
 from kstream._status import Status, exit_code_status, internal_error_status, success_status
-from kstream.asyncio import ServerRequest
 
 CHUNK: Final = 32 * 1024
 PATTERN_PERIOD: Final = 251
@@ -84,16 +87,19 @@ class CommandRequest(Protocol):
     async def reject(self, status_code: int, message: str, /) -> None: ...
 
 
-#: Echoes terminal sizes (``size``): the one command whose concurrency is the runtime's.
-SizesCommand = Callable[[CommandSession], Awaitable[None]]
+#: Runs a coroutine function in a task for the duration of a block, cancelled at its end:
+#: the one thing the commands need that is the runtime's (``size``).
+Background = Callable[[Callable[[], Awaitable[None]]],
+                      contextlib.AbstractAsyncContextManager[None]]
 
 
-async def handler(request: ServerRequest) -> None:
+async def handler(request: kstream.asyncio.ServerRequest | kstream.trio.ServerRequest, *,
+                  background: Background) -> None:
     """Serve ``.../pods/{pod}/exec`` and ``.../attach`` with the built-in commands."""
     if not await check_request(request):
         return
     session = await request.accept()
-    status = await run_command(session, session_argv(request))
+    status = await run_command(session, session_argv(request), background=background)
     if status is not None:
         await session.exit(status)
 
@@ -118,11 +124,8 @@ async def check_request(request: CommandRequest) -> bool:
 
 
 async def run_command(session: CommandSession, argv: Sequence[str], *,
-                      sizes: SizesCommand | None = None) -> Status | None:
-    """Run one built-in command; return its status (``None``: the connection is gone).
-
-    ``sizes`` runs the ``size`` command (default: the asyncio one).
-    """
+                      background: Background) -> Status | None:
+    """Run one built-in command; return its status (``None``: the connection is gone)."""
     name, args = argv[0], list(argv[1:])
     if name == "cat":
         await _copy_stdin(session, stdout=True, stderr=False)
@@ -151,7 +154,7 @@ async def run_command(session: CommandSession, argv: Sequence[str], *,
             count += len(data)
         session.write_stdout(f"{count} {digest.hexdigest()}\n".encode())
     elif name == "size":
-        await (sizes or _sizes)(session)
+        await _sizes(session, background)
     elif name == "sleep-forever":
         while await session.read_stdin():
             pass
@@ -193,7 +196,7 @@ async def _source(session: CommandSession, total: int) -> None:
             return
 
 
-async def _sizes(session: CommandSession) -> None:
+async def _sizes(session: CommandSession, background: Background) -> None:
     async def echo_sizes() -> None:
         async for size in session.resizes:
             session.write_stdout(f"{size.width}x{size.height}\n".encode())
@@ -203,11 +206,6 @@ async def _sizes(session: CommandSession) -> None:
         await echo_sizes()  # until the client goes away
         return
     # Sizes and stdin travel on different channels: echo sizes until stdin ends.
-    printer = asyncio.create_task(echo_sizes())
-    try:
+    async with background(echo_sizes):
         while await session.read_stdin():
             pass
-    finally:
-        printer.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await printer
