@@ -28,6 +28,7 @@ connection from this object (``receive_request``): no byte is parsed twice.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -112,16 +113,41 @@ def decode_headers(raw: Sequence[tuple[bytes, bytes]]) -> Headers:
     return tuple((name.decode("latin-1"), value.decode("latin-1")) for name, value in raw)
 
 
+#: What an HTTP/1.1 field name may hold (RFC 9110 token) and what a field value may not
+#: (controls other than tab: a line break would end the header, or smuggle another).
+_TOKEN: Final = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_BAD_VALUE: Final = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+
+
 def encode_headers(headers: Sequence[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
-    """Encode header pairs for h11 (ASCII names, latin-1 values).
+    """Encode header pairs for h11 (ASCII names, latin-1 values), checked.
+
+    A value is often a credential (``Authorization``): errors name the header, never its
+    value, so that no secret reaches a log or a terminal.
 
     Raises:
-        LocalProtocolError: a name or value cannot be encoded.
+        LocalProtocolError: a name is no HTTP token, or a value cannot be sent.
     """
-    try:
-        return [(name.encode("ascii"), value.encode("latin-1")) for name, value in headers]
-    except UnicodeEncodeError as exc:
-        raise LocalProtocolError(f"header cannot be sent: {exc}") from None
+    encoded = []
+    for name, value in headers:
+        try:
+            raw_name = name.encode("ascii")
+        except UnicodeEncodeError:
+            raise LocalProtocolError(f"header name {name!r} is not ASCII") from None
+        if not _TOKEN.fullmatch(raw_name):
+            raise LocalProtocolError(f"header name {name!r} is not an HTTP token")
+        try:
+            raw_value = value.encode("latin-1")
+        except UnicodeEncodeError:
+            raise LocalProtocolError(
+                f"the value of header {name!r} cannot be sent: it has characters outside "
+                "latin-1") from None
+        if _BAD_VALUE.search(raw_value):
+            raise LocalProtocolError(
+                f"the value of header {name!r} cannot be sent: it has a line break or "
+                "another control character") from None
+        encoded.append((raw_name, raw_value))
+    return encoded
 
 
 def reason_phrase(status_code: int) -> str:

@@ -482,7 +482,13 @@ class ServerExecSession:
         if head is not None:
             # The head is what the session answers; a broken body (if any) is the
             # upgraded connection's to report when it takes the request over.
-            self._request = _request_event(head)
+            try:
+                self._request = _request_event(head)
+            except RemoteProtocolError as exc:
+                # A target that is no URL (/api%zz, OPTIONS *): answered 400, as an
+                # apiserver answers what it cannot route, before the error propagates.
+                self._queue_plain_error(400, str(exc))
+                raise
             return [self._request]
         if upgrade.error is not None:
             self._queue_plain_error(upgrade.error.status_hint, str(upgrade.error))

@@ -54,6 +54,7 @@ from .._upgrade import (
     HttpError,
     ResponseHead,
     ServerUpgrade,
+    encode_headers,
     reason_phrase,
 )
 
@@ -168,7 +169,7 @@ class SpdyUpgradeClient:
         request_headers += list(headers)
         try:
             self._upgrade = ClientUpgrade(method=method, target=target,
-                                          headers=request_headers)
+                                          headers=encode_headers(request_headers))
         except LocalProtocolError as exc:
             raise LocalProtocolError(f"invalid upgrade request: {exc}") from None
         self._finished = False

@@ -8,10 +8,9 @@ and get :mod:`kstream events <kstream._events>` back; send with the ``send_data`
 Layers underneath:
 
 * the HTTP/1.1 upgrade: parsed once by the upgrade engine (:mod:`kstream._upgrade`), which
-  keeps the head size limit and hands over the bytes that follow the head; on the server
-  side wsproto's :class:`~wsproto.handshake.H11Handshake` validates the request and writes
-  the 101 (its documented entry point for a request parsed elsewhere), and on the client
-  side wsproto's nonce and accept-token helpers are used;
+  keeps the head size limit, writes the answers and hands over the bytes that follow the
+  head; :mod:`kstream._ws.handshake` checks the request as wsproto did (plus the key's
+  form, as gorilla does) and the 101, with wsproto's nonce and accept-token helpers;
 * WebSocket frames: :class:`~kstream._ws.codec.ZeroCopyFrameCodec`, which has the interface
   of the seam :mod:`kstream._ws.frames` defines (wsproto's per-frame machinery costs 6-10 µs
   a frame and copies each payload several times). On the receive path this module takes
@@ -37,12 +36,6 @@ from collections.abc import Iterable, Sequence
 from enum import Enum
 from typing import Final
 
-import h11
-from wsproto.connection import ConnectionType
-from wsproto.events import AcceptConnection, RejectConnection
-from wsproto.handshake import H11Handshake
-from wsproto.utilities import LocalProtocolError as WsprotoLocalProtocolError
-from wsproto.utilities import RemoteProtocolError as WsprotoRemoteProtocolError
 from wsproto.utilities import generate_nonce
 
 from .. import _http
@@ -87,7 +80,14 @@ from .framing import (
     decode_close,
     encode_close,
 )
-from .handshake import check_switch, hello_channel, negotiate, offered_protocols
+from .handshake import (
+    check_request,
+    check_switch,
+    hello_channel,
+    negotiate,
+    offered_protocols,
+    switch_headers,
+)
 from .state import TRANSITIONS, StateInput, WebSocketState
 
 __all__ = [
@@ -201,12 +201,10 @@ class WebSocketChannelConnection:
         self._nonce = b""
         self._client_upgrade: ClientUpgrade | None = None
         # Server role: the upgrade engine that reads the request (a client has none), the
-        # request once parsed, wsproto's validator, and bytes that followed the request.
+        # request once parsed, and bytes that followed the request.
         self._server_upgrade: ServerUpgrade | None = \
             None if client else ServerUpgrade(max_head_size=MAX_HEAD_SIZE)
         self._request: UpgradeRequested | None = None
-        self._handshake: H11Handshake | None = \
-            None if client else H11Handshake(ConnectionType.SERVER)
         self._early_data = bytearray()
         # The incoming message being parsed.
         self._in_message = False
@@ -318,11 +316,11 @@ class WebSocketChannelConnection:
         name = self._choose_protocol(request.protocols, protocol)
         if hello is not None:
             check_channel(hello, base64_text=WEBSOCKET_PROTOCOLS[name].base64)
-        extra = encode_headers(headers)
+        key = next(value for field, value in request.headers if field == "sec-websocket-key")
         try:
-            response = self._validator.send(
-                AcceptConnection(subprotocol=name or None, extra_headers=extra))
-        except (WsprotoLocalProtocolError, h11.LocalProtocolError) as exc:
+            response = self._engine.switch(encode_headers([*switch_headers(key, name),
+                                                           *headers]))
+        except LocalProtocolError as exc:
             raise LocalProtocolError(f"cannot accept the upgrade: {exc}") from None
         self._advance(StateInput.ACCEPT)
         self._outgoing.append(response)
@@ -512,11 +510,6 @@ class WebSocketChannelConnection:
     def _engine(self) -> ServerUpgrade:
         assert self._server_upgrade is not None, "server role only"
         return self._server_upgrade
-
-    @property
-    def _validator(self) -> H11Handshake:
-        assert self._handshake is not None, "server role only"
-        return self._handshake
 
     @property
     def _frames(self) -> FrameCodec:
@@ -718,25 +711,10 @@ class WebSocketChannelConnection:
             self._on_request(head, upgrade.trailing_data, events)
 
     def _on_request(self, head: RequestHead, trailing: bytes, events: list[Event]) -> None:
-        try:
-            # wsproto's documented entry point for a request parsed elsewhere; it checks
-            # Connection, Upgrade, Sec-WebSocket-Version/Key and Host (handshake.py).
-            self._validator.initiate_upgrade_connection(
-                [(name.encode("latin-1"), value.encode("latin-1"))
-                 for name, value in head.headers], head.target.encode("latin-1"))
-        except WsprotoRemoteProtocolError as exc:
-            hint = exc.event_hint
-            status, extra = 400, []
-            if isinstance(hint, RejectConnection):
-                status = hint.status_code
-                extra = [(name.decode("latin-1"), value.decode("latin-1"))
-                         for name, value in hint.headers]
-            self._queue_error_response(status, f"invalid WebSocket upgrade request: {exc}", extra)
-            raise RemoteProtocolError(f"invalid WebSocket upgrade request: {exc}") from None
-        except (h11.ProtocolError, ValueError) as exc:
-            # wsproto decodes some header values as ASCII or IDNA and lets that fail.
-            self._queue_error_response(400, f"invalid WebSocket upgrade request: {exc}")
-            raise RemoteProtocolError(f"invalid WebSocket upgrade request: {exc}") from None
+        status, problem, extra = check_request(head.headers)
+        if status:
+            self._queue_error_response(status, problem, extra)
+            raise RemoteProtocolError(problem)
         headers = head.headers
         target = head.target
         try:

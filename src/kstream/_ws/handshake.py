@@ -8,13 +8,86 @@ WebSocket-specific about the handshake, as Kubernetes and client-go do it
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Sequence
 
 from wsproto.utilities import generate_accept_token
 
 from .._channels import ERROR, STDERR, STDOUT, V1_NAME
 
-__all__ = ["check_switch", "hello_channel", "negotiate", "offered_protocols"]
+__all__ = ["check_request", "check_switch", "hello_channel", "negotiate", "offered_protocols",
+           "switch_headers"]
+
+
+def _comma_tokens(value: str) -> list[str]:
+    # wsproto's split_comma_header: the value must be ASCII.
+    value.encode("ascii")
+    return [token.strip() for token in value.split(",") if token.strip()]
+
+
+def check_request(headers: tuple[tuple[str, str], ...]) -> tuple[int, str, list[tuple[str, str]]]:
+    """Check a WebSocket upgrade request's headers (RFC 6455 §4.2.1), as a server.
+
+    The checks and their order are wsproto's (``H11Handshake``), whose texts kstream has
+    always answered with, plus the key's form: it must be the base64 encoding of 16 bytes,
+    as gorilla/websocket requires (``isValidChallengeKey``; x/net refuses an empty one).
+
+    Returns:
+        ``(0, "", [])`` for a valid request, else the HTTP status to answer, what is
+        wrong, and headers to add (``Sec-WebSocket-Version: 13`` for a wrong version).
+    """
+    connection: list[str] | None = None
+    host = key = version = None
+    upgrade = ""
+    try:
+        for name, value in headers:
+            if name == "connection":
+                connection = _comma_tokens(value)
+            elif name == "host":
+                value.encode("latin-1").decode("idna")
+                host = value
+            elif name in ("sec-websocket-extensions", "sec-websocket-protocol"):
+                _comma_tokens(value)
+            elif name == "sec-websocket-key":
+                key = value
+            elif name == "sec-websocket-version":
+                version = value
+            elif name == "upgrade":
+                upgrade = value
+    except (UnicodeError, ValueError) as exc:
+        return 400, f"invalid WebSocket upgrade request: {exc}", []
+    if connection is None or not any(token.lower() == "upgrade" for token in connection):
+        return 400, "invalid WebSocket upgrade request: Missing header, 'Connection: Upgrade'", []
+    if version != "13":
+        return (426 if version else 400,
+                "invalid WebSocket upgrade request: Missing header, 'Sec-WebSocket-Version'",
+                [("Sec-WebSocket-Version", "13")])
+    if key is None:
+        return 400, "invalid WebSocket upgrade request: Missing header, 'Sec-WebSocket-Key'", []
+    if upgrade.lower() != "websocket":
+        return 400, "invalid WebSocket upgrade request: Missing header, 'Upgrade: websocket'", []
+    if host is None:
+        return 400, "invalid WebSocket upgrade request: Missing header, 'Host'", []
+    try:
+        nonce = base64.b64decode(key.strip(), validate=True)
+    except (ValueError, binascii.Error):
+        nonce = b""
+    if len(nonce) != 16:
+        return 400, ("invalid WebSocket upgrade request: 'Sec-WebSocket-Key' must be the "
+                     "base64 encoding of 16 bytes"), []
+    return 0, "", []
+
+
+def switch_headers(key: str, protocol: str) -> list[tuple[str, str]]:
+    """The headers of a 101 answer (wsproto's, in its order): Upgrade, Connection, the
+    accept token for ``key``, and the subprotocol unless ``protocol`` is ``""``."""
+    headers = [("Upgrade", "websocket"), ("Connection", "Upgrade"),
+               ("Sec-WebSocket-Accept",
+                generate_accept_token(key.encode("ascii")).decode("ascii"))]
+    if protocol:
+        headers.append(("Sec-WebSocket-Protocol", protocol))
+    return headers
 
 
 def negotiate(offered: Sequence[str], supported: Sequence[str]) -> str | None:
