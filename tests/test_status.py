@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kstream import LocalProtocolError, RemoteProtocolError
+from kstream._gojson import go_json_string
 from kstream._status import (
     MAX_STATUS_SIZE,
     Exited,
@@ -20,7 +21,6 @@ from kstream._status import (
     exit_code_status,
     exit_result,
     exit_status_bytes,
-    go_json_string,
     internal_error_status,
     parse_exit_status,
     success_status,

@@ -14,14 +14,8 @@ from typing import Final
 from urllib.parse import quote_plus, unquote, unquote_plus
 
 from ._errors import LocalProtocolError, RemoteProtocolError, UpgradeRejectedError
-from ._status import (
-    STATUS_FAILURE,
-    Status,
-    decode_status_and_kind,
-    encode_status,
-    fold_key,
-    quote_for_error,
-)
+from ._gojson import fold_key, quote_for_error
+from ._status import STATUS_FAILURE, Status, decode_status_and_kind, encode_status
 
 __all__ = [
     "MAX_REJECTION_BODY",
