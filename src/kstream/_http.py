@@ -15,7 +15,7 @@ from urllib.parse import quote_plus, unquote, unquote_plus
 
 from ._errors import LocalProtocolError, RemoteProtocolError, UpgradeRejectedError
 from ._gojson import fold_key, quote_for_error
-from ._status import STATUS_FAILURE, Status, decode_status_and_kind, encode_status
+from ._status_types import STATUS_FAILURE, Status, decode_status_and_kind
 
 __all__ = [
     "MAX_REJECTION_BODY",
@@ -238,7 +238,7 @@ def status_response(status_code: int, message: str,
         raise LocalProtocolError(f"an error status code must be 400..599, not {status_code!r}")
     status = Status(status=STATUS_FAILURE, message=message,
                     reason=reason or _REASONS.get(status_code, ""), code=status_code)
-    body = encode_status(status, kind=True) + b"\n"
+    body = status.encode(kind=True) + b"\n"
     headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
     return headers, body
 
