@@ -24,8 +24,8 @@ from .._channels import V5_NAME
 from .._exec.fallback import TRANSPORTS, Attempt, plan, should_fall_back
 from .._exec.session import ClientExecSession
 from .._exec.spdy import SpdyExecClient
-from .._http import attach_target as http_attach_target
-from .._http import exec_target as http_exec_target
+from .._http import _attach_target_for_path as http_attach_target
+from .._http import _exec_target_for_path as http_exec_target
 from .._http import query_bool
 from .._status import Status, internal_error_status, success_status
 from .._ws.connection import WebSocketChannelConnection
