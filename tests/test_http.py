@@ -22,7 +22,7 @@ from kstream._http import (
     status_response,
     upgrade_rejection,
 )
-from kstream._status import Status, decode_status
+from kstream._status_types import Status
 
 EXEC_PATH = "/api/v1/namespaces/default/pods/mypod/exec"
 # protocol-notes §5.4 with the §7 command: what kubectl sends.
@@ -209,7 +209,7 @@ def test_status_response_default_reasons(code: int, reason: str) -> None:
     document = json.loads(body)
     assert document.get("reason", "") == reason
     assert document["code"] == code
-    assert decode_status(body) == Status(status="Failure", message="m", reason=reason, code=code)
+    assert Status.decode(body) == Status(status="Failure", message="m", reason=reason, code=code)
 
 
 def test_status_response_explicit_reason_and_escaping() -> None:
