@@ -70,8 +70,8 @@ from ._ws.connection import negotiate as negotiate_websocket_protocol
 
 # Grouped by tier (sorted within a group), hence the noqa.
 __all__ = [  # noqa: RUF022
-    # Sessions: one exec or attach over either transport, client or server role. What
-    # an adapter or a server built on the sans-IO core drives.
+    # Sessions: one exec or attach over either transport, client or server role. The
+    # tier most users of the sans-IO core want: adapters for other runtimes, servers.
     "ClientExecSession",
     "ExitStatusReceived",
     "OutputEnded",
@@ -79,17 +79,19 @@ __all__ = [  # noqa: RUF022
     "ServerExecSession",
     "SessionReady",
     "TerminalResized",
-    # Exit status: what the error channel says (Status.parse_error_channel, for clients)
-    # and what a server writes on it (Status.success(), Status.exit_code(...), ...).
+    # Exit status, for every client and server: what the error channel says
+    # (Status.parse_error_channel) and what a server writes on it (Status.success(),
+    # Status.exit_code(code, argv), Status.internal_error(detail)).
     "ExitResult",
     "Exited",
     "Failed",
     "Status",
     "StatusCause",
-    # Request targets of a pod's exec and attach, as kubectl builds them.
+    # Request targets of a pod's exec and attach, as kubectl builds them: for clients.
     "attach_target",
     "exec_target",
-    # Channel numbers and the negotiated channel protocol, shared by every tier.
+    # Channel numbers and the negotiated channel protocol: for session and connection
+    # users alike.
     "CLOSE",
     "ERROR",
     "RESIZE",
@@ -97,12 +99,13 @@ __all__ = [  # noqa: RUF022
     "STDIN",
     "STDOUT",
     "ChannelProtocol",
-    # Terminal resize codec: the JSON stream on the resize channel.
+    # Terminal resize codec (the JSON stream on the resize channel): for connection
+    # users; the sessions encode and decode it for you.
     "ResizeDecoder",
     "TerminalSize",
     "encode_resize",
-    # Connections: one transport below the sessions (WebSocket channel.k8s.io, SPDY/3.1).
-    # For proxies, fuzzers and tests that work on the wire itself.
+    # Connections: one transport below the sessions (WebSocket channel.k8s.io, SPDY/3.1),
+    # for proxies, fuzzers and tests that work on the wire itself.
     "ExecReady",
     "SpdyExecClient",
     "SpdyExecServer",
@@ -110,7 +113,7 @@ __all__ = [  # noqa: RUF022
     "WebSocketState",
     "negotiate_websocket_protocol",
     "websocket_hello_channel",
-    # Events of the connections.
+    # Events of the connections, for the same users.
     "ChannelData",
     "ChannelEnded",
     "ConnectionClosed",
@@ -121,14 +124,14 @@ __all__ = [  # noqa: RUF022
     "UpgradeAccepted",
     "UpgradeRejected",
     "UpgradeRequested",
-    # Errors: the one family every tier raises.
+    # Errors: the one family every tier raises, for everyone.
     "KstreamError",
     "LocalProtocolError",
     "ProtocolError",
     "RemoteProtocolError",
     "UpgradeRejectedError",
-    # What the adapters (kstream.asyncio, kstream.trio) add to the family and return;
-    # importable here without loading a runtime.
+    # What the adapters (kstream.asyncio, kstream.trio) add to the family and return,
+    # for their users; importable here without loading a runtime.
     "CalledRemoteProcessError",
     "CompletedExec",
     "ConnectionLostError",
