@@ -18,6 +18,7 @@ arrives in pieces, start each piece with :func:`rotate_key`.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Final
 
@@ -80,24 +81,16 @@ def _mask_python(data: Buffer, key: bytes) -> bytes:
     return _mask_translate(data, key)
 
 
-# The backend is chosen on first use, not at import: importing websockets.speedups imports
-# the whole websockets package (socket, threading, ...), which ``import kstream`` must not.
-_speedups_loaded = False
-_speedups: Callable[[Buffer, bytes], bytes] | None = None
-
-
+@functools.cache
 def _load_speedups() -> Callable[[Buffer, bytes], bytes] | None:
-    # Import websockets' C routine once; None when websockets is not installed.
-    global _speedups_loaded, _speedups
-    if not _speedups_loaded:
-        try:
-            from websockets.speedups import apply_mask
-        except ImportError:
-            _speedups = None
-        else:
-            _speedups = apply_mask
-        _speedups_loaded = True
-    return _speedups
+    # websockets' C routine, or None when websockets is not installed. Called on first
+    # use, not at import: importing websockets.speedups imports the whole websockets
+    # package (socket, threading, ...), which ``import kstream`` must not.
+    try:
+        from websockets.speedups import apply_mask
+    except ImportError:
+        return None
+    return apply_mask
 
 
 def mask_backend() -> Callable[[Buffer, bytes], bytes]:
