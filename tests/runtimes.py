@@ -20,7 +20,7 @@ import socket
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from functools import partial
-from typing import Any, Final, Protocol, TypeVar
+from typing import Any, Final, Protocol, TypeVar, cast
 
 import exec_commands
 import pytest
@@ -30,6 +30,7 @@ from exec_commands import CommandSession
 
 import kstream.asyncio
 import kstream.trio
+from kstream._runtime.core import ConnectionCore
 from kstream._status import Status
 
 T = TypeVar("T")
@@ -543,36 +544,41 @@ def heartbeat_deadline(proc: Process) -> float | None:
     return None if heartbeat is None else heartbeat.deadline
 
 
+def _core(obj: Process | Session) -> ConnectionCore:
+    # The server objects type their connection as a protocol; the probes read the core.
+    return cast("ConnectionCore", obj._conn)
+
+
 def is_reading_paused(obj: Process | Session) -> bool:
     """Whether the connection stopped reading because a buffer is full.
 
     asyncio: ``obj._conn._reading_paused``; trio: ``obj._conn.reading_paused``.
     """
     if isinstance(obj, kstream.trio.RemoteProcess | kstream.trio.ServerExec):
-        return obj._conn.reading_paused
-    return obj._conn._reading_paused
+        return _core(obj).reading_paused
+    return _core(obj)._reading_paused
 
 
 def peak_buffered(obj: Process | Session, channel: int) -> int:
     """The most bytes channel ``channel``'s receive buffer ever held
     (``obj._conn._inputs[channel].peak``)."""
-    return int(obj._conn._inputs[channel].peak)
+    return int(_core(obj)._inputs[channel].peak)
 
 
 def session_buffered_bytes(session: Session) -> int:
     """Unread bytes a server session holds (``session._conn.buffered_bytes``)."""
-    return int(session._conn.buffered_bytes)
+    return int(_core(session).buffered_bytes)
 
 
 def buffered_chunk_sizes(session: Session, channel: int) -> list[int]:
     """The sizes of the chunks (one per message or DATA frame) buffered on ``channel``
     (``session._conn._inputs[channel]._chunks``)."""
-    return [len(chunk) for chunk in session._conn._inputs[channel]._chunks]
+    return [len(chunk) for chunk in _core(session)._inputs[channel]._chunks]
 
 
 def buffered_size(session: Session, channel: int) -> int:
     """Bytes buffered on a server session's ``channel`` (``._conn._inputs[channel].size``)."""
-    return int(session._conn._inputs[channel].size)
+    return int(_core(session)._inputs[channel].size)
 
 
 def is_closed(proc: Process) -> bool:

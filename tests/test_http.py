@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
@@ -11,13 +12,17 @@ from hypothesis import strategies as st
 from kstream import LocalProtocolError, RemoteProtocolError, UpgradeRejectedError
 from kstream._http import (
     MAX_REJECTION_BODY,
+    _attach_target_for_path,
+    _exec_target_for_path,
+    attach_target,
     build_target,
+    exec_target,
     query_bool,
     split_target,
     status_response,
     upgrade_rejection,
 )
-from kstream._status import Status, decode_status
+from kstream._status_types import Status
 
 EXEC_PATH = "/api/v1/namespaces/default/pods/mypod/exec"
 # protocol-notes §5.4 with the §7 command: what kubectl sends.
@@ -204,7 +209,7 @@ def test_status_response_default_reasons(code: int, reason: str) -> None:
     document = json.loads(body)
     assert document.get("reason", "") == reason
     assert document["code"] == code
-    assert decode_status(body) == Status(status="Failure", message="m", reason=reason, code=code)
+    assert Status.decode(body) == Status(status="Failure", message="m", reason=reason, code=code)
 
 
 def test_status_response_explicit_reason_and_escaping() -> None:
@@ -251,3 +256,68 @@ def test_split_target_only_raises_remote_protocol_error(text: str) -> None:
         return
     assert path.startswith("/")
     assert all(isinstance(key, str) and isinstance(value, str) for key, value in query)
+
+
+# ---------------------------------------------------------------------------------------
+# Request targets of a pod's exec and attach
+
+
+def test_exec_target_of_a_pod_matches_kubectl() -> None:
+    target = exec_target("default", "mypod", ["sh", "-c", "echo hi; exit 3"],
+                         container="app")
+    assert target == KUBECTL_TARGET
+    assert exec_target("default", "mypod", ["ls"], stdin=True, stderr=False, tty=True) == (
+        EXEC_PATH + "?command=ls&stdin=true&stdout=true&tty=true")
+    assert exec_target("default", "mypod", ["ls"], container=None, stdout=False,
+                       stderr=False) == EXEC_PATH + "?command=ls"
+    assert exec_target("default", "mypod", ["ls"], container="") == (
+        EXEC_PATH + "?command=ls&stderr=true&stdout=true")
+
+
+def test_attach_target_of_a_pod() -> None:
+    attach = "/api/v1/namespaces/default/pods/mypod/attach"
+    assert attach_target("default", "mypod", container="app", stdin=True, stderr=False,
+                         tty=True) == attach + "?container=app&stdin=true&stdout=true&tty=true"
+    assert attach_target("default", "mypod") == attach + "?stderr=true&stdout=true"
+
+
+def test_pod_targets_escape_names_and_take_a_prefix() -> None:
+    assert exec_target("a b", "p/q", ["ls"], prefix="/k8s/clusters/c1") == (
+        "/k8s/clusters/c1/api/v1/namespaces/a%20b/pods/p%2Fq/exec"
+        "?command=ls&stderr=true&stdout=true")
+    assert attach_target("ns", "p", prefix="/proxy", stderr=False) == (
+        "/proxy/api/v1/namespaces/ns/pods/p/attach?stdout=true")
+
+
+def test_pod_targets_match_the_path_builders() -> None:
+    # The pod form is the path form on the pod's subresource path.
+    for stdin, stdout, stderr, tty in itertools.product((False, True), repeat=4):
+        assert exec_target("ns", "p", ["a", "b c"], container="c", stdin=stdin, stdout=stdout,
+                           stderr=stderr, tty=tty) == _exec_target_for_path(
+            "/api/v1/namespaces/ns/pods/p/exec", command=["a", "b c"], container="c",
+            stdin=stdin, stdout=stdout, stderr=stderr, tty=tty)
+        assert attach_target("ns", "p", container="c", stdin=stdin, stdout=stdout,
+                             stderr=stderr, tty=tty) == _attach_target_for_path(
+            "/api/v1/namespaces/ns/pods/p/attach", container="c", stdin=stdin, stdout=stdout,
+            stderr=stderr, tty=tty)
+
+
+@pytest.mark.parametrize("command", [[], (), "ls -l", b"ls"])
+def test_exec_target_refuses_an_empty_or_string_command(command: object) -> None:
+    with pytest.raises(ValueError, match="command"):
+        exec_target("ns", "p", command)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("namespace", "pod"), [("", "p"), ("ns", "")])
+def test_pod_targets_refuse_empty_names(namespace: str, pod: str) -> None:
+    with pytest.raises(ValueError, match="must not be empty"):
+        exec_target(namespace, pod, ["ls"])
+    with pytest.raises(ValueError, match="must not be empty"):
+        attach_target(namespace, pod)
+
+
+def test_pod_targets_refuse_an_invalid_prefix() -> None:
+    with pytest.raises(LocalProtocolError):
+        exec_target("ns", "p", ["ls"], prefix="no-slash")
+    with pytest.raises(LocalProtocolError):
+        attach_target("ns", "p", prefix="/with space")

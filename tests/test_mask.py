@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import itertools
+import subprocess
 import sys
 from collections.abc import Callable
 
@@ -48,10 +49,13 @@ def sample(size: int) -> bytes:
 
 
 def test_websockets_speedups_is_installed_and_used() -> None:
-    # The dev environment installs the speedups extra; mask must then be the C function.
+    # The dev environment installs the speedups extra; mask must then run on the C
+    # function, called directly once the first call has chosen it.
     assert _mask._mask_speedups is not None
     assert MASK_BACKEND == "websockets"
-    assert mask is _mask._mask_speedups
+    mask(b"", KEY)
+    assert _mask._backend is _mask._mask_speedups
+    assert _mask.mask_backend() is _mask._mask_speedups
 
 
 def test_fallback_is_selected_without_websockets(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -59,12 +63,25 @@ def test_fallback_is_selected_without_websockets(monkeypatch: pytest.MonkeyPatch
     reloaded = importlib.reload(_mask)
     try:
         assert reloaded.MASK_BACKEND == "python"
-        assert reloaded.mask is reloaded._mask_python
         assert reloaded.mask(b"\x00\x00\x00\x00\x00", KEY) == KEY + KEY[:1]
+        assert reloaded._backend is reloaded._mask_python
+        assert reloaded.mask_backend() is reloaded._mask_python
     finally:
         monkeypatch.undo()
         importlib.reload(_mask)
     assert _mask.MASK_BACKEND == "websockets"
+
+
+def test_websockets_is_imported_on_first_use_only() -> None:
+    # Importing websockets.speedups imports socket and threading: not at import time.
+    code = (
+        "import sys\n"
+        "from kstream._ws import mask\n"
+        "assert 'websockets' not in sys.modules\n"
+        "assert mask.mask(b'abcde', bytes(4)) == b'abcde'\n"
+        "assert mask._backend is sys.modules['websockets.speedups'].apply_mask\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 @pytest.mark.parametrize("name", sorted(ALL_BACKENDS))

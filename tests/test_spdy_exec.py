@@ -46,7 +46,8 @@ from kstream._exec.spdy import (
     expected_channels,
     protocol_version,
 )
-from kstream._http import attach_target, exec_target
+from kstream._http import _attach_target_for_path as attach_target
+from kstream._http import _exec_target_for_path as exec_target
 from kstream._spdy.frames import (
     DataFrame,
     Frame,

@@ -41,7 +41,8 @@ from kstream._events import (
     UpgradeRejected,
 )
 from kstream._exec.spdy import ExecReady, SpdyExecClient, SpdyExecServer
-from kstream._http import exec_target, query_bool
+from kstream._http import _exec_target_for_path as exec_target
+from kstream._http import query_bool
 from kstream._resize import ResizeDecoder, encode_resize
 from kstream._spdy.upgrade import DEFAULT_SPDY_PROTOCOLS
 from kstream._status import (

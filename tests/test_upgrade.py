@@ -291,7 +291,7 @@ def test_client_head_over_the_limit() -> None:
 def test_header_helpers() -> None:
     assert decode_headers([(b"x-a", b"\xe9")]) == (("x-a", "\u00e9"),)
     assert encode_headers([("X-A", "\u00e9")]) == [(b"X-A", b"\xe9")]
-    with pytest.raises(LocalProtocolError, match="header .X. cannot be sent"):
+    with pytest.raises(LocalProtocolError, match=r"header .X. cannot be sent"):
         encode_headers([("X", "\u20ac")])
     assert reason_phrase(404) == "Not Found" and reason_phrase(599) == ""
 

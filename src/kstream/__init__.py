@@ -1,6 +1,15 @@
 """kstream: the Kubernetes streaming protocols (exec, attach, port-forward), sans-IO.
 
 Only the names in ``__all__`` are public API; the underscore modules are implementation.
+
+Most programs want an adapter: :mod:`kstream.asyncio` or :mod:`kstream.trio` (``run``,
+``open_exec``, ``start_server``). This package is the sans-IO tier under them, for
+adapters of other runtimes, servers, proxies and tests. ``__all__`` lists it by tier,
+from the one most users of the sans-IO core want (sessions) down to the wire
+(connections, events); each group says who needs it.
+
+``import kstream`` loads no runtime and no I/O module (no ``asyncio``, ``trio``,
+``socket``, ``ssl``, ``threading``, ``logging``, ...).
 """
 
 from __future__ import annotations
@@ -48,83 +57,87 @@ from ._runtime.errors import ConnectionLostError as ConnectionLostError
 from ._runtime.errors import IncompleteReadError as IncompleteReadError
 from ._runtime.errors import PingTimeoutError as PingTimeoutError
 from ._runtime.errors import RemoteCommandError as RemoteCommandError
-from ._status import Exited as Exited
-from ._status import ExitResult as ExitResult
-from ._status import Failed as Failed
-from ._status import Status as Status
-from ._status import StatusCause as StatusCause
-from ._status import decode_status as decode_status
-from ._status import encode_status as encode_status
-from ._status import exit_code_status as exit_code_status
-from ._status import exit_status_bytes as exit_status_bytes
-from ._status import internal_error_status as internal_error_status
-from ._status import parse_exit_status as parse_exit_status
-from ._status import success_status as success_status
+from ._status_types import Exited as Exited
+from ._status_types import ExitResult as ExitResult
+from ._status_types import Failed as Failed
+from ._status_types import Status as Status
+from ._status_types import StatusCause as StatusCause
 from ._version import __version__ as __version__
 from ._ws.connection import WebSocketChannelConnection as WebSocketChannelConnection
 from ._ws.connection import WebSocketState as WebSocketState
-from ._ws.connection import hello_channel as hello_channel
-from ._ws.connection import negotiate as negotiate
+from ._ws.connection import hello_channel as websocket_hello_channel
+from ._ws.connection import negotiate as negotiate_websocket_protocol
 
-__all__ = [
+# Grouped by tier (sorted within a group), hence the noqa.
+__all__ = [  # noqa: RUF022
+    # Sessions: one exec or attach over either transport, client or server role. The
+    # tier most users of the sans-IO core want: adapters for other runtimes, servers.
+    "ClientExecSession",
+    "ExitStatusReceived",
+    "OutputEnded",
+    "RequestReceived",
+    "ServerExecSession",
+    "SessionReady",
+    "TerminalResized",
+    # Exit status, for every client and server: what the error channel says
+    # (Status.parse_error_channel) and what a server writes on it (Status.success(),
+    # Status.exit_code(code, argv), Status.internal_error(detail)).
+    "ExitResult",
+    "Exited",
+    "Failed",
+    "Status",
+    "StatusCause",
+    # Request targets of a pod's exec and attach, as kubectl builds them: for clients.
+    "attach_target",
+    "exec_target",
+    # Channel numbers and the negotiated channel protocol: for session and connection
+    # users alike.
     "CLOSE",
     "ERROR",
     "RESIZE",
     "STDERR",
     "STDIN",
     "STDOUT",
-    "CalledRemoteProcessError",
-    "ChannelData",
-    "ChannelEnded",
     "ChannelProtocol",
-    "ClientExecSession",
-    "CompletedExec",
-    "ConnectionClosed",
-    "ConnectionLostError",
-    "DroppedMessage",
-    "Event",
-    "ExecReady",
-    "ExitResult",
-    "ExitStatusReceived",
-    "Exited",
-    "Failed",
-    "IncompleteReadError",
-    "KstreamError",
-    "LocalProtocolError",
-    "OutputEnded",
-    "PingReceived",
-    "PingTimeoutError",
-    "PongReceived",
-    "ProtocolError",
-    "RemoteCommandError",
-    "RemoteProtocolError",
-    "RequestReceived",
+    # Terminal resize codec (the JSON stream on the resize channel): for connection
+    # users; the sessions encode and decode it for you.
     "ResizeDecoder",
-    "ServerExecSession",
-    "SessionReady",
+    "TerminalSize",
+    "encode_resize",
+    # Connections: one transport below the sessions (WebSocket channel.k8s.io, SPDY/3.1),
+    # for proxies, fuzzers and tests that work on the wire itself.
+    "ExecReady",
     "SpdyExecClient",
     "SpdyExecServer",
-    "Status",
-    "StatusCause",
-    "TerminalResized",
-    "TerminalSize",
-    "UpgradeAccepted",
-    "UpgradeRejected",
-    "UpgradeRejectedError",
-    "UpgradeRequested",
     "WebSocketChannelConnection",
     "WebSocketState",
+    "negotiate_websocket_protocol",
+    "websocket_hello_channel",
+    # Events of the connections, for the same users.
+    "ChannelData",
+    "ChannelEnded",
+    "ConnectionClosed",
+    "DroppedMessage",
+    "Event",
+    "PingReceived",
+    "PongReceived",
+    "UpgradeAccepted",
+    "UpgradeRejected",
+    "UpgradeRequested",
+    # Errors: the one family every tier raises, for everyone.
+    "KstreamError",
+    "LocalProtocolError",
+    "ProtocolError",
+    "RemoteProtocolError",
+    "UpgradeRejectedError",
+    # What the adapters (kstream.asyncio, kstream.trio) add to the family and return,
+    # for their users; importable here without loading a runtime.
+    "CalledRemoteProcessError",
+    "CompletedExec",
+    "ConnectionLostError",
+    "IncompleteReadError",
+    "PingTimeoutError",
+    "RemoteCommandError",
+    # The package version.
     "__version__",
-    "attach_target",
-    "decode_status",
-    "encode_resize",
-    "encode_status",
-    "exec_target",
-    "exit_code_status",
-    "exit_status_bytes",
-    "hello_channel",
-    "internal_error_status",
-    "negotiate",
-    "parse_exit_status",
-    "success_status",
 ]

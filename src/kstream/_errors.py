@@ -11,14 +11,20 @@ split the way h11 and wsproto split them:
 
 A remote error carries a hint of what to answer on the wire before closing: a WebSocket
 close code, or a SPDY GOAWAY / RST_STREAM status.
+
+Import every error from here. The four base classes are defined in ``_errors_base`` and
+re-exported: the exit-status types raise them, and :class:`UpgradeRejectedError` carries
+such a status, so defining them here would make ``_errors`` and ``_status_types`` import
+each other.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from ._status import Status
+from ._errors_base import KstreamError as KstreamError
+from ._errors_base import LocalProtocolError as LocalProtocolError
+from ._errors_base import ProtocolError as ProtocolError
+from ._errors_base import RemoteProtocolError as RemoteProtocolError
+from ._status_types import Status
 
 __all__ = [
     "KstreamError",
@@ -27,36 +33,6 @@ __all__ = [
     "RemoteProtocolError",
     "UpgradeRejectedError",
 ]
-
-
-class KstreamError(Exception):
-    """Base class of every error kstream raises."""
-
-
-class ProtocolError(KstreamError):
-    """A violation of one of the streaming protocols, by us or by the peer.
-
-    Not raised directly: it is either a :class:`LocalProtocolError` or a
-    :class:`RemoteProtocolError`.
-    """
-
-    def __init__(self, message: str, *, close_code: int | None = None,
-                 spdy_status: int | None = None) -> None:
-        if type(self) is ProtocolError:
-            raise TypeError("raise LocalProtocolError or RemoteProtocolError, not ProtocolError")
-        super().__init__(message)
-        #: WebSocket close code to send before closing (1002 protocol error, 1009 too big, ...).
-        self.close_code = close_code
-        #: SPDY status to send (GOAWAY status or RST_STREAM status), when one applies.
-        self.spdy_status = spdy_status
-
-
-class LocalProtocolError(ProtocolError):
-    """The caller asked for something the protocol or the connection's state forbids."""
-
-
-class RemoteProtocolError(ProtocolError):
-    """The peer sent bytes that do not parse, or that the protocol forbids."""
 
 
 class UpgradeRejectedError(KstreamError):

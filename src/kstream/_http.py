@@ -11,17 +11,11 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from typing import Final
-from urllib.parse import quote_plus, unquote, unquote_plus
+from urllib.parse import quote, quote_plus, unquote, unquote_plus
 
 from ._errors import LocalProtocolError, RemoteProtocolError, UpgradeRejectedError
-from ._status import (
-    STATUS_FAILURE,
-    Status,
-    decode_status_and_kind,
-    encode_status,
-    fold_key,
-    quote_for_error,
-)
+from ._gojson import fold_key, quote_for_error
+from ._status_types import STATUS_FAILURE, Status, decode_status_and_kind
 
 __all__ = [
     "MAX_REJECTION_BODY",
@@ -244,14 +238,88 @@ def status_response(status_code: int, message: str,
         raise LocalProtocolError(f"an error status code must be 400..599, not {status_code!r}")
     status = Status(status=STATUS_FAILURE, message=message,
                     reason=reason or _REASONS.get(status_code, ""), code=status_code)
-    body = encode_status(status, kind=True) + b"\n"
+    body = status.encode(kind=True) + b"\n"
     headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
     return headers, body
 
 
-def exec_target(path: str, *, command: Sequence[str], container: str = "", stdin: bool = False,
-                stdout: bool = True, stderr: bool = True, tty: bool = False) -> str:
-    """Build the request target of an exec, with the query kubectl sends.
+def exec_target(namespace: str, pod: str, command: Sequence[str], *,
+                container: str | None = None, stdin: bool = False, stdout: bool = True,
+                stderr: bool = True, tty: bool = False, prefix: str = "") -> str:
+    """Build the request target of a pod ``exec`` upgrade, with the query kubectl sends.
+
+    The path is ``{prefix}/api/v1/namespaces/{namespace}/pods/{pod}/exec`` (names
+    percent-escaped). The query follows ``VersionedParams(&PodExecOptions{...})``
+    (protocol-notes §5.4): ``command`` repeated in order, then ``container``, ``stderr``,
+    ``stdin``, ``stdout``, ``tty`` (sorted by key as Go's ``url.Values.Encode``), booleans
+    as ``true`` and only when set, an empty container left out.
+
+    Args:
+        namespace: the pod's namespace.
+        pod: the pod's name.
+        command: the argv to run, one ``command=`` parameter each, order kept.
+        container: the container, or ``None`` (or ``""``) for the server's default.
+        stdin: request standard input.
+        stdout: request standard output.
+        stderr: request standard error (kubectl drops it with a TTY).
+        tty: request a terminal.
+        prefix: a path prefix in front of ``/api`` (a proxy's, e.g. ``/k8s/clusters/c1``).
+
+    Returns:
+        The target (path and query), for either transport, e.g.
+        ``/api/v1/namespaces/default/pods/web/exec?command=ls&stderr=true&stdout=true``.
+
+    Raises:
+        ValueError: ``command`` is empty or a string; ``namespace`` or ``pod`` is empty.
+        LocalProtocolError: the path (with ``prefix``) is not a valid request path.
+    """
+    if isinstance(command, str | bytes):
+        raise ValueError("command must be a sequence of arguments, not a string")
+    if not command:
+        raise ValueError("command must not be empty")
+    return _exec_target_for_path(_pod_path("exec", namespace, pod, prefix), command=command,
+                                 container=container or "", stdin=stdin, stdout=stdout,
+                                 stderr=stderr, tty=tty)
+
+
+def attach_target(namespace: str, pod: str, *, container: str | None = None,
+                  stdin: bool = False, stdout: bool = True, stderr: bool = True,
+                  tty: bool = False, prefix: str = "") -> str:
+    """Build the request target of a pod ``attach`` upgrade (``PodAttachOptions``).
+
+    Args:
+        namespace: the pod's namespace.
+        pod: the pod's name.
+        container: the container, or ``None`` (or ``""``) for the server's default.
+        stdin: request standard input.
+        stdout: request standard output.
+        stderr: request standard error (kubectl sets it false with a TTY).
+        tty: request a terminal (kubectl matches the container's ``tty`` setting).
+        prefix: a path prefix in front of ``/api``.
+
+    Returns:
+        ``{prefix}/api/v1/namespaces/{namespace}/pods/{pod}/attach?...``
+
+    Raises:
+        ValueError: ``namespace`` or ``pod`` is empty.
+        LocalProtocolError: the path (with ``prefix``) is not a valid request path.
+    """
+    return _attach_target_for_path(_pod_path("attach", namespace, pod, prefix),
+                                   container=container or "", stdin=stdin, stdout=stdout,
+                                   stderr=stderr, tty=tty)
+
+
+def _pod_path(subresource: str, namespace: str, pod: str, prefix: str) -> str:
+    if not namespace or not pod:
+        raise ValueError("namespace and pod must not be empty")
+    return (f"{prefix}/api/v1/namespaces/{quote(namespace, safe='')}"
+            f"/pods/{quote(pod, safe='')}/{subresource}")
+
+
+def _exec_target_for_path(path: str, *, command: Sequence[str], container: str = "",
+                          stdin: bool = False, stdout: bool = True, stderr: bool = True,
+                          tty: bool = False) -> str:
+    """Build the request target of an exec on any path (:func:`exec_target` for a pod).
 
     The query follows ``VersionedParams(&PodExecOptions{...})`` (protocol-notes §5.4):
     ``command`` repeated in order, then ``container``, ``stderr``, ``stdin``, ``stdout``,
@@ -277,9 +345,10 @@ def exec_target(path: str, *, command: Sequence[str], container: str = "", stdin
     return build_target(path, query + _stream_params(container, stdin, stdout, stderr, tty))
 
 
-def attach_target(path: str, *, container: str = "", stdin: bool = False, stdout: bool = True,
-                  stderr: bool = True, tty: bool = False) -> str:
-    """Build the request target of an attach (``PodAttachOptions``), as kubectl does.
+def _attach_target_for_path(path: str, *, container: str = "", stdin: bool = False,
+                            stdout: bool = True, stderr: bool = True,
+                            tty: bool = False) -> str:
+    """Build the request target of an attach on any path (:func:`attach_target` for a pod).
 
     Args:
         path: the subresource path, e.g. ``/api/v1/namespaces/default/pods/p/attach``.

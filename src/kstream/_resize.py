@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Final, NoReturn
 
 from ._errors import LocalProtocolError, RemoteProtocolError
-from ._status import fold_key, quote_for_error
+from ._gojson import fold_key, quote_for_error
 
 __all__ = ["DEFAULT_MAX_RESIZE_BUFFER", "ResizeDecoder", "TerminalSize", "encode_resize"]
 

@@ -75,7 +75,7 @@ def feed_all(receiver: _Receiver, chunks: Iterable[bytes]) -> None:
 def _status(version: int) -> Callable[[Sequence[bytes]], None]:
     def run(chunks: Sequence[bytes]) -> None:
         with contextlib.suppress(RemoteProtocolError):
-            kstream.parse_exit_status(b"".join(chunks), version=version)
+            kstream.Status.parse_error_channel(b"".join(chunks), version=version)
     return run
 
 

@@ -121,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The parser of ``kstream bench`` and its subcommands."""
     from kstream.bench import PROTOCOLS
 
-    from .cli import _connection_flags
+    from .flags import connection_flags
 
     parser = argparse.ArgumentParser(
         prog="kstream bench", description="Measure kstream: framing cost in memory, exec "
@@ -150,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
         "transport and subprotocol the server accepts, kubectl's figures beside them when "
         "kubectl is on PATH. Nothing is written in the pod. Port-forward transports are "
         "not measured (not implemented).")
-    _connection_flags(execs)
+    connection_flags(execs)
     execs.add_argument("-c", "--container", help="container name (default: the first)")
     execs.add_argument("pod", help="the pod's name")
     execs.add_argument("--quick", action="store_true",

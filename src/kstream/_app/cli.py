@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from .._errors import KstreamError, UpgradeRejectedError
 from .._version import __version__
+from .flags import connection_flags
 from .kubeconfig import ConfigOverrides, KubeconfigError, load_config
 
 if TYPE_CHECKING:
@@ -36,23 +37,6 @@ _STDIN_QUEUE: Final = 8
 
 
 # --------------------------------------------------------------------------- parsing
-
-
-def _connection_flags(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("connection (as kubectl)")
-    group.add_argument("--kubeconfig", help="path to the kubeconfig file to use")
-    group.add_argument("--context", help="the kubeconfig context to use")
-    group.add_argument("-n", "--namespace", help="the namespace of the pod")
-    group.add_argument("-s", "--server", help="the address of the API server")
-    group.add_argument("--token", help="bearer token for authentication to the API server")
-    group.add_argument("--certificate-authority", metavar="FILE",
-                       help="path to a certificate file for the certificate authority")
-    group.add_argument("--insecure-skip-tls-verify", action="store_true",
-                       help="do not check the server's certificate (insecure)")
-    group.add_argument("--tls-server-name",
-                       help="server name to use for certificate validation")
-    group.add_argument("--request-timeout", type=float, default=None, metavar="SECONDS",
-                       help="give up connecting after this many seconds")
 
 
 def _stream_flags(parser: argparse.ArgumentParser) -> None:
@@ -110,11 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     exec_parser = commands.add_parser(
         "exec", help="run a command in a pod", usage="kstream exec [flags] POD -- COMMAND [ARG...]")
-    _connection_flags(exec_parser)
+    connection_flags(exec_parser)
     _stream_flags(exec_parser)
 
     attach_parser = commands.add_parser("attach", help="attach to a pod's main process")
-    _connection_flags(attach_parser)
+    connection_flags(attach_parser)
     _stream_flags(attach_parser)
 
     # Listed for --help only: main() hands everything after "bench" to _app/bench.py,

@@ -10,18 +10,42 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Sequence
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from .._channels import STDIN
 from .._errors import KstreamError, LocalProtocolError, ProtocolError, UpgradeRejectedError
-from .._exec.session import RequestReceived
+from .._events import Event
+from .._exec.session import RequestReceived, ServerExecSession
 from .._http import query_bool
 from .._resize import TerminalSize
 from .._status import Status, internal_error_status, success_status
 from .buffers import READ_SIZE
 
-if TYPE_CHECKING:
-    from .core import ServerCore
+
+class ServerConnection(Protocol):
+    """What the server objects need of their connection (:class:`.core.ServerCore`).
+
+    A protocol rather than an import: the core creates these objects, so importing it
+    here would make the two modules import each other.
+    """
+
+    session: ServerExecSession
+    closed: bool
+    finished: bool
+    stream_errors: tuple[type[BaseException], ...]
+
+    def _handle(self, event: Event) -> None: ...
+    def _flush(self) -> None: ...
+    def _schedule_flush(self) -> None: ...
+    def _now(self) -> float: ...
+    def _end_input(self, key: int, error: BaseException | None = None) -> None: ...
+    def arm_stream_deadline(self) -> None: ...
+    async def wait_ready(self) -> None: ...
+    async def read(self, key: int, n: int = -1) -> bytes: ...
+    async def readexactly(self, key: int, n: int) -> bytes: ...
+    async def next_resize(self) -> TerminalSize | None: ...
+    async def drain(self) -> None: ...
+    async def close(self, *, abort: bool = False) -> None: ...
 
 __all__ = [
     "SERVER_LIMITS_DOC",
@@ -47,7 +71,7 @@ class ServerRequest:
         protocols: the protocols the client offered.
     """
 
-    def __init__(self, connection: ServerCore, event: RequestReceived) -> None:
+    def __init__(self, connection: ServerConnection, event: RequestReceived) -> None:
         self._conn = connection
         self.method = event.method
         self.target = event.target
@@ -136,7 +160,7 @@ class ServerExec:
         tty: the session has a terminal.
     """
 
-    def __init__(self, connection: ServerCore, *, stdin: bool, tty: bool) -> None:
+    def __init__(self, connection: ServerConnection, *, stdin: bool, tty: bool) -> None:
         self._conn = connection
         self.has_stdin = stdin
         session = connection.session
@@ -215,7 +239,7 @@ class ServerExec:
 class _ServerStdin:
     """The stdin of a server session as a reader (``read``, ``readexactly``, iteration)."""
 
-    def __init__(self, connection: ServerCore) -> None:
+    def __init__(self, connection: ServerConnection) -> None:
         self._conn = connection
 
     async def read(self, n: int = -1) -> bytes:

@@ -9,16 +9,20 @@
 * from there on, wsproto's ``XorMaskerSimple`` idea: 256 precomputed translation tables
   and four strided ``bytes.translate`` passes, one per key byte (frame_protocol.py).
 
+The backend is imported and chosen on the first call of :func:`mask`, not at import time
+(importing ``websockets.speedups`` imports ``socket`` and ``threading``), then kept.
+
 A mask key applies from the first byte of ``data``; to continue masking a payload that
 arrives in pieces, start each piece with :func:`rotate_key`.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Final
 
-__all__ = ["MASK_BACKEND", "TRANSLATE_THRESHOLD", "mask", "rotate_key"]
+__all__ = ["MASK_BACKEND", "TRANSLATE_THRESHOLD", "mask", "mask_backend", "rotate_key"]
 
 Buffer = bytes | bytearray | memoryview
 
@@ -77,7 +81,11 @@ def _mask_python(data: Buffer, key: bytes) -> bytes:
     return _mask_translate(data, key)
 
 
+@functools.cache
 def _load_speedups() -> Callable[[Buffer, bytes], bytes] | None:
+    # websockets' C routine, or None when websockets is not installed. Called on first
+    # use, not at import: importing websockets.speedups imports the whole websockets
+    # package (socket, threading, ...), which ``import kstream`` must not.
     try:
         from websockets.speedups import apply_mask
     except ImportError:
@@ -85,16 +93,65 @@ def _load_speedups() -> Callable[[Buffer, bytes], bytes] | None:
     return apply_mask
 
 
-_mask_speedups: Final = _load_speedups()
+def mask_backend() -> Callable[[Buffer, bytes], bytes]:
+    """Return the function :func:`mask` runs on, importing and choosing it on first use.
 
-#: The backend :func:`mask` runs on: ``"websockets"`` or ``"python"``.
-MASK_BACKEND: Final = "python" if _mask_speedups is None else "websockets"
+    A hot loop may bind the result once (e.g. when a codec is built) and call it
+    directly, which saves :func:`mask`'s one Python-level call.
 
-#: Mask (or unmask) ``data`` with the 4-byte ``key`` applied from its first byte, and
-#: return the result as new ``bytes``; raises ``ValueError`` for a key of another size.
-#: It is the fastest backend available (see the module docstring).
-mask: Final[Callable[[Buffer, bytes], bytes]] = (
-    _mask_python if _mask_speedups is None else _mask_speedups)
+    Returns:
+        ``websockets.speedups.apply_mask`` when websockets is installed, else the
+        pure-Python backend. The same function on every call.
+    """
+    global _backend
+    if _backend is _first_mask:
+        speedups = _load_speedups()
+        _backend = _mask_python if speedups is None else speedups
+    return _backend
+
+
+def _first_mask(data: Buffer, key: bytes) -> bytes:
+    # What mask() calls until the backend is chosen: choose it, then use it.
+    return mask_backend()(data, key)
+
+
+#: The function :func:`mask` calls: :func:`_first_mask` until the first call, then the
+#: chosen backend (see :func:`mask_backend`).
+_backend: Callable[[Buffer, bytes], bytes] = _first_mask
+
+
+def mask(data: Buffer, key: bytes) -> bytes:
+    """Mask (or unmask) ``data`` with the 4-byte ``key`` applied from its first byte.
+
+    Runs on the fastest backend available (see the module docstring), chosen on the
+    first call and kept (:func:`mask_backend`).
+
+    Args:
+        data: the bytes to mask or unmask.
+        key: the 4-byte mask key.
+
+    Returns:
+        The result, as new ``bytes``.
+
+    Raises:
+        ValueError: ``key`` is not 4 bytes long.
+    """
+    return _backend(data, key)
+
+
+#: The backend :func:`mask` runs on: ``"websockets"`` or ``"python"`` (reading it loads
+#: the backend). ``_mask_speedups`` is websockets' function, or ``None``.
+MASK_BACKEND: str
+_mask_speedups: Callable[[Buffer, bytes], bytes] | None
+
+
+def __getattr__(name: str) -> object:
+    # PEP 562: MASK_BACKEND and _mask_speedups are computed on first access.
+    if name == "_mask_speedups":
+        return _load_speedups()
+    if name == "MASK_BACKEND":
+        return "python" if _load_speedups() is None else "websockets"
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def rotate_key(key: bytes, offset: int) -> bytes:

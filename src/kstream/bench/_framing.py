@@ -70,8 +70,8 @@ DIRECTIONS: Final = ("encode", "decode")
 #: What an adapter hands to ``receive_data`` at once.
 _READ_SIZE: Final = 256 * 1024
 _HOST: Final = "127.0.0.1"
-_TARGET: Final = exec_target("/api/v1/namespaces/default/pods/bench/exec", command=["cat"],
-                             stdin=True, stdout=True, stderr=False)
+_TARGET: Final = exec_target("default", "bench", ["cat"], stdin=True, stdout=True,
+                             stderr=False)
 
 
 class _Connection(Protocol):

@@ -1,0 +1,194 @@
+"""The package's shape: what ``import kstream`` loads, import cycles, and module length.
+
+* ``import kstream`` is the sans-IO tier: it must load no runtime and no I/O module.
+* No two modules of ``src/kstream`` import each other, directly or through others; every
+  import counts, those under ``if TYPE_CHECKING:`` and inside functions included.
+* No module is longer than :data:`MAX_LINES`, except those in :data:`STILL_LONG`, which
+  are being split.
+"""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import kstream
+
+SRC = Path(kstream.__file__).resolve().parent
+PACKAGE = "kstream"
+
+#: Modules ``import kstream`` must not load.
+FORBIDDEN_ON_IMPORT = frozenset({
+    "asyncio", "trio", "ssl", "socket", "threading", "selectors", "logging", "subprocess",
+})
+
+#: The longest a module may be, in lines.
+MAX_LINES = 900
+
+#: Modules (relative to ``src/kstream``) still over :data:`MAX_LINES` while they are being
+#: split. Remove each one once it is short; the goal is an empty set.
+STILL_LONG = frozenset({
+    "_spdy/session.py",
+    "_ws/connection.py",
+    "_exec/spdy.py",
+})
+
+
+# --------------------------------------------------------------------------- sys.modules
+
+
+def test_import_kstream_loads_no_runtime_and_no_io_module() -> None:
+    code = (
+        "import sys\n"
+        "import kstream\n"
+        f"forbidden = {sorted(FORBIDDEN_ON_IMPORT)!r}\n"
+        "print(' '.join(sorted(name for name in forbidden if name in sys.modules)))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True)
+    loaded = result.stdout.split()
+    assert loaded == [], f"import kstream loads {', '.join(loaded)}"
+
+
+def test_root_names_resolve_without_a_runtime() -> None:
+    # Every public name, the adapters' errors and results included, is there after a
+    # bare ``import kstream`` (the previous test shows no runtime was loaded for them).
+    assert len(set(kstream.__all__)) == len(kstream.__all__)
+    missing = [name for name in kstream.__all__ if not hasattr(kstream, name)]
+    assert missing == []
+
+
+# --------------------------------------------------------------------------- import graph
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(SRC).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join([PACKAGE, *parts])
+
+
+def _modules() -> dict[str, Path]:
+    return {_module_name(path): path for path in sorted(SRC.rglob("*.py"))}
+
+
+def _imports(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
+    """The package modules that module ``name`` (at ``path``) imports, anywhere in it."""
+    is_package = path.name == "__init__.py"
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                # The package a relative import starts from: the module's own package,
+                # then one level up per extra dot.
+                base = name.split(".") if is_package else name.split(".")[:-1]
+                base = base[:len(base) - (node.level - 1)]
+                source = ".".join(base + ([node.module] if node.module else []))
+            else:
+                source = node.module or ""
+            # "from package import module" imports the module itself.
+            targets = [f"{source}.{alias.name}" if f"{source}.{alias.name}" in modules
+                       else source for alias in node.names]
+        else:
+            continue
+        for target in targets:
+            # "import a.b.c" depends on the deepest package module named.
+            while target and target not in modules:
+                target = target.rpartition(".")[0]
+            if target.startswith(PACKAGE) and target != name:
+                found.add(target)
+    return found
+
+
+def _import_graph() -> dict[str, set[str]]:
+    modules = _modules()
+    return {name: _imports(name, path, modules) for name, path in modules.items()}
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    # Tarjan's strongly connected components; each component of two or more modules is
+    # a cycle (a module never counts as importing itself).
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    components: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for target in sorted(graph.get(node, ())):
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in on_stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                components.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return components
+
+
+def test_import_graph_sees_relative_and_type_only_imports() -> None:
+    # A check on the checker: edges it must find in today's tree.
+    graph = _import_graph()
+    assert "kstream._errors" in graph["kstream._events"]         # under TYPE_CHECKING
+    assert "kstream._status_types" in graph["kstream._errors"]
+    assert "kstream._errors" in graph["kstream._ws.connection"]  # from .. import
+    assert "kstream._ws.connection" in graph["kstream"]
+    assert "kstream._ws" not in graph["kstream._ws.connection"]  # no parent-package edges
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_no_import_cycle() -> None:
+    cycles = _cycles(_import_graph())
+    assert cycles == [], "modules that import each other: " + "; ".join(
+        " <-> ".join(cycle) for cycle in cycles)
+
+
+def test_layer_zero_imports_only_layer_zero() -> None:
+    # The bottom of the package (errors, events, channels, the Status types and the Go
+    # JSON helpers) imports nothing but itself and the standard library.
+    layer_zero = {"kstream._errors_base", "kstream._gojson", "kstream._status_types",
+                  "kstream._errors", "kstream._events", "kstream._channels",
+                  "kstream._version"}
+    graph = _import_graph()
+    outside = {name: sorted(graph[name] - layer_zero) for name in sorted(layer_zero)}
+    assert {name: found for name, found in outside.items() if found} == {}
+
+
+# --------------------------------------------------------------------------- file length
+
+
+def _line_counts() -> dict[str, int]:
+    return {path.relative_to(SRC).as_posix(): len(path.read_text(encoding="utf-8").splitlines())
+            for path in sorted(SRC.rglob("*.py"))}
+
+
+def test_no_module_is_too_long() -> None:
+    too_long = {name: lines for name, lines in _line_counts().items()
+                if lines > MAX_LINES and name not in STILL_LONG}
+    assert too_long == {}, f"modules over {MAX_LINES} lines (split them): {too_long}"
+
+
+def test_still_long_lists_only_long_modules() -> None:
+    # Keeps STILL_LONG honest: a module split below the limit leaves the list.
+    counts = _line_counts()
+    stale = sorted(name for name in STILL_LONG if counts.get(name, 0) <= MAX_LINES)
+    assert stale == [], f"no longer over {MAX_LINES} lines, remove from STILL_LONG: {stale}"
