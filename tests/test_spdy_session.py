@@ -1,4 +1,4 @@
-"""Tests of the sans-IO SPDY/3.1 session (_spdy_session.py)."""
+"""Tests of the sans-IO SPDY/3.1 session (_spdy/session.py, events.py, state.py)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,20 @@ from hypothesis import strategies as st
 
 from kstream._errors import LocalProtocolError, RemoteProtocolError
 from kstream._events import ConnectionClosed, PingReceived, PongReceived
+from kstream._spdy.events import (
+    DataDropped,
+    GoAwayReceived,
+    HeadersReceived,
+    SettingsReceived,
+    SpdyEvent,
+    StreamData,
+    StreamEnded,
+    StreamOpened,
+    StreamReplied,
+    StreamReset,
+    UnknownFrameSkipped,
+    WindowUpdated,
+)
 from kstream._spdy.frames import (
     DataFrame,
     Frame,
@@ -29,27 +43,15 @@ from kstream._spdy.frames import (
     SynStreamFrame,
     WindowUpdateFrame,
 )
-from kstream._spdy.session import (
+from kstream._spdy.session import SpdySession
+from kstream._spdy.state import (
     SESSION_TRANSITIONS,
     STREAM_RECEIVE_VIOLATIONS,
     STREAM_TRANSITIONS,
-    DataDropped,
-    GoAwayReceived,
-    HeadersReceived,
     SessionInput,
     SessionState,
-    SettingsReceived,
-    SpdyEvent,
-    SpdySession,
-    StreamData,
-    StreamEnded,
     StreamInput,
-    StreamOpened,
-    StreamReplied,
-    StreamReset,
     StreamState,
-    UnknownFrameSkipped,
-    WindowUpdated,
 )
 
 S = StreamState
