@@ -75,6 +75,7 @@ from .frames import (
     SynStreamFrame,
     UnknownControlFrame,
     WindowUpdateFrame,
+    pack_data_header,
 )
 from .state import (
     SESSION_TRANSITIONS,
@@ -100,6 +101,7 @@ __all__ = [
     "SettingsReceived",
     "SpdyEvent",
     "SpdySession",
+    "StreamClosedError",
     "StreamData",
     "StreamEnded",
     "StreamInput",
@@ -127,15 +129,33 @@ class _Outcome(enum.Enum):
 
 _DELIVER = _Outcome.DELIVER
 
-# Stream states in which the peer may still send, and in which we may.
+# Stream states in which the peer may still send.
 _PEER_MAY_SEND = frozenset({_S.UNREPLIED, _S.OPEN, _S.HALF_CLOSED_LOCAL})
-_WE_MAY_SEND = frozenset({_S.AWAITING_REPLY, _S.OPEN, _S.HALF_CLOSED_REMOTE})
+
+# "May this stream send?" is the tables' answer to SEND_DATA, nothing else. The same answer
+# as two sets, for the per-frame path of send_data(): the states in which SEND_DATA is
+# allowed and moves neither machine (in the stream table that is every state allowing it).
+_STREAM_SENDS_DATA: Final = frozenset(
+    state for (state, inp), target in STREAM_TRANSITIONS.items()
+    if inp is _I.SEND_DATA and target is state)
+_SESSION_SENDS_DATA: Final = frozenset(
+    state for (state, inp), target in SESSION_TRANSITIONS.items()
+    if inp is SessionInput.SEND_DATA and target is state)
 
 # --------------------------------------------------------------------------- the session
 
 _PING_ID = struct.Struct(">I")
-#: A DATA frame header without flags: stream id, length (``_spdy/frames`` ``data_header``).
-_DATA_HEADER = struct.Struct(">II")
+
+
+class StreamClosedError(LocalProtocolError):
+    """:meth:`SpdySession.send_data` or :meth:`~SpdySession.end_stream` on a stream whose
+    state does not let us send (:meth:`SpdySession.can_send` is False): our half of it is
+    closed (FIN sent, reset either way, one-way stream of the peer) or not open (never
+    opened, or the peer's stream not replied yet).
+
+    Go's writers get an error in the same case (``stream.go`` ``Write``), which client-go
+    and the kubelet ignore: the exec connection drops the bytes on it.
+    """
 
 
 def _immutable_view(data: bytes | bytearray | memoryview) -> memoryview:
@@ -149,6 +169,8 @@ def _immutable_view(data: bytes | bytearray | memoryview) -> memoryview:
         view = memoryview(data)
         return view if view.format == "B" and view.ndim == 1 else view.cast("B")
     return memoryview(bytes(data))
+
+
 #: Most pings left unanswered that are remembered; older ones are forgotten.
 _MAX_OUTSTANDING_PINGS: Final = 1024
 
@@ -307,9 +329,27 @@ class SpdySession:
         if not self._strict:
             return None
         stream = self._streams.get(stream_id)
-        if stream is None or stream.send_window is None or stream.state not in _WE_MAY_SEND:
+        if (stream is None or stream.send_window is None
+                or stream.state not in _STREAM_SENDS_DATA):
             return 0
         return max(0, min(stream.send_window.size, self._session_send.size))
+
+    def can_send(self, stream_id: int) -> bool:
+        """Return whether the stream's state lets us send DATA and FIN on it.
+
+        It is :data:`STREAM_TRANSITIONS`' answer to SEND_DATA (SEND_FIN is allowed in the
+        same states); when it is False, :meth:`send_data` and :meth:`end_stream` raise
+        :class:`StreamClosedError`. Whether the session itself still sends is
+        :attr:`state`'s business (:data:`SESSION_TRANSITIONS`).
+
+        Args:
+            stream_id: Any stream id.
+
+        Returns:
+            True if the stream is ours or replied, and our half of it is open.
+        """
+        stream = self._streams.get(stream_id)
+        return stream is not None and (stream.state, _I.SEND_DATA) in STREAM_TRANSITIONS
 
     # ------------------------------------------------------------------ output
 
@@ -487,22 +527,32 @@ class SpdySession:
         must fit in :meth:`send_window`.
 
         Args:
-            stream_id: A stream we may send on.
+            stream_id: A stream we may send on (:meth:`can_send`).
             data: The payload; ``bytes`` are framed without a copy until
                 :meth:`data_to_send`, other buffers are copied once now.
             fin: Half-close the stream after the data.
 
         Raises:
-            LocalProtocolError: The stream is not open for sending, or (strict mode) the
-                data exceeds the flow-control window.
+            StreamClosedError: The stream's state does not let us send (checked first).
+            LocalProtocolError: The session no longer sends, or (strict mode) the data
+                exceeds the flow-control window.
         """
-        if not fin and self._send_data_fast(stream_id, data):
-            return
-        self._check_send(SessionInput.SEND_DATA)
-        stream = self._live_stream(stream_id)
-        target = self._plan(stream, [_I.SEND_DATA], fin)
-        payload = _immutable_view(data)
+        payload = data if type(data) is bytes else _immutable_view(data)
         size = len(payload)
+        stream = self._streams.get(stream_id)
+        if (stream is not None and stream.state in _STREAM_SENDS_DATA
+                and self._state in _SESSION_SENDS_DATA and not fin and not self._strict
+                and 0 < size <= MAX_FRAME_LENGTH):
+            # The bulk of every upload: one frame, which moves neither machine. Header and
+            # payload as two parts: data_to_send() joins them, the payload's one copy (none
+            # here when it is already immutable).
+            outgoing = self._outgoing
+            outgoing.append(pack_data_header(stream_id, size))
+            outgoing.append(payload)
+            return
+        stream = self._live_stream(stream_id, StreamClosedError)
+        target = self._plan(stream, [_I.SEND_DATA], fin, StreamClosedError)
+        self._check_send(SessionInput.SEND_DATA)
         if self._strict and size:
             window = self.send_window(stream_id) or 0
             if size > window:
@@ -515,33 +565,6 @@ class SpdySession:
         self._queue_data(stream_id, payload, fin)
         self._move(stream_id, stream, target)
 
-    def _send_data_fast(self, stream_id: int, data: bytes | bytearray | memoryview) -> bool:
-        """Queue one DATA frame without FIN on a stream that may send, or return False.
-
-        The bulk of every upload, so it skips the table lookups: in these states (the
-        session running, the stream open for us, advisory flow control) SEND_DATA changes
-        neither machine, and everything else goes through the general path.
-        """
-        if self._strict or (self._state is not _SS.OPEN
-                            and self._state is not _SS.GOAWAY_RECEIVED):
-            return False
-        stream = self._streams.get(stream_id)
-        if stream is None:
-            return False
-        state = stream.state
-        if state is not _S.OPEN and state is not _S.HALF_CLOSED_REMOTE \
-                and state is not _S.AWAITING_REPLY:
-            return False
-        payload = _immutable_view(data)
-        size = len(payload)
-        if not 0 < size <= MAX_FRAME_LENGTH:
-            return False
-        # Header and payload as two parts: data_to_send() joins them, the payload's one
-        # copy (none here when it is already immutable).
-        self._outgoing.append(_DATA_HEADER.pack(stream_id, size))
-        self._outgoing.append(payload)
-        return True
-
     def end_stream(self, stream_id: int) -> None:
         """Half-close a stream: an empty DATA frame with FIN (Go ``Stream.Close``).
 
@@ -549,11 +572,12 @@ class SpdySession:
             stream_id: A stream we may send on.
 
         Raises:
-            LocalProtocolError: We already half-closed it, or it is not open.
+            StreamClosedError: We already half-closed it, or it is not open (checked first).
+            LocalProtocolError: The session no longer sends.
         """
+        stream = self._live_stream(stream_id, StreamClosedError)
+        target = self._plan(stream, [], True, StreamClosedError)
         self._check_send(SessionInput.SEND_DATA)
-        stream = self._live_stream(stream_id)
-        target = self._plan(stream, [], True)
         self._outgoing.append(self._encoder.data_header(stream_id, 0, True))
         self._move(stream_id, stream, target)
 
@@ -878,22 +902,23 @@ class SpdySession:
             exc.spdy_status = GoAwayStatus.PROTOCOL_ERROR
         self._state = SessionState.FAILED
 
-    def _live_stream(self, stream_id: int) -> _Stream:
+    def _live_stream(self, stream_id: int,
+                     error: type[LocalProtocolError] = LocalProtocolError) -> _Stream:
         stream = self._streams.get(stream_id)
         if stream is None:
-            raise LocalProtocolError(f"stream {stream_id} is "
-                                     f"{self.stream_state(stream_id).value}")
+            raise error(f"stream {stream_id} is {self.stream_state(stream_id).value}")
         return stream
 
     @staticmethod
-    def _plan(stream: _Stream, inputs: list[StreamInput], fin: bool) -> StreamState:
-        """Return where sending ``inputs`` (then FIN) takes the stream, or raise."""
+    def _plan(stream: _Stream, inputs: list[StreamInput], fin: bool,
+              error: type[LocalProtocolError] = LocalProtocolError) -> StreamState:
+        """Return where sending ``inputs`` (then FIN) takes the stream, or raise ``error``."""
         state = stream.state
         for inp in [*inputs, _I.SEND_FIN] if fin else inputs:
             target = STREAM_TRANSITIONS.get((state, inp))
             if target is None:
-                raise LocalProtocolError(f"cannot {inp.value.removeprefix('SEND_')} on a "
-                                         f"stream in state {state.value}")
+                raise error(f"cannot {inp.value.removeprefix('SEND_')} on a stream in state "
+                            f"{state.value}")
             state = target
         return state
 
@@ -940,12 +965,13 @@ class SpdySession:
             self._move(stream_id, stream, StreamState.CLOSED)
             events.append(StreamReset(stream_id=stream_id, status=status, local=True))
 
-    def _queue_data(self, stream_id: int, payload: memoryview, fin: bool) -> None:
+    def _queue_data(self, stream_id: int, payload: bytes | memoryview, fin: bool) -> None:
         size = len(payload)
         if not size:
             if fin:
                 self._outgoing.append(self._encoder.data_header(stream_id, 0, True))
             return
+        payload = memoryview(payload)  # slices of it are views, not copies
         for start in range(0, size, MAX_FRAME_LENGTH):
             chunk = payload[start:start + MAX_FRAME_LENGTH]
             last = start + MAX_FRAME_LENGTH >= size
