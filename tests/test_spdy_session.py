@@ -45,8 +45,11 @@ from kstream._spdy.frames import (
 )
 from kstream._spdy.session import SpdySession, StreamClosedError
 from kstream._spdy.state import (
+    SESSION_SENDING_STATES,
     SESSION_TRANSITIONS,
     STREAM_RECEIVE_VIOLATIONS,
+    STREAM_RECEIVING_STATES,
+    STREAM_SENDING_STATES,
     STREAM_TRANSITIONS,
     SessionInput,
     SessionState,
@@ -1096,10 +1099,15 @@ def test_the_per_frame_send_path_is_where_send_data_moves_neither_machine() -> N
     sending = {state for state in StreamState if (state, I.SEND_DATA) in STREAM_TRANSITIONS}
     assert sending == {state for state in StreamState
                        if (state, I.SEND_FIN) in STREAM_TRANSITIONS}
+    assert sending == STREAM_SENDING_STATES
     assert all(STREAM_TRANSITIONS[state, I.SEND_DATA] is state for state in sending)
-    for state in SessionState:
-        target = SESSION_TRANSITIONS.get((state, SessionInput.SEND_DATA))
-        assert target is None or target is state
+    receiving = {state for state in StreamState if (state, I.RECV_DATA) in STREAM_TRANSITIONS}
+    assert receiving == STREAM_RECEIVING_STATES
+    session_sending = {state for state in SessionState
+                       if (state, SessionInput.SEND_DATA) in SESSION_TRANSITIONS}
+    assert session_sending == SESSION_SENDING_STATES
+    for state in SESSION_SENDING_STATES:
+        assert SESSION_TRANSITIONS[state, SessionInput.SEND_DATA] is state
 
 
 @pytest.mark.parametrize("fin", [False, True], ids=["data", "data+fin"])

@@ -78,8 +78,11 @@ from .frames import (
     pack_data_header,
 )
 from .state import (
+    SESSION_SENDING_STATES,
     SESSION_TRANSITIONS,
     STREAM_RECEIVE_VIOLATIONS,
+    STREAM_RECEIVING_STATES,
+    STREAM_SENDING_STATES,
     STREAM_TRANSITIONS,
     SessionInput,
     SessionState,
@@ -129,18 +132,6 @@ class _Outcome(enum.Enum):
 
 _DELIVER = _Outcome.DELIVER
 
-# Stream states in which the peer may still send.
-_PEER_MAY_SEND = frozenset({_S.UNREPLIED, _S.OPEN, _S.HALF_CLOSED_LOCAL})
-
-# "May this stream send?" is the tables' answer to SEND_DATA, nothing else. The same answer
-# as two sets, for the per-frame path of send_data(): the states in which SEND_DATA is
-# allowed and moves neither machine (in the stream table that is every state allowing it).
-_STREAM_SENDS_DATA: Final = frozenset(
-    state for (state, inp), target in STREAM_TRANSITIONS.items()
-    if inp is _I.SEND_DATA and target is state)
-_SESSION_SENDS_DATA: Final = frozenset(
-    state for (state, inp), target in SESSION_TRANSITIONS.items()
-    if inp is SessionInput.SEND_DATA and target is state)
 
 # --------------------------------------------------------------------------- the session
 
@@ -330,7 +321,7 @@ class SpdySession:
             return None
         stream = self._streams.get(stream_id)
         if (stream is None or stream.send_window is None
-                or stream.state not in _STREAM_SENDS_DATA):
+                or stream.state not in STREAM_SENDING_STATES):
             return 0
         return max(0, min(stream.send_window.size, self._session_send.size))
 
@@ -540,8 +531,8 @@ class SpdySession:
         payload = data if type(data) is bytes else _immutable_view(data)
         size = len(payload)
         stream = self._streams.get(stream_id)
-        if (stream is not None and stream.state in _STREAM_SENDS_DATA
-                and self._state in _SESSION_SENDS_DATA and not fin and not self._strict
+        if (stream is not None and stream.state in STREAM_SENDING_STATES
+                and self._state in SESSION_SENDING_STATES and not fin and not self._strict
                 and 0 < size <= MAX_FRAME_LENGTH):
             # The bulk of every upload: one frame, which moves neither machine. Header and
             # payload as two parts: data_to_send() joins them, the payload's one copy (none
@@ -675,7 +666,7 @@ class SpdySession:
                                      "than were received")
         if stream is not None and stream_window is not None:
             increment = stream_window.process(n)
-            if increment and stream.state in _PEER_MAY_SEND:
+            if increment and stream.state in STREAM_RECEIVING_STATES:
                 self._outgoing.append(self._encoder.window_update(stream_id, increment))
         self._credit_session(n)
 

@@ -52,8 +52,11 @@ from typing import Final
 from .frames import RstStatus
 
 __all__ = [
+    "SESSION_SENDING_STATES",
     "SESSION_TRANSITIONS",
     "STREAM_RECEIVE_VIOLATIONS",
+    "STREAM_RECEIVING_STATES",
+    "STREAM_SENDING_STATES",
     "STREAM_TRANSITIONS",
     "SessionInput",
     "SessionState",
@@ -275,3 +278,20 @@ SESSION_TRANSITIONS: Final[dict[tuple[SessionState, SessionInput], SessionState]
     **_receiving_rows(_SS.GOAWAY_SENT, _SS.GOAWAY_SENT),
     (_SS.CLOSED, _SI.RECV_EOF): _SS.CLOSED,
 }
+
+# --------------------------------------------------------------------------- derived answers
+
+# "May this stream send?" is the tables' answer to SEND_DATA, nothing else; these sets are
+# that answer, computed once for the per-frame paths (a set lookup, not a table walk).
+
+#: Stream states in which we may send DATA and FIN. SEND_DATA leaves each where it is.
+STREAM_SENDING_STATES: Final = frozenset(
+    state for (state, inp), target in STREAM_TRANSITIONS.items()
+    if inp is _I.SEND_DATA and target is state)
+#: Stream states in which the peer may send DATA.
+STREAM_RECEIVING_STATES: Final = frozenset(
+    state for (state, inp) in STREAM_TRANSITIONS if inp is _I.RECV_DATA)
+#: Session states in which we may send DATA. SEND_DATA leaves each where it is.
+SESSION_SENDING_STATES: Final = frozenset(
+    state for (state, inp), target in SESSION_TRANSITIONS.items()
+    if inp is _SI.SEND_DATA and target is state)
