@@ -1174,3 +1174,12 @@ def test_data_frames_on_the_wire_are_the_codecs() -> None:
     client.send_data(sid, b"abc")  # the per-frame path
     client.send_data(sid, bytearray(b"de"), fin=True)  # the general path
     assert client.data_to_send() == codec.data(sid, b"abc") + codec.data(sid, b"de", fin=True)
+
+
+def test_table_keys_hash_by_identity() -> None:
+    # The tables are looked up on every frame: the members' hash is the C-level identity
+    # hash, not Enum's Python-level hash of the name. Equality stays identity.
+    for enum_type in (StreamState, StreamInput, SessionState, SessionInput):
+        for member in enum_type:
+            assert hash(member) == object.__hash__(member)
+            assert member == enum_type(member.value) and member != member.value

@@ -67,7 +67,18 @@ __all__ = [
 # --------------------------------------------------------------------------- stream machine
 
 
-class StreamState(enum.Enum):
+class _Key(enum.Enum):
+    """Base of the tables' keys: members hash by identity.
+
+    Members are singletons compared by identity, so the identity hash is the right one; it
+    is also C-level, where ``Enum.__hash__`` (the hash of the name) is a Python call, and
+    the tables and the sets below are looked up on every frame.
+    """
+
+    __hash__ = object.__hash__
+
+
+class StreamState(_Key):
     """Where one stream stands, seen from this end."""
 
     #: Not opened yet (or an id nobody uses).
@@ -90,7 +101,7 @@ class StreamState(enum.Enum):
     CLOSED = "CLOSED"
 
 
-class StreamInput(enum.Enum):
+class StreamInput(_Key):
     """What can happen to a stream: a frame sent or received (FIN counts on its own)."""
 
     SEND_SYN_STREAM = "SEND_SYN_STREAM"
@@ -205,7 +216,7 @@ STREAM_RECEIVE_VIOLATIONS: Final[dict[tuple[StreamState, StreamInput], RstStatus
 # --------------------------------------------------------------------------- session machine
 
 
-class SessionState(enum.Enum):
+class SessionState(_Key):
     """Where the whole session stands."""
 
     #: Normal operation.
@@ -220,7 +231,7 @@ class SessionState(enum.Enum):
     FAILED = "FAILED"
 
 
-class SessionInput(enum.Enum):
+class SessionInput(_Key):
     """What can happen to the session: a frame type received or sent, EOF, or garbage."""
 
     RECV_SYN_STREAM = "RECV_SYN_STREAM"
