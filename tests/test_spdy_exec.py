@@ -52,6 +52,7 @@ from kstream._spdy.frames import (
     DataFrame,
     Frame,
     FrameDecoder,
+    FrameEncoder,
     GoAwayFrame,
     GoAwayStatus,
     RstStatus,
@@ -814,3 +815,47 @@ def test_arbitrary_request_bytes_raise_only_remote_errors(request: bytes) -> Non
     except RemoteProtocolError:
         return
     assert all(isinstance(e, (UpgradeRequested, ConnectionClosed)) for e in events)
+
+
+# --------------------------------------------------------------------------- one send path
+
+
+STDIN_STREAM = 3  # error is 1, stdin 3 (client-go order)
+
+
+@pytest.mark.parametrize("stdin_state", ["open", "closed by the server (v1)",
+                                         "reset by the server"])
+def test_writes_go_to_the_session_once_and_follow_its_table(
+        stdin_state: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # v1 servers half-close stdin as soon as the exec is ready (see SpdyExecServer).
+    pair = Pair(1 if "v1" in stdin_state else 4).ready()
+    if "reset" in stdin_state:
+        pair.client.receive_data(FrameEncoder().rst_stream(STDIN_STREAM, RstStatus.CANCEL))
+    session = pair.client._session
+    assert session is not None
+    calls: list[int] = []
+    send_data = session.send_data
+
+    def counted(stream_id: int, data: bytes | bytearray | memoryview, *,
+                fin: bool = False) -> None:
+        calls.append(stream_id)
+        send_data(stream_id, data, fin=fin)
+
+    monkeypatch.setattr(session, "send_data", counted)
+    can_send = session.can_send(STDIN_STREAM)
+    assert can_send is (stdin_state != "reset by the server")
+    pair.client.send_data(STDIN, b"abc")
+    assert calls == [STDIN_STREAM]  # one call, whatever the session answers
+    sent = FrameDecoder().feed(pair.client.data_to_send())
+    assert sent == ([DataFrame(STDIN_STREAM, b"abc")] if can_send else [])  # else dropped
+
+
+def test_server_writes_to_a_stream_the_client_reset_are_dropped() -> None:
+    pair = Pair(4).ready()
+    pair.server.send_data(STDOUT, b"before")
+    pair.server_to_client()
+    stdout_stream = 5
+    pair.server.receive_data(FrameEncoder().rst_stream(stdout_stream, RstStatus.CANCEL))
+    pair.server.send_data(STDOUT, b"after")  # the client no longer reads: dropped
+    pair.server.close_channel(STDOUT)  # nor is there a FIN to send
+    assert pair.server.data_to_send() == b""

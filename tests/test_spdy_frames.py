@@ -41,6 +41,7 @@ from kstream._spdy.frames import (
     SynStreamFrame,
     UnknownControlFrame,
     WindowUpdateFrame,
+    pack_data_header,
 )
 from kstream._spdy.headers import FORBIDDEN_REQUEST_HEADERS, Headers, encode_header_block
 
@@ -572,3 +573,9 @@ def test_data_header_fast_and_slow_checks_agree() -> None:
         with pytest.raises(LocalProtocolError):
             encoder.data_header(stream_id, length)  # type: ignore[arg-type]
     assert encoder.data_header(True, 1) == encoder.data_header(1, 1)  # bool is an int
+
+
+def test_unchecked_data_header_is_the_checked_one_without_flags() -> None:
+    encoder = FrameEncoder()
+    for stream_id, length in ((1, 0), (5, 10), (MAX_STREAM_ID, MAX_FRAME_LENGTH)):
+        assert pack_data_header(stream_id, length) == encoder.data_header(stream_id, length)

@@ -1,4 +1,4 @@
-"""Tests of the sans-IO SPDY/3.1 session (_spdy_session.py)."""
+"""Tests of the sans-IO SPDY/3.1 session (_spdy/session.py, events.py, state.py)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,20 @@ from hypothesis import strategies as st
 
 from kstream._errors import LocalProtocolError, RemoteProtocolError
 from kstream._events import ConnectionClosed, PingReceived, PongReceived
+from kstream._spdy.events import (
+    DataDropped,
+    GoAwayReceived,
+    HeadersReceived,
+    SettingsReceived,
+    SpdyEvent,
+    StreamData,
+    StreamEnded,
+    StreamOpened,
+    StreamReplied,
+    StreamReset,
+    UnknownFrameSkipped,
+    WindowUpdated,
+)
 from kstream._spdy.frames import (
     DataFrame,
     Frame,
@@ -29,27 +43,18 @@ from kstream._spdy.frames import (
     SynStreamFrame,
     WindowUpdateFrame,
 )
-from kstream._spdy.session import (
+from kstream._spdy.session import SpdySession, StreamClosedError
+from kstream._spdy.state import (
+    SESSION_SENDING_STATES,
     SESSION_TRANSITIONS,
     STREAM_RECEIVE_VIOLATIONS,
+    STREAM_RECEIVING_STATES,
+    STREAM_SENDING_STATES,
     STREAM_TRANSITIONS,
-    DataDropped,
-    GoAwayReceived,
-    HeadersReceived,
     SessionInput,
     SessionState,
-    SettingsReceived,
-    SpdyEvent,
-    SpdySession,
-    StreamData,
-    StreamEnded,
     StreamInput,
-    StreamOpened,
-    StreamReplied,
-    StreamReset,
     StreamState,
-    UnknownFrameSkipped,
-    WindowUpdated,
 )
 
 S = StreamState
@@ -1083,3 +1088,98 @@ def test_send_data_fast_path_refuses_what_the_general_path_refuses() -> None:
     client.goaway()
     with pytest.raises(LocalProtocolError):
         client.send_data(sid, b"after goaway")
+
+
+# --------------------------------------------------------------------------- one send path
+
+
+def test_the_per_frame_send_path_is_where_send_data_moves_neither_machine() -> None:
+    # send_data() skips the table lookups only where the tables say SEND_DATA is a no-op
+    # move; SEND_FIN is allowed exactly where SEND_DATA is (can_send answers for both).
+    sending = {state for state in StreamState if (state, I.SEND_DATA) in STREAM_TRANSITIONS}
+    assert sending == {state for state in StreamState
+                       if (state, I.SEND_FIN) in STREAM_TRANSITIONS}
+    assert sending == STREAM_SENDING_STATES
+    assert all(STREAM_TRANSITIONS[state, I.SEND_DATA] is state for state in sending)
+    receiving = {state for state in StreamState if (state, I.RECV_DATA) in STREAM_TRANSITIONS}
+    assert receiving == STREAM_RECEIVING_STATES
+    session_sending = {state for state in SessionState
+                       if (state, SessionInput.SEND_DATA) in SESSION_TRANSITIONS}
+    assert session_sending == SESSION_SENDING_STATES
+    for state in SESSION_SENDING_STATES:
+        assert SESSION_TRANSITIONS[state, SessionInput.SEND_DATA] is state
+
+
+@pytest.mark.parametrize("fin", [False, True], ids=["data", "data+fin"])
+@pytest.mark.parametrize("data", [b"x", bytearray(b"x"), memoryview(b"xy")[1:], b""],
+                         ids=["bytes", "bytearray", "view", "empty"])
+@pytest.mark.parametrize("state", list(StreamState), ids=lambda s: s.value)
+def test_send_data_in_every_stream_state_is_the_tables_answer(
+        state: StreamState, data: bytes | bytearray | memoryview, fin: bool) -> None:
+    peer, sid = setup_stream(state, I.SEND_DATA)
+    session = peer.session
+    allowed = (state, I.SEND_DATA) in STREAM_TRANSITIONS
+    assert session.can_send(sid) is allowed
+    if not allowed:
+        with pytest.raises(StreamClosedError):
+            session.send_data(sid, data, fin=fin)
+        assert session.stream_state(sid) is state
+        assert session.data_to_send() == b""
+        return
+    session.send_data(sid, data, fin=fin)
+    assert session.stream_state(sid) is (STREAM_TRANSITIONS[state, I.SEND_FIN] if fin
+                                         else state)
+    assert peer.received() == ([DataFrame(sid, bytes(data), fin)] if data or fin else [])
+
+
+@pytest.mark.parametrize("state", list(StreamState), ids=lambda s: s.value)
+def test_end_stream_in_every_stream_state_is_the_tables_answer(state: StreamState) -> None:
+    peer, sid = setup_stream(state, I.SEND_FIN)
+    session = peer.session
+    if not session.can_send(sid):
+        with pytest.raises(StreamClosedError):
+            session.end_stream(sid)
+        assert session.stream_state(sid) is state
+        assert session.data_to_send() == b""
+        return
+    session.end_stream(sid)
+    assert session.stream_state(sid) is STREAM_TRANSITIONS[state, I.SEND_FIN]
+    assert peer.received() == [DataFrame(sid, b"", True)]
+
+
+@pytest.mark.parametrize("state", list(SessionState), ids=lambda s: s.value)
+def test_a_stream_that_cannot_send_is_reported_before_the_session(state: SessionState) -> None:
+    peer = setup_session(state)  # stream 1 open, stream 2 the peer's, not replied
+    session = peer.session
+    with pytest.raises(StreamClosedError):
+        session.send_data(2, b"x")
+    with pytest.raises(StreamClosedError):
+        session.end_stream(2)
+    if (state, SessionInput.SEND_DATA) in SESSION_TRANSITIONS:
+        session.send_data(1, b"x")
+        assert peer.received() == [DataFrame(1, b"x")]
+        return
+    with pytest.raises(LocalProtocolError) as refused:
+        session.send_data(1, b"x")
+    assert not isinstance(refused.value, StreamClosedError)
+    with pytest.raises(LocalProtocolError) as refused:
+        session.end_stream(1)
+    assert not isinstance(refused.value, StreamClosedError)
+    assert session.data_to_send() == b""
+
+
+def test_data_frames_on_the_wire_are_the_codecs() -> None:
+    client, _server, sid = replied_pair(join_data=False)
+    codec = FrameEncoder()
+    client.send_data(sid, b"abc")  # the per-frame path
+    client.send_data(sid, bytearray(b"de"), fin=True)  # the general path
+    assert client.data_to_send() == codec.data(sid, b"abc") + codec.data(sid, b"de", fin=True)
+
+
+def test_table_keys_hash_by_identity() -> None:
+    # The tables are looked up on every frame: the members' hash is the C-level identity
+    # hash, not Enum's Python-level hash of the name. Equality stays identity.
+    for enum_type in (StreamState, StreamInput, SessionState, SessionInput):
+        for member in enum_type:
+            assert hash(member) == object.__hash__(member)
+            assert member == enum_type(member.value) and member != member.value

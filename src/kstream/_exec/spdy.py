@@ -61,6 +61,7 @@ from .._spdy.session import (
     GoAwayReceived,
     SpdyEvent,
     SpdySession,
+    StreamClosedError,
     StreamData,
     StreamEnded,
     StreamOpened,
@@ -96,9 +97,10 @@ _CHANNEL_BY_STREAM_TYPE: Final[dict[str, int]] = {
     name: channel for channel, name in _STREAM_TYPE_BY_CHANNEL.items()
 }
 
-# Stream states in which the session lets us send DATA / FIN, or a SYN_REPLY.
-_SENDING_STATES: Final = frozenset({StreamState.AWAITING_REPLY, StreamState.OPEN,
-                                    StreamState.HALF_CLOSED_REMOTE})
+# The channels a client writes.
+_CLIENT_WRITES: Final = frozenset({STDIN, RESIZE})
+
+# Stream states in which the session lets us send a SYN_REPLY.
 _REPLYABLE_STATES: Final = frozenset({StreamState.UNREPLIED,
                                       StreamState.UNREPLIED_REMOTE_CLOSED})
 
@@ -388,14 +390,14 @@ class _ExecConnection:
 
         Writing after the peer reset a stream or ended the session is a race every exec
         meets (the process exits while stdin is still flowing); Go's writers get an error
-        that client-go and the kubelet ignore, so it is not the caller's mistake.
+        that client-go and the kubelet ignore, so it is not the caller's mistake. The
+        session answers for the stream (its table knows of a reset in the batch of events
+        being translated, too); the exec only adds that the session is over for it.
         """
-        if stream.reset or self._remote_closed or self._goaway_sent:
+        if self._remote_closed or self._goaway_sent:
             return False
-        # The session may already have closed the stream in the batch of events being
-        # translated (a RST_STREAM right behind the SYN_REPLY, say).
         assert self._session is not None
-        return self._session.stream_state(stream.stream_id) in _SENDING_STATES
+        return self._session.can_send(stream.stream_id)
 
     def _reset_unfinished_streams(self, session: SpdySession) -> None:
         # k8s connection.Close() resets every stream; spdystream sends RST_STREAM CANCEL
@@ -557,12 +559,16 @@ class SpdyExecClient(_ExecConnection):
         return self._upgrade.data_to_send()
 
     def _writable_stream(self, channel: int, action: str) -> _Stream | None:
+        """The stream of a channel the caller may write, or None once the peer is gone."""
+        stream = self._by_channel.get(channel)
+        if (stream is not None and self._state is _State.OPEN and not stream.closed_locally
+                and channel in _CLIENT_WRITES):
+            return stream  # every check below passes: the bulk of an upload
         if not self._usable(action):
             return None
-        if channel not in (STDIN, RESIZE):
+        if channel not in _CLIENT_WRITES:
             raise LocalProtocolError(f"a client cannot {action} channel {channel}: only stdin "
                                      "(0) and resize (4) go to the server")
-        stream = self._by_channel.get(channel)
         if stream is None:
             raise LocalProtocolError(
                 f"this exec has no {_channel_name(channel)} stream (stdin={self._stdin}, "
@@ -586,22 +592,17 @@ class SpdyExecClient(_ExecConnection):
             LocalProtocolError: the session is not open, the channel is not one this exec
                 has, it was closed, or the held-back bytes would exceed the limit.
         """
-        stream = self._by_channel.get(channel)
-        if (stream is not None and stream.replied and channel == STDIN
-                and self._state is _State.OPEN and not stream.closed_locally
-                and not (stream.reset or self._remote_closed or self._goaway_sent)):
-            # The bulk of an upload: every check of _writable_stream() passes, and the
-            # session's fast path refuses what _can_send() would (a stream that can no
-            # longer send), which then takes the general path below.
-            assert self._session is not None
-            if self._session._send_data_fast(stream.stream_id, data):
-                return
         stream = self._writable_stream(channel, "send on")
-        if stream is None or not data or not self._can_send(stream):
+        if stream is None or not data:
             return
         if stream.replied:
             assert self._session is not None
-            self._session.send_data(stream.stream_id, data)
+            try:  # the one entry: the session decides whether the stream may send, once
+                self._session.send_data(stream.stream_id, data)
+            except StreamClosedError:
+                return  # the server reset the stream: it no longer reads (see _can_send)
+            return
+        if not self._can_send(stream):
             return
         if self._pending_bytes + len(data) > self._max_pending_bytes:
             raise LocalProtocolError(
@@ -907,10 +908,13 @@ class SpdyExecServer(_ExecConnection):
                 that stream, or it was closed.
         """
         stream = self._output_stream(channel, "send on")
-        if stream is None or not data or not self._can_send(stream):
+        if stream is None or not data:
             return
         assert self._session is not None
-        self._session.send_data(stream.stream_id, data)
+        try:
+            self._session.send_data(stream.stream_id, data)
+        except StreamClosedError:
+            return  # the client reset the stream: it no longer reads (see _can_send)
 
     def close_channel(self, channel: int) -> None:
         """Half-close (FIN) stdout or stderr: the process's output ended.

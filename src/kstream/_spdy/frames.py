@@ -34,7 +34,7 @@ import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import TypeAlias
+from typing import Final, TypeAlias
 
 from .._errors import LocalProtocolError, RemoteProtocolError
 from .headers import (
@@ -78,6 +78,7 @@ __all__ = [
     "SynStreamFrame",
     "UnknownControlFrame",
     "WindowUpdateFrame",
+    "pack_data_header",
 ]
 
 #: The only protocol version this codec reads and writes.
@@ -266,6 +267,10 @@ Frame: TypeAlias = (
 # --------------------------------------------------------------------------- wire layouts
 
 _FRAME_HEADER = struct.Struct(">II")  # first word, flags << 24 | length
+#: ``pack_data_header(stream_id, length)``: the 8-byte header of a DATA frame without flags,
+#: unchecked, for a caller that knows both are in range (the per-frame path of
+#: ``SpdySession.send_data``); :meth:`FrameEncoder.data_header` is the checked form.
+pack_data_header: Final = _FRAME_HEADER.pack
 _UINT32 = struct.Struct(">I")
 _TWO_UINT32 = struct.Struct(">II")
 _SYN_STREAM_FIELDS = struct.Struct(">IIBB")  # id, associated id, priority << 5, slot

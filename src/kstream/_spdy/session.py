@@ -9,49 +9,14 @@ frames; :meth:`~SpdySession.data_to_send` drains the queue.
 Theory of operation
 -------------------
 
-Two state machines, each one table, in the style of h2 (style-anchors §1.4):
-
-* :data:`STREAM_TRANSITIONS` maps ``(StreamState, StreamInput)`` to the next state. A frame
-  carrying FIN is two inputs, the frame's own then ``*_FIN``. Receiving an input the table
-  does not allow is looked up in :data:`STREAM_RECEIVE_VIOLATIONS`: either the frame is
-  dropped silently (``None``, as moby/spdystream drops it) or it is a *stream* error, answered
-  with RST_STREAM of the given status; the stream is then closed. The only *session*-level
-  stream violation is a SYN_REPLY for a stream id that was never opened. Sending an input
-  the table does not allow raises :class:`LocalProtocolError`.
-* :data:`SESSION_TRANSITIONS` maps ``(SessionState, SessionInput)`` to the next state;
-  inputs are the frame types received or sent, EOF and "malformed bytes".
-
-Stream error or session error? The decisions, after moby/spdystream ``connection.go`` and
-the SPDY/3 draft (protocol-notes §3.4-3.6):
-
-================================================  ============================================
-Received                                          Answer
-================================================  ============================================
-bytes that do not decode (FrameDecoder error)     session: GOAWAY PROTOCOL_ERROR, raise
-SYN_REPLY for an id never opened                  session: GOAWAY PROTOCOL_ERROR, raise
-SETTINGS / WINDOW_UPDATE overflowing the session  session (strict mode only)
-window, or DATA beyond the session window
-SYN_STREAM with an id not above the last one,     RST_STREAM PROTOCOL_ERROR for that id, frame
-of our parity, or above 2^31-1                    ignored (Go ``validateStreamId``; Go does not
-                                                  check parity); a live stream of that id is
-                                                  closed with it
-SYN_STREAM beyond ``max_concurrent_streams``      RST_STREAM REFUSED_STREAM
-SYN_STREAM after a GOAWAY (either way)            ignored (Go ``checkStreamFrame``)
-SYN_REPLY on the peer's own stream                RST_STREAM PROTOCOL_ERROR
-second SYN_REPLY                                  RST_STREAM STREAM_IN_USE (Go ignores it)
-DATA / HEADERS after the peer's FIN               RST_STREAM STREAM_ALREADY_CLOSED (Go drops)
-DATA / HEADERS for an unknown or closed stream,   dropped silently, as Go (``handleDataFrame``);
-or for our stream before its SYN_REPLY            dropped DATA is reported as DataDropped
-RST_STREAM / SYN_REPLY for a closed stream        ignored (our RST crossed theirs)
-DATA beyond a stream window (strict mode)         RST_STREAM FLOW_CONTROL_ERROR
-WINDOW_UPDATE overflowing a stream (strict)       RST_STREAM FLOW_CONTROL_ERROR
-unknown control frame type                        skipped: UnknownFrameSkipped (Go: fatal)
-================================================  ============================================
-
-DATA for a stream the *peer* opened is delivered even before we replied. Go drops it
-until its SYN_REPLY is written, but Kubernetes servers reply synchronously inside the
-SYN_STREAM handler, so in practice nothing is dropped; a sans-IO caller cannot reply
-between two frames of the same ``receive_data`` call, so dropping would lose real data.
+Two state machines, each one table, in the style of h2 (style-anchors §1.4), in
+``_spdy/state.py``: :data:`STREAM_TRANSITIONS` with :data:`STREAM_RECEIVE_VIOLATIONS` for
+each stream, :data:`SESSION_TRANSITIONS` for the session. Receiving an input the stream
+table does not allow is either dropped silently or a *stream* error, answered with
+RST_STREAM; the only *session*-level stream violation is a SYN_REPLY for a stream id that
+was never opened. Sending an input either table does not allow raises
+:class:`LocalProtocolError`. Which violation is which, and why, is the table in that
+module's docstring. The events are in ``_spdy/events.py``.
 
 Flow control: Go never sends WINDOW_UPDATE and ignores those it receives
 (protocol-notes §3.5), so by default send windows are advisory: :meth:`send_window` returns
@@ -66,11 +31,24 @@ from __future__ import annotations
 import enum
 import struct
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Final, TypeAlias
+from typing import Final
 
 from .._errors import LocalProtocolError, RemoteProtocolError
-from .._events import ConnectionClosed, Event, PingReceived, PongReceived
+from .._events import ConnectionClosed, PingReceived, PongReceived
+from .events import (
+    DataDropped,
+    GoAwayReceived,
+    HeadersReceived,
+    SettingsReceived,
+    SpdyEvent,
+    StreamData,
+    StreamEnded,
+    StreamOpened,
+    StreamReplied,
+    StreamReset,
+    UnknownFrameSkipped,
+    WindowUpdated,
+)
 from .flow import (
     DEFAULT_WINDOW_SIZE,
     MAX_WINDOW_SIZE,
@@ -97,8 +75,23 @@ from .frames import (
     SynStreamFrame,
     UnknownControlFrame,
     WindowUpdateFrame,
+    pack_data_header,
+)
+from .state import (
+    SESSION_SENDING_STATES,
+    SESSION_TRANSITIONS,
+    STREAM_RECEIVE_VIOLATIONS,
+    STREAM_RECEIVING_STATES,
+    STREAM_SENDING_STATES,
+    STREAM_TRANSITIONS,
+    SessionInput,
+    SessionState,
+    StreamInput,
+    StreamState,
 )
 
+# The events and the state tables are re-exported: code that imported them from here
+# before they moved to ``events`` and ``state`` keeps working.
 __all__ = [
     "SESSION_TRANSITIONS",
     "STREAM_RECEIVE_VIOLATIONS",
@@ -111,6 +104,7 @@ __all__ = [
     "SettingsReceived",
     "SpdyEvent",
     "SpdySession",
+    "StreamClosedError",
     "StreamData",
     "StreamEnded",
     "StreamInput",
@@ -122,269 +116,11 @@ __all__ = [
     "WindowUpdated",
 ]
 
-Headers: TypeAlias = tuple[tuple[str, str], ...]
-
-# --------------------------------------------------------------------------- events
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class StreamOpened(Event):
-    """The peer opened a stream (SYN_STREAM); answer with ``reply()`` or ``reset_stream()``.
-
-    ``unidirectional`` streams need no reply and cannot carry anything from us.
-    A ``StreamEnded`` follows when ``fin`` is set.
-    """
-
-    stream_id: int
-    headers: Headers
-    fin: bool = False
-    unidirectional: bool = False
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class StreamReplied(Event):
-    """The peer accepted a stream we opened (SYN_REPLY). ``StreamEnded`` follows on FIN."""
-
-    stream_id: int
-    headers: Headers = ()
-    fin: bool = False
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class HeadersReceived(Event):
-    """More headers arrived on a stream (HEADERS). ``StreamEnded`` follows on FIN."""
-
-    stream_id: int
-    headers: Headers
-    fin: bool = False
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class StreamData(Event):
-    """Bytes arrived on a stream, never empty: one piece of a DATA frame, as it arrived.
-
-    With ``join_data``, the pieces of consecutive frames of one stream within one
-    :meth:`SpdySession.receive_data` call come as one event (joined: the one copy they get
-    anyway), so a bulk transfer costs an event per read, not per frame. A FIN always comes
-    as its own :class:`StreamEnded`, after the bytes it ends.
-    """
-
-    stream_id: int
-    data: bytes
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class StreamEnded(Event):
-    """The peer half-closed the stream (FIN): nothing more will arrive on it."""
-
-    stream_id: int
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class StreamReset(Event):
-    """The stream is over (RST_STREAM): nothing more arrives on it and nothing may be sent.
-
-    ``status`` is a :class:`RstStatus` value; CANCEL after data is how Kubernetes servers
-    normally end every exec stream, so treat it as end-of-stream. ``local`` is True when we
-    reset the stream because the peer broke its rules (the RST is already queued).
-    """
-
-    stream_id: int
-    status: int
-    local: bool = False
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class GoAwayReceived(Event):
-    """The peer is ending the session (GOAWAY); no new stream may be opened.
-
-    Go stops reading the moment it receives a GOAWAY (protocol-notes §3.6), so sending more
-    to a Go peer is pointless. Streams above ``last_good_stream_id`` that we opened were not
-    processed by the peer.
-    """
-
-    last_good_stream_id: int
-    status: int = GoAwayStatus.OK
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SettingsReceived(Event):
-    """The peer sent SETTINGS: ``(flags, id, value)`` triples (Go peers never do)."""
-
-    entries: tuple[tuple[int, int, int], ...]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class WindowUpdated(Event):
-    """The peer sent WINDOW_UPDATE (stream 0: the session window)."""
-
-    stream_id: int
-    delta: int
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class UnknownFrameSkipped(Event):
-    """A control frame of an unknown type was skipped (Go would end the connection)."""
-
-    frame_type: int
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class DataDropped(Event):
-    """DATA for a stream that is unknown, closed, or ours but not yet replied was dropped.
-
-    moby/spdystream drops these silently (``handleDataFrame``); reported so the caller can
-    count or log them. Empty pieces are not reported.
-    """
-
-    stream_id: int
-    size: int
-
-
-#: Every event :meth:`SpdySession.receive_data` returns.
-SpdyEvent: TypeAlias = (
-    StreamOpened | StreamReplied | HeadersReceived | StreamData | StreamEnded | StreamReset
-    | GoAwayReceived | SettingsReceived | WindowUpdated | UnknownFrameSkipped | DataDropped
-    | PingReceived | PongReceived | ConnectionClosed
-)
-
-# --------------------------------------------------------------------------- stream machine
-
-
-class StreamState(enum.Enum):
-    """Where one stream stands, seen from this end."""
-
-    #: Not opened yet (or an id nobody uses).
-    IDLE = "IDLE"
-    #: We sent SYN_STREAM; no SYN_REPLY yet. We may send; what the peer sends is dropped.
-    AWAITING_REPLY = "AWAITING_REPLY"
-    #: As AWAITING_REPLY, and we already sent FIN.
-    AWAITING_REPLY_LOCAL_CLOSED = "AWAITING_REPLY_LOCAL_CLOSED"
-    #: The peer sent SYN_STREAM; we have not replied. We may not send yet.
-    UNREPLIED = "UNREPLIED"
-    #: As UNREPLIED, and the peer already sent FIN.
-    UNREPLIED_REMOTE_CLOSED = "UNREPLIED_REMOTE_CLOSED"
-    #: Both halves open.
-    OPEN = "OPEN"
-    #: We sent FIN; the peer may still send.
-    HALF_CLOSED_LOCAL = "HALF_CLOSED_LOCAL"
-    #: The peer sent FIN; we may still send.
-    HALF_CLOSED_REMOTE = "HALF_CLOSED_REMOTE"
-    #: Both FINs, or a RST_STREAM either way.
-    CLOSED = "CLOSED"
-
-
-class StreamInput(enum.Enum):
-    """What can happen to a stream: a frame sent or received (FIN counts on its own)."""
-
-    SEND_SYN_STREAM = "SEND_SYN_STREAM"
-    RECV_SYN_STREAM = "RECV_SYN_STREAM"
-    SEND_SYN_REPLY = "SEND_SYN_REPLY"
-    RECV_SYN_REPLY = "RECV_SYN_REPLY"
-    SEND_HEADERS = "SEND_HEADERS"
-    RECV_HEADERS = "RECV_HEADERS"
-    SEND_DATA = "SEND_DATA"
-    RECV_DATA = "RECV_DATA"
-    SEND_FIN = "SEND_FIN"
-    RECV_FIN = "RECV_FIN"
-    SEND_RST = "SEND_RST"
-    RECV_RST = "RECV_RST"
-
-
 _S = StreamState
 _I = StreamInput
-
-#: Valid moves of a stream. A sending input missing here raises LocalProtocolError; a
-#: receiving input missing here is looked up in STREAM_RECEIVE_VIOLATIONS.
-STREAM_TRANSITIONS: Final[dict[tuple[StreamState, StreamInput], StreamState]] = {
-    (_S.IDLE, _I.SEND_SYN_STREAM): _S.AWAITING_REPLY,
-    (_S.IDLE, _I.RECV_SYN_STREAM): _S.UNREPLIED,
-    # Our stream, before the peer's SYN_REPLY: Go lets the opener write at once
-    # (stream.go waitWriteReply only waits on streams the peer opened).
-    (_S.AWAITING_REPLY, _I.RECV_SYN_REPLY): _S.OPEN,
-    (_S.AWAITING_REPLY, _I.SEND_HEADERS): _S.AWAITING_REPLY,
-    (_S.AWAITING_REPLY, _I.SEND_DATA): _S.AWAITING_REPLY,
-    (_S.AWAITING_REPLY, _I.SEND_FIN): _S.AWAITING_REPLY_LOCAL_CLOSED,
-    (_S.AWAITING_REPLY, _I.SEND_RST): _S.CLOSED,
-    (_S.AWAITING_REPLY, _I.RECV_RST): _S.CLOSED,
-    (_S.AWAITING_REPLY_LOCAL_CLOSED, _I.RECV_SYN_REPLY): _S.HALF_CLOSED_LOCAL,
-    (_S.AWAITING_REPLY_LOCAL_CLOSED, _I.SEND_RST): _S.CLOSED,
-    (_S.AWAITING_REPLY_LOCAL_CLOSED, _I.RECV_RST): _S.CLOSED,
-    # The peer's stream, before our SYN_REPLY: we may not send (Go's WriteData waits for
-    # the reply); what the peer sends is delivered (see the module docstring).
-    (_S.UNREPLIED, _I.SEND_SYN_REPLY): _S.OPEN,
-    (_S.UNREPLIED, _I.RECV_HEADERS): _S.UNREPLIED,
-    (_S.UNREPLIED, _I.RECV_DATA): _S.UNREPLIED,
-    (_S.UNREPLIED, _I.RECV_FIN): _S.UNREPLIED_REMOTE_CLOSED,
-    (_S.UNREPLIED, _I.SEND_RST): _S.CLOSED,
-    (_S.UNREPLIED, _I.RECV_RST): _S.CLOSED,
-    (_S.UNREPLIED_REMOTE_CLOSED, _I.SEND_SYN_REPLY): _S.HALF_CLOSED_REMOTE,
-    (_S.UNREPLIED_REMOTE_CLOSED, _I.SEND_RST): _S.CLOSED,
-    (_S.UNREPLIED_REMOTE_CLOSED, _I.RECV_RST): _S.CLOSED,
-    # Replied.
-    (_S.OPEN, _I.SEND_HEADERS): _S.OPEN,
-    (_S.OPEN, _I.RECV_HEADERS): _S.OPEN,
-    (_S.OPEN, _I.SEND_DATA): _S.OPEN,
-    (_S.OPEN, _I.RECV_DATA): _S.OPEN,
-    (_S.OPEN, _I.SEND_FIN): _S.HALF_CLOSED_LOCAL,
-    (_S.OPEN, _I.RECV_FIN): _S.HALF_CLOSED_REMOTE,
-    (_S.OPEN, _I.SEND_RST): _S.CLOSED,
-    (_S.OPEN, _I.RECV_RST): _S.CLOSED,
-    (_S.HALF_CLOSED_LOCAL, _I.RECV_HEADERS): _S.HALF_CLOSED_LOCAL,
-    (_S.HALF_CLOSED_LOCAL, _I.RECV_DATA): _S.HALF_CLOSED_LOCAL,
-    (_S.HALF_CLOSED_LOCAL, _I.RECV_FIN): _S.CLOSED,
-    (_S.HALF_CLOSED_LOCAL, _I.SEND_RST): _S.CLOSED,
-    (_S.HALF_CLOSED_LOCAL, _I.RECV_RST): _S.CLOSED,
-    (_S.HALF_CLOSED_REMOTE, _I.SEND_HEADERS): _S.HALF_CLOSED_REMOTE,
-    (_S.HALF_CLOSED_REMOTE, _I.SEND_DATA): _S.HALF_CLOSED_REMOTE,
-    (_S.HALF_CLOSED_REMOTE, _I.SEND_FIN): _S.CLOSED,
-    (_S.HALF_CLOSED_REMOTE, _I.SEND_RST): _S.CLOSED,
-    (_S.HALF_CLOSED_REMOTE, _I.RECV_RST): _S.CLOSED,
-    # Resetting a closed stream is a no-op (no frame), like Go's Reset after the end.
-    (_S.CLOSED, _I.SEND_RST): _S.CLOSED,
-}
-
+_SS = SessionState
 _PE = RstStatus.PROTOCOL_ERROR
-_IN_USE = RstStatus.STREAM_IN_USE
-_ALREADY_CLOSED = RstStatus.STREAM_ALREADY_CLOSED
-_REOPENED: dict[tuple[StreamState, StreamInput], RstStatus | None] = {
-    (state, _I.RECV_SYN_STREAM): _PE for state in StreamState if state is not _S.IDLE}
-_AFTER_FIN: dict[StreamInput, RstStatus | None] = {
-    _I.RECV_HEADERS: _ALREADY_CLOSED, _I.RECV_DATA: _ALREADY_CLOSED, _I.RECV_FIN: _ALREADY_CLOSED}
-_BEFORE_REPLY: dict[StreamInput, RstStatus | None] = {
-    _I.RECV_HEADERS: None, _I.RECV_DATA: None, _I.RECV_FIN: None}
 
-#: Received inputs STREAM_TRANSITIONS refuses: ``None`` = drop the frame silently and keep
-#: the state (Go's behaviour); a status = stream error, answered with RST_STREAM of that
-#: status, the stream is then CLOSED. A received input in neither table is a session error
-#: (only a SYN_REPLY for a stream never opened).
-STREAM_RECEIVE_VIOLATIONS: Final[dict[tuple[StreamState, StreamInput], RstStatus | None]] = {
-    **_REOPENED,
-    # Unknown streams (connection.go handleDataFrame / handleHeaderFrame / handleResetFrame:
-    # "stream has already gone away").
-    (_S.IDLE, _I.RECV_HEADERS): None,
-    (_S.IDLE, _I.RECV_DATA): None,
-    (_S.IDLE, _I.RECV_FIN): None,
-    (_S.IDLE, _I.RECV_RST): None,
-    # Our streams before the SYN_REPLY ("Data frame not replied").
-    **{(_S.AWAITING_REPLY, i): status for i, status in _BEFORE_REPLY.items()},
-    **{(_S.AWAITING_REPLY_LOCAL_CLOSED, i): status for i, status in _BEFORE_REPLY.items()},
-    # A SYN_REPLY from the peer to its own stream, or a second one.
-    (_S.UNREPLIED, _I.RECV_SYN_REPLY): _PE,
-    (_S.UNREPLIED_REMOTE_CLOSED, _I.RECV_SYN_REPLY): _PE,
-    (_S.OPEN, _I.RECV_SYN_REPLY): _IN_USE,
-    (_S.HALF_CLOSED_LOCAL, _I.RECV_SYN_REPLY): _IN_USE,
-    (_S.HALF_CLOSED_REMOTE, _I.RECV_SYN_REPLY): _IN_USE,
-    # Anything after the peer's FIN.
-    **{(_S.UNREPLIED_REMOTE_CLOSED, i): status for i, status in _AFTER_FIN.items()},
-    **{(_S.HALF_CLOSED_REMOTE, i): status for i, status in _AFTER_FIN.items()},
-    # Closed streams: frames in flight when we reset, or a confused peer; Go ignores them.
-    (_S.CLOSED, _I.RECV_SYN_REPLY): None,
-    (_S.CLOSED, _I.RECV_HEADERS): None,
-    (_S.CLOSED, _I.RECV_DATA): None,
-    (_S.CLOSED, _I.RECV_FIN): None,
-    (_S.CLOSED, _I.RECV_RST): None,
-}
 
 class _Outcome(enum.Enum):
     """What becomes of a received frame after the stream machine saw it."""
@@ -396,92 +132,21 @@ class _Outcome(enum.Enum):
 
 _DELIVER = _Outcome.DELIVER
 
-# Stream states in which the peer may still send, and in which we may.
-_PEER_MAY_SEND = frozenset({_S.UNREPLIED, _S.OPEN, _S.HALF_CLOSED_LOCAL})
-_WE_MAY_SEND = frozenset({_S.AWAITING_REPLY, _S.OPEN, _S.HALF_CLOSED_REMOTE})
-
-# --------------------------------------------------------------------------- session machine
-
-
-class SessionState(enum.Enum):
-    """Where the whole session stands."""
-
-    #: Normal operation.
-    OPEN = "OPEN"
-    #: We sent GOAWAY: every sending call now raises; received frames are still processed.
-    GOAWAY_SENT = "GOAWAY_SENT"
-    #: The peer sent GOAWAY: no new stream may be opened; open streams carry on.
-    GOAWAY_RECEIVED = "GOAWAY_RECEIVED"
-    #: The byte stream ended (EOF).
-    CLOSED = "CLOSED"
-    #: The peer broke the protocol; GOAWAY PROTOCOL_ERROR was queued.
-    FAILED = "FAILED"
-
-
-class SessionInput(enum.Enum):
-    """What can happen to the session: a frame type received or sent, EOF, or garbage."""
-
-    RECV_SYN_STREAM = "RECV_SYN_STREAM"
-    RECV_SYN_REPLY = "RECV_SYN_REPLY"
-    RECV_RST_STREAM = "RECV_RST_STREAM"
-    RECV_SETTINGS = "RECV_SETTINGS"
-    RECV_PING = "RECV_PING"
-    RECV_GOAWAY = "RECV_GOAWAY"
-    RECV_HEADERS = "RECV_HEADERS"
-    RECV_WINDOW_UPDATE = "RECV_WINDOW_UPDATE"
-    RECV_DATA = "RECV_DATA"
-    RECV_UNKNOWN = "RECV_UNKNOWN"
-    RECV_EOF = "RECV_EOF"
-    RECV_MALFORMED = "RECV_MALFORMED"
-    SEND_SYN_STREAM = "SEND_SYN_STREAM"
-    SEND_SYN_REPLY = "SEND_SYN_REPLY"
-    SEND_RST_STREAM = "SEND_RST_STREAM"
-    SEND_PING = "SEND_PING"
-    SEND_GOAWAY = "SEND_GOAWAY"
-    SEND_HEADERS = "SEND_HEADERS"
-    SEND_WINDOW_UPDATE = "SEND_WINDOW_UPDATE"
-    SEND_DATA = "SEND_DATA"
-
-
-_SS = SessionState
-_SI = SessionInput
-_RECV_FRAMES = (_SI.RECV_SYN_STREAM, _SI.RECV_SYN_REPLY, _SI.RECV_RST_STREAM,
-                _SI.RECV_SETTINGS, _SI.RECV_PING, _SI.RECV_HEADERS, _SI.RECV_WINDOW_UPDATE,
-                _SI.RECV_DATA, _SI.RECV_UNKNOWN)
-_SEND_ON_STREAMS = (_SI.SEND_SYN_REPLY, _SI.SEND_RST_STREAM, _SI.SEND_PING, _SI.SEND_HEADERS,
-                    _SI.SEND_WINDOW_UPDATE, _SI.SEND_DATA)
-
-
-def _receiving_rows(state: SessionState, after_goaway: SessionState) -> dict[
-        tuple[SessionState, SessionInput], SessionState]:
-    rows = {(state, inp): state for inp in _RECV_FRAMES}
-    rows[state, _SI.RECV_GOAWAY] = after_goaway
-    rows[state, _SI.RECV_EOF] = _SS.CLOSED
-    rows[state, _SI.RECV_MALFORMED] = _SS.FAILED
-    return rows
-
-
-#: Valid moves of the session. A sending input missing here raises LocalProtocolError; so
-#: does receiving after EOF (CLOSED); in FAILED receiving raises RemoteProtocolError again.
-SESSION_TRANSITIONS: Final[dict[tuple[SessionState, SessionInput], SessionState]] = {
-    **_receiving_rows(_SS.OPEN, _SS.GOAWAY_RECEIVED),
-    **{(_SS.OPEN, inp): _SS.OPEN for inp in _SEND_ON_STREAMS},
-    (_SS.OPEN, _SI.SEND_SYN_STREAM): _SS.OPEN,
-    (_SS.OPEN, _SI.SEND_GOAWAY): _SS.GOAWAY_SENT,
-    # After the peer's GOAWAY: existing streams carry on, no new ones.
-    **_receiving_rows(_SS.GOAWAY_RECEIVED, _SS.GOAWAY_RECEIVED),
-    **{(_SS.GOAWAY_RECEIVED, inp): _SS.GOAWAY_RECEIVED for inp in _SEND_ON_STREAMS},
-    (_SS.GOAWAY_RECEIVED, _SI.SEND_GOAWAY): _SS.GOAWAY_SENT,
-    # After our GOAWAY we send nothing more; what still arrives is processed.
-    **_receiving_rows(_SS.GOAWAY_SENT, _SS.GOAWAY_SENT),
-    (_SS.CLOSED, _SI.RECV_EOF): _SS.CLOSED,
-}
 
 # --------------------------------------------------------------------------- the session
 
 _PING_ID = struct.Struct(">I")
-#: A DATA frame header without flags: stream id, length (``_spdy/frames`` ``data_header``).
-_DATA_HEADER = struct.Struct(">II")
+
+
+class StreamClosedError(LocalProtocolError):
+    """:meth:`SpdySession.send_data` or :meth:`~SpdySession.end_stream` on a stream whose
+    state does not let us send (:meth:`SpdySession.can_send` is False): our half of it is
+    closed (FIN sent, reset either way, one-way stream of the peer) or not open (never
+    opened, or the peer's stream not replied yet).
+
+    Go's writers get an error in the same case (``stream.go`` ``Write``), which client-go
+    and the kubelet ignore: the exec connection drops the bytes on it.
+    """
 
 
 def _immutable_view(data: bytes | bytearray | memoryview) -> memoryview:
@@ -495,6 +160,8 @@ def _immutable_view(data: bytes | bytearray | memoryview) -> memoryview:
         view = memoryview(data)
         return view if view.format == "B" and view.ndim == 1 else view.cast("B")
     return memoryview(bytes(data))
+
+
 #: Most pings left unanswered that are remembered; older ones are forgotten.
 _MAX_OUTSTANDING_PINGS: Final = 1024
 
@@ -653,9 +320,27 @@ class SpdySession:
         if not self._strict:
             return None
         stream = self._streams.get(stream_id)
-        if stream is None or stream.send_window is None or stream.state not in _WE_MAY_SEND:
+        if (stream is None or stream.send_window is None
+                or stream.state not in STREAM_SENDING_STATES):
             return 0
         return max(0, min(stream.send_window.size, self._session_send.size))
+
+    def can_send(self, stream_id: int) -> bool:
+        """Return whether the stream's state lets us send DATA and FIN on it.
+
+        It is :data:`STREAM_TRANSITIONS`' answer to SEND_DATA (SEND_FIN is allowed in the
+        same states); when it is False, :meth:`send_data` and :meth:`end_stream` raise
+        :class:`StreamClosedError`. Whether the session itself still sends is
+        :attr:`state`'s business (:data:`SESSION_TRANSITIONS`).
+
+        Args:
+            stream_id: Any stream id.
+
+        Returns:
+            True if the stream is ours or replied, and our half of it is open.
+        """
+        stream = self._streams.get(stream_id)
+        return stream is not None and (stream.state, _I.SEND_DATA) in STREAM_TRANSITIONS
 
     # ------------------------------------------------------------------ output
 
@@ -833,22 +518,32 @@ class SpdySession:
         must fit in :meth:`send_window`.
 
         Args:
-            stream_id: A stream we may send on.
+            stream_id: A stream we may send on (:meth:`can_send`).
             data: The payload; ``bytes`` are framed without a copy until
                 :meth:`data_to_send`, other buffers are copied once now.
             fin: Half-close the stream after the data.
 
         Raises:
-            LocalProtocolError: The stream is not open for sending, or (strict mode) the
-                data exceeds the flow-control window.
+            StreamClosedError: The stream's state does not let us send (checked first).
+            LocalProtocolError: The session no longer sends, or (strict mode) the data
+                exceeds the flow-control window.
         """
-        if not fin and self._send_data_fast(stream_id, data):
-            return
-        self._check_send(SessionInput.SEND_DATA)
-        stream = self._live_stream(stream_id)
-        target = self._plan(stream, [_I.SEND_DATA], fin)
-        payload = _immutable_view(data)
+        payload = data if type(data) is bytes else _immutable_view(data)
         size = len(payload)
+        stream = self._streams.get(stream_id)
+        if (stream is not None and stream.state in STREAM_SENDING_STATES
+                and self._state in SESSION_SENDING_STATES and not fin and not self._strict
+                and 0 < size <= MAX_FRAME_LENGTH):
+            # The bulk of every upload: one frame, which moves neither machine. Header and
+            # payload as two parts: data_to_send() joins them, the payload's one copy (none
+            # here when it is already immutable).
+            outgoing = self._outgoing
+            outgoing.append(pack_data_header(stream_id, size))
+            outgoing.append(payload)
+            return
+        stream = self._live_stream(stream_id, StreamClosedError)
+        target = self._plan(stream, [_I.SEND_DATA], fin, StreamClosedError)
+        self._check_send(SessionInput.SEND_DATA)
         if self._strict and size:
             window = self.send_window(stream_id) or 0
             if size > window:
@@ -861,33 +556,6 @@ class SpdySession:
         self._queue_data(stream_id, payload, fin)
         self._move(stream_id, stream, target)
 
-    def _send_data_fast(self, stream_id: int, data: bytes | bytearray | memoryview) -> bool:
-        """Queue one DATA frame without FIN on a stream that may send, or return False.
-
-        The bulk of every upload, so it skips the table lookups: in these states (the
-        session running, the stream open for us, advisory flow control) SEND_DATA changes
-        neither machine, and everything else goes through the general path.
-        """
-        if self._strict or (self._state is not _SS.OPEN
-                            and self._state is not _SS.GOAWAY_RECEIVED):
-            return False
-        stream = self._streams.get(stream_id)
-        if stream is None:
-            return False
-        state = stream.state
-        if state is not _S.OPEN and state is not _S.HALF_CLOSED_REMOTE \
-                and state is not _S.AWAITING_REPLY:
-            return False
-        payload = _immutable_view(data)
-        size = len(payload)
-        if not 0 < size <= MAX_FRAME_LENGTH:
-            return False
-        # Header and payload as two parts: data_to_send() joins them, the payload's one
-        # copy (none here when it is already immutable).
-        self._outgoing.append(_DATA_HEADER.pack(stream_id, size))
-        self._outgoing.append(payload)
-        return True
-
     def end_stream(self, stream_id: int) -> None:
         """Half-close a stream: an empty DATA frame with FIN (Go ``Stream.Close``).
 
@@ -895,11 +563,12 @@ class SpdySession:
             stream_id: A stream we may send on.
 
         Raises:
-            LocalProtocolError: We already half-closed it, or it is not open.
+            StreamClosedError: We already half-closed it, or it is not open (checked first).
+            LocalProtocolError: The session no longer sends.
         """
+        stream = self._live_stream(stream_id, StreamClosedError)
+        target = self._plan(stream, [], True, StreamClosedError)
         self._check_send(SessionInput.SEND_DATA)
-        stream = self._live_stream(stream_id)
-        target = self._plan(stream, [], True)
         self._outgoing.append(self._encoder.data_header(stream_id, 0, True))
         self._move(stream_id, stream, target)
 
@@ -997,7 +666,7 @@ class SpdySession:
                                      "than were received")
         if stream is not None and stream_window is not None:
             increment = stream_window.process(n)
-            if increment and stream.state in _PEER_MAY_SEND:
+            if increment and stream.state in STREAM_RECEIVING_STATES:
                 self._outgoing.append(self._encoder.window_update(stream_id, increment))
         self._credit_session(n)
 
@@ -1224,22 +893,23 @@ class SpdySession:
             exc.spdy_status = GoAwayStatus.PROTOCOL_ERROR
         self._state = SessionState.FAILED
 
-    def _live_stream(self, stream_id: int) -> _Stream:
+    def _live_stream(self, stream_id: int,
+                     error: type[LocalProtocolError] = LocalProtocolError) -> _Stream:
         stream = self._streams.get(stream_id)
         if stream is None:
-            raise LocalProtocolError(f"stream {stream_id} is "
-                                     f"{self.stream_state(stream_id).value}")
+            raise error(f"stream {stream_id} is {self.stream_state(stream_id).value}")
         return stream
 
     @staticmethod
-    def _plan(stream: _Stream, inputs: list[StreamInput], fin: bool) -> StreamState:
-        """Return where sending ``inputs`` (then FIN) takes the stream, or raise."""
+    def _plan(stream: _Stream, inputs: list[StreamInput], fin: bool,
+              error: type[LocalProtocolError] = LocalProtocolError) -> StreamState:
+        """Return where sending ``inputs`` (then FIN) takes the stream, or raise ``error``."""
         state = stream.state
         for inp in [*inputs, _I.SEND_FIN] if fin else inputs:
             target = STREAM_TRANSITIONS.get((state, inp))
             if target is None:
-                raise LocalProtocolError(f"cannot {inp.value.removeprefix('SEND_')} on a "
-                                         f"stream in state {state.value}")
+                raise error(f"cannot {inp.value.removeprefix('SEND_')} on a stream in state "
+                            f"{state.value}")
             state = target
         return state
 
@@ -1286,12 +956,13 @@ class SpdySession:
             self._move(stream_id, stream, StreamState.CLOSED)
             events.append(StreamReset(stream_id=stream_id, status=status, local=True))
 
-    def _queue_data(self, stream_id: int, payload: memoryview, fin: bool) -> None:
+    def _queue_data(self, stream_id: int, payload: bytes | memoryview, fin: bool) -> None:
         size = len(payload)
         if not size:
             if fin:
                 self._outgoing.append(self._encoder.data_header(stream_id, 0, True))
             return
+        payload = memoryview(payload)  # slices of it are views, not copies
         for start in range(0, size, MAX_FRAME_LENGTH):
             chunk = payload[start:start + MAX_FRAME_LENGTH]
             last = start + MAX_FRAME_LENGTH >= size
