@@ -235,8 +235,11 @@ class _Pump(ConnectionCore, asyncio.BufferedProtocol):
         if transport is None:
             return
         self._flush(force=True)
-        if (self._linger and not abort and not transport.is_closing()
-                and transport.can_write_eof()):
+        if transport.is_closing():
+            # Closed already: by the peer's reset, or an earlier close. (An SSL transport
+            # whose connection is gone cannot even say how much it buffers.)
+            pass
+        elif self._linger and not abort and transport.can_write_eof():
             await self._lingering_close(transport)
         # A write buffer that is not empty means the kernel buffer is full too: the peer
         # does not read, and a graceful close would wait for it forever.
@@ -258,7 +261,11 @@ class _Pump(ConnectionCore, asyncio.BufferedProtocol):
         self._eof_written = True
         # With no high-water mark, resume_writing() is called once everything is sent.
         transport.set_write_buffer_limits(high=0)
-        transport.write_eof()  # the shutdown(SHUT_WR) follows the last buffered byte
+        try:
+            transport.write_eof()  # the shutdown(SHUT_WR) follows the last buffered byte
+        except OSError:
+            transport.abort()  # the client left already (ENOTCONN): nothing to linger for
+            return
         self.set_unbounded()  # the role drops what comes in now
         try:
             async with asyncio.timeout(CLOSE_GRACE):

@@ -19,6 +19,7 @@ import base64
 import contextlib
 import hmac
 import json
+import logging
 import os
 import re
 import secrets
@@ -535,6 +536,7 @@ class ServerHandle:
     server: Any
     certificate: bytes | None = None
     warnings: tuple[str, ...] = ()
+    redact: logging.Filter | None = None
 
     @property
     def client_url(self) -> str:
@@ -561,6 +563,8 @@ class ServerHandle:
         await self.app.close()
         with contextlib.suppress(Exception):
             await self.server.wait_closed()
+        if self.redact is not None:
+            logging.getLogger("kstream").removeFilter(self.redact)
 
 
 _PEM_CERTIFICATE: Final = re.compile(
@@ -641,16 +645,42 @@ async def start(*, host: str = "127.0.0.1", port: int = 0, token: str | None = N
         _load_generated(context, generated)
         certificate = generated.ca_pem
     app = ServeApp(token, pods, log)
+    redact = _RedactSecret(token)
+    logging.getLogger("kstream").addFilter(redact)
     try:
         server = await start_server(app, host=host, port=port, ssl=context)
     except BaseException:
+        logging.getLogger("kstream").removeFilter(redact)
         await app.close()
         raise
     bound = _bound_port(server)
     scheme = "https" if context is not None else "http"
     return ServerHandle(url=f"{scheme}://{_url_host(host)}:{bound}", port=bound, token=token,
                         app=app, server=server, certificate=certificate,
-                        warnings=tuple(warnings))
+                        warnings=tuple(warnings), redact=redact)
+
+
+class _RedactSecret(logging.Filter):
+    """Replaces the server's token in every record of the ``kstream`` logger.
+
+    The library's log lines never print credentials on purpose, but an error can quote a
+    request target, and over plain HTTP serve's targets start with ``/kstream/<token>``.
+    """
+
+    def __init__(self, secret: str) -> None:
+        super().__init__()
+        self._secret = secret
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if self._secret in message:
+            record.msg = message.replace(self._secret, "<token>")
+            record.args = None
+        if record.exc_info is not None and record.exc_info[1] is not None:
+            text = logging.Formatter().formatException(record.exc_info)
+            if self._secret in text:
+                record.exc_text = text.replace(self._secret, "<token>")
+        return True
 
 
 def _server_context() -> ssl.SSLContext:

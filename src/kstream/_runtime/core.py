@@ -36,9 +36,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Protocol
+from typing import Final, Protocol
 
 from .._channels import STDERR, STDIN, STDOUT
 from .._errors import KstreamError, LocalProtocolError, ProtocolError
@@ -568,7 +569,9 @@ class ServerCore(ConnectionCore):
         try:
             await handler(request)
         except Exception as exc:
-            _log.exception("exec handler failed for %s", request.target)
+            # Neither the target's prefix nor its query: a path prefix can carry a token
+            # (kstream serve over plain HTTP), and an argv anything.
+            _log.exception("exec handler failed for %s", _describe(request.path))
             await self._end_request(request, exc)
         else:
             await self._end_request(request, None)
@@ -580,3 +583,15 @@ class ServerCore(ConnectionCore):
             elif request.exec is not None and not self.finished:
                 await request.exec.exit(handler_exit_status(error))
         await self.close()
+
+
+_POD_SUBRESOURCE: Final = re.compile(r"/namespaces/([^/]+)/pods/([^/]+)/([^/]+)$")
+
+
+def _describe(path: str) -> str:
+    """``exec of ns/pod`` for a pod subresource path, else ``a request``: what a log may say."""
+    match = _POD_SUBRESOURCE.search(path)
+    if match is None:
+        return "a request"
+    namespace, pod, subresource = match.groups()
+    return f"{subresource} of {namespace}/{pod}"
