@@ -9,8 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
+import ssl
+import struct
+from pathlib import Path
 
 import pytest
+from servehelper import make_certificate
 
 import kstream.asyncio
 from kstream._app.serve import _RedactSecret
@@ -54,3 +59,49 @@ def test_serve_redacts_its_token_from_every_kstream_record() -> None:
     redact.filter(failed)
     assert failed.exc_text is not None
     assert TOKEN not in failed.exc_text and "<token>" in failed.exc_text
+
+
+def test_a_tls_client_that_resets_leaves_no_task_exception(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # Closing an SSL transport after the peer's reset raised AttributeError inside
+    # asyncio's sslproto ("Task exception was never retrieved"); found by make soak.
+    cert, key = make_certificate(tmp_path)
+    server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_context.load_cert_chain(cert, key)
+    client_context = ssl.create_default_context(cafile=str(cert))
+    problems: list[dict[str, object]] = []
+    reset = asyncio.Event()
+
+    async def handler(request: ServerRequest) -> None:
+        session = await request.accept(stdout=True, stdin=False, stderr=False)
+        await reset.wait()
+        await asyncio.sleep(0.2)  # the reset has reached the server
+        # What asyncio's sslproto does when a reset races a close: a transport closed
+        # twice drops its protocol, and then cannot say how much it buffers.
+        transport = session._conn._transport  # type: ignore[attr-defined]
+        transport.close()
+        transport.close()
+        session.write_stdout(b"late")
+        await session.exit(kstream.Status.success())
+
+    async def scenario() -> None:
+        asyncio.get_running_loop().set_exception_handler(lambda _, ctx: problems.append(ctx))
+        async with await kstream.asyncio.start_server(handler, ssl=server_context) as server:
+            client = kstream.WebSocketChannelConnection.client(
+                host="127.0.0.1", target=kstream.exec_target("d", "p", ["x"]))
+            reader, writer = await asyncio.open_connection(
+                "127.0.0.1", server.port, ssl=client_context, server_hostname="127.0.0.1")
+            writer.write(client.data_to_send())
+            while not any(isinstance(e, kstream.UpgradeAccepted)
+                          for e in client.receive_data(await reader.read(65536))):
+                pass
+            sock = writer.get_extra_info("socket")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            writer.transport.abort()
+            reset.set()
+            await asyncio.sleep(0.5)
+
+    with caplog.at_level(logging.DEBUG, logger="kstream"):
+        asyncio.run(scenario())
+    assert problems == []
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
