@@ -10,6 +10,7 @@ import os
 import signal
 import socket
 import ssl
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -458,7 +459,11 @@ def test_tls_is_the_default_with_a_generated_ca(tmp_path: Path) -> None:
 def test_a_certificate_without_an_ip_san_gets_a_warning(tmp_path: Path) -> None:
     cert, key = make_certificate(tmp_path, san="DNS:localhost")
     with ServeProcess(tmp_path, "--tls-cert", str(cert), "--tls-key", str(key)) as running:
-        warnings = [line for line in running.log() if "warning" in line]
+        # stderr is read by a thread: the line may arrive just after the banner.
+        deadline = time.monotonic() + 10
+        while not (warnings := [line for line in running.log() if "warning" in line]) \
+                and time.monotonic() < deadline:
+            time.sleep(0.05)
     assert warnings == [
         f"kstream serve: warning: {cert}: the certificate has no IP SAN for 127.0.0.1, so "
         "kubectl and other Go clients will refuse it (x509: cannot validate certificate "

@@ -62,7 +62,7 @@ from ._runtime.client import (
     documented,
     exec_request,
 )
-from ._runtime.core import ClientCore, ConnectionCore, ServerCore
+from ._runtime.core import ClientCore, ConnectionCore, PendingConnections, ServerCore
 from ._runtime.errors import (
     CalledRemoteProcessError,
     CompletedExec,
@@ -75,6 +75,8 @@ from ._runtime.fallback import new_client_session, open_first_accepted
 from ._runtime.options import (
     CLOSE_GRACE,
     DEFAULT_BUFFER_LIMIT,
+    DEFAULT_HEAD_TIMEOUT,
+    DEFAULT_MAX_PENDING,
     LINGER,
     ExecOptions,
     client_ssl_context,
@@ -475,7 +477,8 @@ class _ServerConnection(ServerCore, _Pump):
         ServerCore.__init__(self, server.buffer_limit,
                             websocket_protocols=server.websocket_protocols,
                             spdy_protocols=server.spdy_protocols,
-                            stream_creation_timeout=server.stream_creation_timeout)
+                            stream_creation_timeout=server.stream_creation_timeout,
+                            head_timeout=server.head_timeout, pending=server.pending)
         _Pump.__init__(self, server.loop, linger=True)
         self._server = server
         self.ready: asyncio.Future[None] = self._loop.create_future()
@@ -483,10 +486,55 @@ class _ServerConnection(ServerCore, _Pump):
         self._resize_waiter: asyncio.Future[None] | None = None
         self.task: asyncio.Task[None] | None = None
         self._deadline_handle: asyncio.TimerHandle | None = None
+        self._head_handle: asyncio.TimerHandle | None = None
+        # Over TLS: the TCP transport while the handshake runs (start_tls), so that a
+        # handshake counts as pending and can be dropped like any idle client.
+        self._raw: asyncio.Transport | None = None
+        self._handshake: asyncio.Task[None] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        super().connection_made(transport)
+        assert isinstance(transport, asyncio.Transport)
         self._server.connections.add(self)
+        self._head_handle = self._loop.call_later(self.head_timeout, self._head_deadline)
+        context = self._server.ssl
+        if context is None:
+            super().connection_made(transport)
+            self._accepted()
+            return
+        self._raw = transport
+        self._accepted()
+        if not self.closed:
+            self._handshake = self._loop.create_task(self._start_tls(transport, context))
+
+    async def _start_tls(self, raw: asyncio.Transport, context: _ssl.SSLContext) -> None:
+        try:
+            tls = await self._loop.start_tls(raw, self, context, server_side=True,
+                                             ssl_handshake_timeout=self.head_timeout)
+        except (OSError, _ssl.SSLError, TimeoutError, ConnectionError):
+            raw.abort()  # a failed handshake (or a client that left): nothing to answer
+            self._on_lost(None)
+            return
+        finally:
+            self._handshake = None
+        if tls is None or self.closed:
+            if tls is not None:
+                tls.abort()
+            return
+        self._raw = None
+        super().connection_made(tls)
+
+    def _head_deadline(self) -> None:
+        self._head_handle = None
+        self._head_deadline_passed()
+
+    def _close(self, *, abort: bool) -> None:
+        raw = self._raw
+        if raw is not None and self._transport is None:
+            raw.abort()  # still in the TLS handshake
+            if self._handshake is not None:
+                self._handshake.cancel()
+            return
+        super()._close(abort=abort)
 
     def eof_received(self) -> bool | None:
         self._receive(b"")
@@ -502,8 +550,14 @@ class _ServerConnection(ServerCore, _Pump):
             self.ready.set_exception(error)
         if self._deadline_handle is not None:
             self._deadline_handle.cancel()
+        if self._head_handle is not None:
+            self._head_handle.cancel()
+            self._head_handle = None
 
     def _start_handler(self, request: ServerRequest) -> None:
+        if self._head_handle is not None:
+            self._head_handle.cancel()
+            self._head_handle = None
         self.task = self._server.spawn(self, request)
 
     def _on_lost(self, exc: BaseException | None) -> None:
@@ -554,13 +608,19 @@ class ExecServer:
 
     def __init__(self, handler: Handler, *, loop: asyncio.AbstractEventLoop,
                  buffer_limit: int, websocket_protocols: Sequence[str] | None,
-                 spdy_protocols: Sequence[str] | None, stream_creation_timeout: float) -> None:
+                 spdy_protocols: Sequence[str] | None, stream_creation_timeout: float,
+                 head_timeout: float = DEFAULT_HEAD_TIMEOUT,
+                 max_pending: int = DEFAULT_MAX_PENDING,
+                 ssl: _ssl.SSLContext | None = None) -> None:
         self.handler = handler
         self.loop = loop
         self.buffer_limit = buffer_limit
         self.websocket_protocols = websocket_protocols
         self.spdy_protocols = spdy_protocols
         self.stream_creation_timeout = stream_creation_timeout
+        self.head_timeout = head_timeout
+        self.pending = PendingConnections(max_pending)
+        self.ssl = ssl
         self.connections: set[_ServerConnection] = set()
         self.tasks: set[asyncio.Task[None]] = set()
         self.server: asyncio.Server | None = None
@@ -609,8 +669,9 @@ class ExecServer:
         for task in self.tasks:
             task.cancel()
         for connection in list(self.connections):
-            if connection._transport is not None:
-                connection._transport.abort()
+            transport = connection._transport or connection._raw
+            if transport is not None:
+                transport.abort()
 
     async def wait_closed(self) -> None:
         """Wait until the listener and every handler are done."""
@@ -639,14 +700,18 @@ async def start_server(handler: Handler, *, host: str = "127.0.0.1", port: int =
                        buffer_limit: int = DEFAULT_BUFFER_LIMIT,
                        websocket_protocols: Sequence[str] | None = None,
                        spdy_protocols: Sequence[str] | None = None,
-                       stream_creation_timeout: float = 30.0) -> ExecServer:
+                       stream_creation_timeout: float = 30.0,
+                       head_timeout: float = DEFAULT_HEAD_TIMEOUT,
+                       max_pending: int = DEFAULT_MAX_PENDING) -> ExecServer:
     loop = asyncio.get_running_loop()
     exec_server = ExecServer(handler, loop=loop, buffer_limit=buffer_limit,
                              websocket_protocols=websocket_protocols,
                              spdy_protocols=spdy_protocols,
-                             stream_creation_timeout=stream_creation_timeout)
+                             stream_creation_timeout=stream_creation_timeout,
+                             head_timeout=head_timeout, max_pending=max_pending, ssl=ssl)
     if ssl is not None:
         exec_server.scheme = "https"
+    # TLS is started per connection (start_tls), after the connection counts as pending.
     exec_server.server = await loop.create_server(lambda: _ServerConnection(exec_server),
-                                                  host, port, ssl=ssl)
+                                                  host, port)
     return exec_server

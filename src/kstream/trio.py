@@ -74,7 +74,7 @@ from ._runtime.client import (
     documented,
     exec_request,
 )
-from ._runtime.core import ClientCore, ConnectionCore, ServerCore
+from ._runtime.core import ClientCore, ConnectionCore, PendingConnections, ServerCore
 from ._runtime.errors import (
     CalledRemoteProcessError,
     CompletedExec,
@@ -87,6 +87,8 @@ from ._runtime.fallback import new_client_session, open_first_accepted
 from ._runtime.options import (
     CLOSE_GRACE,
     DEFAULT_BUFFER_LIMIT,
+    DEFAULT_HEAD_TIMEOUT,
+    DEFAULT_MAX_PENDING,
     LINGER,
     ExecOptions,
     client_ssl_context,
@@ -635,13 +637,17 @@ class _ServerOptions:
     """The per-server settings every connection of :func:`serve` shares."""
 
     def __init__(self, *, buffer_limit: int, websocket_protocols: Sequence[str] | None,
-                 spdy_protocols: Sequence[str] | None, stream_creation_timeout: float) -> None:
+                 spdy_protocols: Sequence[str] | None, stream_creation_timeout: float,
+                 head_timeout: float = DEFAULT_HEAD_TIMEOUT,
+                 max_pending: int = DEFAULT_MAX_PENDING) -> None:
         if buffer_limit < 1:
             raise ValueError("buffer_limit must be positive")
         self.buffer_limit = buffer_limit
         self.websocket_protocols = websocket_protocols
         self.spdy_protocols = spdy_protocols
         self.stream_creation_timeout = stream_creation_timeout
+        self.head_timeout = head_timeout
+        self.pending = PendingConnections(max_pending)
 
 
 class _ServerConnection(ServerCore, _Pump):
@@ -652,7 +658,8 @@ class _ServerConnection(ServerCore, _Pump):
         ServerCore.__init__(self, options.buffer_limit,
                             websocket_protocols=options.websocket_protocols,
                             spdy_protocols=options.spdy_protocols,
-                            stream_creation_timeout=options.stream_creation_timeout)
+                            stream_creation_timeout=options.stream_creation_timeout,
+                            head_timeout=options.head_timeout, pending=options.pending)
         _Pump.__init__(self, stream, shield=False, linger=True)
         self._handler = handler
         self._ready = trio.Event()
@@ -665,7 +672,22 @@ class _ServerConnection(ServerCore, _Pump):
         """Run the connection (and its handler, once a request arrived) to the end."""
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
+            self._accepted()
             await self.run_pump()
+
+    def _start_tasks(self) -> None:
+        nursery = self._pump_nursery
+        if nursery is not None and self.session.request is None:
+            nursery.start_soon(self._head_deadline)
+
+    async def _head_deadline(self) -> None:
+        # Over TLS the handshake happens in the first read: the deadline covers it.
+        await trio.sleep(self.head_timeout)
+        self._head_deadline_passed()
+
+    def _give_up(self, why: str) -> None:
+        super()._give_up(why)
+        self._scope.cancel()  # an idle client: nothing to send, nothing to wait for
 
     def _set_ready(self) -> None:
         self._ready.set()
@@ -777,11 +799,13 @@ async def serve_stream(handler: Handler, stream: trio.abc.Stream, *,
                        buffer_limit: int = DEFAULT_BUFFER_LIMIT,
                        websocket_protocols: Sequence[str] | None = None,
                        spdy_protocols: Sequence[str] | None = None,
-                       stream_creation_timeout: float = 30.0) -> None:
+                       stream_creation_timeout: float = 30.0,
+                       head_timeout: float = DEFAULT_HEAD_TIMEOUT) -> None:
     options = _ServerOptions(buffer_limit=buffer_limit,
                              websocket_protocols=websocket_protocols,
                              spdy_protocols=spdy_protocols,
-                             stream_creation_timeout=stream_creation_timeout)
+                             stream_creation_timeout=stream_creation_timeout,
+                             head_timeout=head_timeout)
     await _ServerConnection(stream, handler, options).serve()
 
 
@@ -796,12 +820,15 @@ async def serve(handler: Handler, *, host: str = "127.0.0.1", port: int = 0,
                 websocket_protocols: Sequence[str] | None = None,
                 spdy_protocols: Sequence[str] | None = None,
                 stream_creation_timeout: float = 30.0,
+                head_timeout: float = DEFAULT_HEAD_TIMEOUT,
+                max_pending: int = DEFAULT_MAX_PENDING,
                 task_status: trio.TaskStatus[ExecServer] = trio.TASK_STATUS_IGNORED,
                 ) -> NoReturn:
     options = _ServerOptions(buffer_limit=buffer_limit,
                              websocket_protocols=websocket_protocols,
                              spdy_protocols=spdy_protocols,
-                             stream_creation_timeout=stream_creation_timeout)
+                             stream_creation_timeout=stream_creation_timeout,
+                             head_timeout=head_timeout, max_pending=max_pending)
     tcp_listeners = await trio.open_tcp_listeners(port, host=host)
     listeners: list[_Listener]
     if ssl is not None:

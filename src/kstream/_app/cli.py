@@ -294,8 +294,10 @@ def _run_remote(args: argparse.Namespace, command: list[str], *, attach: bool) -
 
 
 async def _serve(args: argparse.Namespace) -> int:
-    from .serve import PodSpec, start
+    from .serve import AcceptErrorLog, PodSpec, start
 
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(AcceptErrorLog(_print_error, loop.time))
     pods = [PodSpec(name=name, namespace=namespace, argv=argv or ("cat",))
             for namespace, name, argv in args.pod]
     handle = await start(host=args.host, port=args.port, token=args.token,
@@ -305,7 +307,6 @@ async def _serve(args: argparse.Namespace) -> int:
     for warning in handle.warnings:
         _print_error(f"kstream serve: warning: {warning}")
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     try:

@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import re
+import resource
 import secrets
 import ssl
 import tempfile
@@ -33,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from .._errors import KstreamError
 from .._http import query_bool
+from .._runtime.options import DEFAULT_MAX_PENDING
 from .._status import (
     STATUS_FAILURE,
     Status,
@@ -53,6 +55,7 @@ __all__ = [
     "DEFAULT_MAIN_COMMAND",
     "DEFAULT_POD",
     "TOKEN_PATH_PREFIX",
+    "AcceptErrorLog",
     "PodSpec",
     "ServeApp",
     "ServerHandle",
@@ -648,7 +651,8 @@ async def start(*, host: str = "127.0.0.1", port: int = 0, token: str | None = N
     redact = _RedactSecret(token)
     logging.getLogger("kstream").addFilter(redact)
     try:
-        server = await start_server(app, host=host, port=port, ssl=context)
+        server = await start_server(app, host=host, port=port, ssl=context,
+                                    max_pending=_max_pending())
     except BaseException:
         logging.getLogger("kstream").removeFilter(redact)
         await app.close()
@@ -681,6 +685,54 @@ class _RedactSecret(logging.Filter):
             if self._secret in text:
                 record.exc_text = text.replace(self._secret, "<token>")
         return True
+
+
+class AcceptErrorLog:
+    """An event-loop exception handler that keeps accept() failures to a line at a time.
+
+    When the process runs out of descriptors, asyncio reports every failing ``accept()``
+    with a traceback (thousands a second under a flood). This prints one line per
+    ``interval`` seconds instead, with how many were left out, and passes every other
+    error to the loop's default handler.
+
+    Args:
+        write: where the line goes (stderr for ``kstream serve``).
+        clock: seconds, for the interval.
+        interval: at most one line per this many seconds.
+    """
+
+    def __init__(self, write: Callable[[str], None], clock: Callable[[], float], *,
+                 interval: float = 5.0) -> None:
+        self._write = write
+        self._clock = clock
+        self._interval = interval
+        self._last: float | None = None
+        self._unreported = 0
+
+    def __call__(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        """The loop's exception handler."""
+        if context.get("message") != "socket.accept() out of system resource":
+            loop.default_exception_handler(context)
+            return
+        now = self._clock()
+        if self._last is not None and now - self._last < self._interval:
+            self._unreported += 1
+            return
+        exc = context.get("exception")
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else "out of resources"
+        more = f" ({self._unreported} more since the last report)" if self._unreported else ""
+        self._write(f"kstream serve: cannot accept connections: {why}{more}")
+        self._last = now
+        self._unreported = 0
+
+
+def _max_pending() -> int:
+    # Idle clients must never take the descriptors real clients need: at most a quarter
+    # of the process's limit waits for a request head (256 with a usual limit of 1024+).
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return DEFAULT_MAX_PENDING
+    return max(4, min(DEFAULT_MAX_PENDING, soft // 4))
 
 
 def _server_context() -> ssl.SSLContext:

@@ -71,10 +71,10 @@ from .errors import (
     connection_lost_error,
     receive_error,
 )
-from .options import MAX_PENDING_RESIZES, ExecOptions
+from .options import DEFAULT_HEAD_TIMEOUT, MAX_PENDING_RESIZES, ExecOptions
 from .server import ServerRequest, handler_exit_status, handler_rejection
 
-__all__ = ["ClientCore", "ConnectionCore", "ServerCore"]
+__all__ = ["ClientCore", "ConnectionCore", "PendingConnections", "ServerCore"]
 
 _log = logging.getLogger("kstream")
 
@@ -458,6 +458,41 @@ class ClientCore(ConnectionCore):
             raise self._error
 
 
+class PendingConnections:
+    """The connections of one server that have not sent a whole request head yet.
+
+    Capped: an idle or slow client (slowloris, a TLS client that never finishes its
+    handshake) costs a descriptor and memory until the head deadline. Past ``limit``, the
+    oldest is dropped: clients that do send their request do so at once, so they are the
+    newest, and a flood of idle sockets cannot lock them out.
+
+    Args:
+        limit: how many may wait at once.
+    """
+
+    def __init__(self, limit: int) -> None:
+        if limit < 1:
+            raise ValueError("the limit of pending connections must be positive")
+        self.limit = limit
+        self._waiting: dict[ServerCore, None] = {}
+
+    def __len__(self) -> int:
+        return len(self._waiting)
+
+    def add(self, connection: ServerCore) -> ServerCore | None:
+        """Count a new connection; return the one to drop to stay within the limit."""
+        self._waiting[connection] = None
+        if len(self._waiting) > self.limit:
+            oldest = next(iter(self._waiting))
+            del self._waiting[oldest]
+            return oldest
+        return None
+
+    def discard(self, connection: ServerCore) -> None:
+        """The connection sent its request head, or ended."""
+        self._waiting.pop(connection, None)
+
+
 class ServerCore(ConnectionCore):
     """One accepted connection: its session, stdin buffer, resizes and handler.
 
@@ -471,8 +506,12 @@ class ServerCore(ConnectionCore):
     session: ServerExecSession
 
     def __init__(self, buffer_limit: int, *, websocket_protocols: Sequence[str] | None,
-                 spdy_protocols: Sequence[str] | None, stream_creation_timeout: float) -> None:
+                 spdy_protocols: Sequence[str] | None, stream_creation_timeout: float,
+                 head_timeout: float = DEFAULT_HEAD_TIMEOUT,
+                 pending: PendingConnections | None = None) -> None:
         ConnectionCore.__init__(self, buffer_limit)
+        self.head_timeout = head_timeout
+        self._pending = pending
         self.session = ServerExecSession(websocket_protocols=websocket_protocols,
                                          spdy_protocols=spdy_protocols,
                                          stream_creation_timeout=stream_creation_timeout)
@@ -514,6 +553,31 @@ class ServerCore(ConnectionCore):
         """End the connection: after what is queued, or at once with ``abort``."""
         raise NotImplementedError
 
+    # -- before the request
+
+    def _accepted(self) -> None:
+        """Runtime: a client connected (before any TLS handshake). Counts it as pending;
+        drops the oldest pending connection of the server past the limit."""
+        if self._pending is not None:
+            dropped = self._pending.add(self)
+            if dropped is not None:
+                dropped._give_up("too many connections waiting to send a request")
+
+    def _head_deadline_passed(self) -> bool:
+        """Runtime: ``head_timeout`` after :meth:`_accepted`. Drops a client that has not
+        sent its whole request head by then (a TLS handshake included); says whether."""
+        if self.session.request is None and not self.closed:
+            self._give_up(f"no request within {self.head_timeout:g} s")
+            return True
+        return False
+
+    def _give_up(self, why: str) -> None:
+        _log.debug("dropping a connection: %s", why)
+        if self._pending is not None:
+            self._pending.discard(self)
+        self._end(ConnectionLostError(why))
+        self._close(abort=True)
+
     # -- session plumbing
 
     def _receive_failed(self, exc: ProtocolError, *, at_eof: bool) -> None:
@@ -532,6 +596,8 @@ class ServerCore(ConnectionCore):
         elif isinstance(event, SessionReady):
             self._set_ready()
         elif isinstance(event, RequestReceived):
+            if self._pending is not None:
+                self._pending.discard(self)
             self._start_handler(ServerRequest(self, event))
         elif isinstance(event, ConnectionClosed):
             self._end(None)
@@ -541,6 +607,8 @@ class ServerCore(ConnectionCore):
         if self.closed:
             return
         self.closed = True
+        if self._pending is not None:
+            self._pending.discard(self)
         self._end_input(STDIN)
         self._wake_resizes()
         self._set_closed(error or ConnectionLostError(

@@ -19,6 +19,8 @@ from .._exec.fallback import TRANSPORTS
 __all__ = [
     "CLOSE_GRACE",
     "DEFAULT_BUFFER_LIMIT",
+    "DEFAULT_HEAD_TIMEOUT",
+    "DEFAULT_MAX_PENDING",
     "DEFAULT_PING_INTERVAL",
     "DEFAULT_PONG_TIMEOUT",
     "LINGER",
@@ -46,6 +48,12 @@ CLOSE_GRACE: Final = 5.0
 LINGER: Final = 2.0
 #: Terminal sizes a server keeps when the handler does not read them (the latest win).
 MAX_PENDING_RESIZES: Final = 64
+#: Seconds a client has, from its connection (a TLS handshake included), to send its whole
+#: request head; then the server drops it (Go's ReadHeaderTimeout, which apiservers set).
+DEFAULT_HEAD_TIMEOUT: Final = 10.0
+#: Connections of one server that may be waiting for their request head at once; past it
+#: the oldest is dropped (see ``_runtime.core.PendingConnections``).
+DEFAULT_MAX_PENDING: Final = 256
 
 
 # --------------------------------------------------------------------------- URLs
