@@ -34,8 +34,9 @@ lint: venv
 typecheck: venv
 	$(PY) -m mypy
 
+# Coverage of the library (branches too), child processes included (serve, the CLI).
 pytest: venv debian-deps
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --cov --cov-report=term
 
 test: lint typecheck pytest
 
