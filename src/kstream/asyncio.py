@@ -62,7 +62,7 @@ from ._runtime.client import (
     documented,
     exec_request,
 )
-from ._runtime.core import ClientCore, ConnectionCore, PendingConnections, ServerCore
+from ._runtime.core import ClientCore, ConnectionCore, ServerCore, ServerOptions
 from ._runtime.errors import (
     CalledRemoteProcessError,
     CompletedExec,
@@ -474,11 +474,7 @@ class _ServerConnection(ServerCore, _Pump):
     """One accepted TCP connection of :func:`start_server`."""
 
     def __init__(self, server: ExecServer) -> None:
-        ServerCore.__init__(self, server.buffer_limit,
-                            websocket_protocols=server.websocket_protocols,
-                            spdy_protocols=server.spdy_protocols,
-                            stream_creation_timeout=server.stream_creation_timeout,
-                            head_timeout=server.head_timeout, pending=server.pending)
+        ServerCore.__init__(self, server.options)
         _Pump.__init__(self, server.loop, linger=True)
         self._server = server
         self.ready: asyncio.Future[None] = self._loop.create_future()
@@ -607,19 +603,10 @@ class ExecServer:
     """
 
     def __init__(self, handler: Handler, *, loop: asyncio.AbstractEventLoop,
-                 buffer_limit: int, websocket_protocols: Sequence[str] | None,
-                 spdy_protocols: Sequence[str] | None, stream_creation_timeout: float,
-                 head_timeout: float = DEFAULT_HEAD_TIMEOUT,
-                 max_pending: int = DEFAULT_MAX_PENDING,
-                 ssl: _ssl.SSLContext | None = None) -> None:
+                 options: ServerOptions, ssl: _ssl.SSLContext | None = None) -> None:
         self.handler = handler
         self.loop = loop
-        self.buffer_limit = buffer_limit
-        self.websocket_protocols = websocket_protocols
-        self.spdy_protocols = spdy_protocols
-        self.stream_creation_timeout = stream_creation_timeout
-        self.head_timeout = head_timeout
-        self.pending = PendingConnections(max_pending)
+        self.options = options
         self.ssl = ssl
         self.connections: set[_ServerConnection] = set()
         self.tasks: set[asyncio.Task[None]] = set()
@@ -704,11 +691,11 @@ async def start_server(handler: Handler, *, host: str = "127.0.0.1", port: int =
                        head_timeout: float = DEFAULT_HEAD_TIMEOUT,
                        max_pending: int = DEFAULT_MAX_PENDING) -> ExecServer:
     loop = asyncio.get_running_loop()
-    exec_server = ExecServer(handler, loop=loop, buffer_limit=buffer_limit,
-                             websocket_protocols=websocket_protocols,
-                             spdy_protocols=spdy_protocols,
-                             stream_creation_timeout=stream_creation_timeout,
-                             head_timeout=head_timeout, max_pending=max_pending, ssl=ssl)
+    options = ServerOptions(buffer_limit=buffer_limit, websocket_protocols=websocket_protocols,
+                            spdy_protocols=spdy_protocols,
+                            stream_creation_timeout=stream_creation_timeout,
+                            head_timeout=head_timeout, max_pending=max_pending)
+    exec_server = ExecServer(handler, loop=loop, options=options, ssl=ssl)
     if ssl is not None:
         exec_server.scheme = "https"
     # TLS is started per connection (start_tls), after the connection counts as pending.

@@ -74,7 +74,7 @@ from ._runtime.client import (
     documented,
     exec_request,
 )
-from ._runtime.core import ClientCore, ConnectionCore, PendingConnections, ServerCore
+from ._runtime.core import ClientCore, ConnectionCore, ServerCore, ServerOptions
 from ._runtime.errors import (
     CalledRemoteProcessError,
     CompletedExec,
@@ -633,33 +633,12 @@ Handler = Callable[["ServerRequest"], Awaitable[None]]
 _Listener = trio.SocketListener | trio.SSLListener[trio.SocketStream]
 
 
-class _ServerOptions:
-    """The per-server settings every connection of :func:`serve` shares."""
-
-    def __init__(self, *, buffer_limit: int, websocket_protocols: Sequence[str] | None,
-                 spdy_protocols: Sequence[str] | None, stream_creation_timeout: float,
-                 head_timeout: float = DEFAULT_HEAD_TIMEOUT,
-                 max_pending: int = DEFAULT_MAX_PENDING) -> None:
-        if buffer_limit < 1:
-            raise ValueError("buffer_limit must be positive")
-        self.buffer_limit = buffer_limit
-        self.websocket_protocols = websocket_protocols
-        self.spdy_protocols = spdy_protocols
-        self.stream_creation_timeout = stream_creation_timeout
-        self.head_timeout = head_timeout
-        self.pending = PendingConnections(max_pending)
-
-
 class _ServerConnection(ServerCore, _Pump):
     """One accepted connection: its session, stdin buffer, resizes and handler."""
 
     def __init__(self, stream: trio.abc.Stream, handler: Handler,
-                 options: _ServerOptions) -> None:
-        ServerCore.__init__(self, options.buffer_limit,
-                            websocket_protocols=options.websocket_protocols,
-                            spdy_protocols=options.spdy_protocols,
-                            stream_creation_timeout=options.stream_creation_timeout,
-                            head_timeout=options.head_timeout, pending=options.pending)
+                 options: ServerOptions) -> None:
+        ServerCore.__init__(self, options)
         _Pump.__init__(self, stream, shield=False, linger=True)
         self._handler = handler
         self._ready = trio.Event()
@@ -801,7 +780,7 @@ async def serve_stream(handler: Handler, stream: trio.abc.Stream, *,
                        spdy_protocols: Sequence[str] | None = None,
                        stream_creation_timeout: float = 30.0,
                        head_timeout: float = DEFAULT_HEAD_TIMEOUT) -> None:
-    options = _ServerOptions(buffer_limit=buffer_limit,
+    options = ServerOptions(buffer_limit=buffer_limit,
                              websocket_protocols=websocket_protocols,
                              spdy_protocols=spdy_protocols,
                              stream_creation_timeout=stream_creation_timeout,
@@ -824,7 +803,7 @@ async def serve(handler: Handler, *, host: str = "127.0.0.1", port: int = 0,
                 max_pending: int = DEFAULT_MAX_PENDING,
                 task_status: trio.TaskStatus[ExecServer] = trio.TASK_STATUS_IGNORED,
                 ) -> NoReturn:
-    options = _ServerOptions(buffer_limit=buffer_limit,
+    options = ServerOptions(buffer_limit=buffer_limit,
                              websocket_protocols=websocket_protocols,
                              spdy_protocols=spdy_protocols,
                              stream_creation_timeout=stream_creation_timeout,

@@ -71,10 +71,15 @@ from .errors import (
     connection_lost_error,
     receive_error,
 )
-from .options import DEFAULT_HEAD_TIMEOUT, MAX_PENDING_RESIZES, ExecOptions
+from .options import (
+    DEFAULT_HEAD_TIMEOUT,
+    DEFAULT_MAX_PENDING,
+    MAX_PENDING_RESIZES,
+    ExecOptions,
+)
 from .server import ServerRequest, handler_exit_status, handler_rejection
 
-__all__ = ["ClientCore", "ConnectionCore", "PendingConnections", "ServerCore"]
+__all__ = ["ClientCore", "ConnectionCore", "PendingConnections", "ServerCore", "ServerOptions"]
 
 _log = logging.getLogger("kstream")
 
@@ -493,29 +498,52 @@ class PendingConnections:
         self._waiting.pop(connection, None)
 
 
-class ServerCore(ConnectionCore):
-    """One accepted connection: its session, stdin buffer, resizes and handler.
+class ServerOptions:
+    """The settings every connection of one server shares, on either runtime.
 
     Args:
         buffer_limit: unread stdin bytes before reading stops.
         websocket_protocols: WebSocket subprotocols to accept (``None``: all).
         spdy_protocols: SPDY versions to accept (``None``: all).
         stream_creation_timeout: SPDY: seconds a client has to create its streams.
+        head_timeout: seconds a client has to send its request head (TLS included).
+        max_pending: connections that may wait for their request head at once.
+
+    Raises:
+        ValueError: ``buffer_limit`` or ``max_pending`` is not positive.
+    """
+
+    def __init__(self, *, buffer_limit: int, websocket_protocols: Sequence[str] | None,
+                 spdy_protocols: Sequence[str] | None, stream_creation_timeout: float,
+                 head_timeout: float = DEFAULT_HEAD_TIMEOUT,
+                 max_pending: int = DEFAULT_MAX_PENDING) -> None:
+        if buffer_limit < 1:
+            raise ValueError("buffer_limit must be positive")
+        self.buffer_limit = buffer_limit
+        self.websocket_protocols = websocket_protocols
+        self.spdy_protocols = spdy_protocols
+        self.stream_creation_timeout = stream_creation_timeout
+        self.head_timeout = head_timeout
+        self.pending = PendingConnections(max_pending)
+
+
+class ServerCore(ConnectionCore):
+    """One accepted connection: its session, stdin buffer, resizes and handler.
+
+    Args:
+        options: the server's settings (shared by its connections).
     """
 
     session: ServerExecSession
 
-    def __init__(self, buffer_limit: int, *, websocket_protocols: Sequence[str] | None,
-                 spdy_protocols: Sequence[str] | None, stream_creation_timeout: float,
-                 head_timeout: float = DEFAULT_HEAD_TIMEOUT,
-                 pending: PendingConnections | None = None) -> None:
-        ConnectionCore.__init__(self, buffer_limit)
-        self.head_timeout = head_timeout
-        self._pending = pending
-        self.session = ServerExecSession(websocket_protocols=websocket_protocols,
-                                         spdy_protocols=spdy_protocols,
-                                         stream_creation_timeout=stream_creation_timeout)
-        self.stream_creation_timeout = stream_creation_timeout
+    def __init__(self, options: ServerOptions) -> None:
+        ConnectionCore.__init__(self, options.buffer_limit)
+        self.head_timeout = options.head_timeout
+        self._pending = options.pending
+        self.session = ServerExecSession(websocket_protocols=options.websocket_protocols,
+                                         spdy_protocols=options.spdy_protocols,
+                                         stream_creation_timeout=options.stream_creation_timeout)
+        self.stream_creation_timeout = options.stream_creation_timeout
         self._inputs = {STDIN: ReceiveBuffer()}
         self.resizes: deque[TerminalSize] = deque(maxlen=MAX_PENDING_RESIZES)
         self.finished = False

@@ -313,7 +313,11 @@ def handler_exit_status(error: Exception | None) -> Status:
 SERVER_LIMITS_DOC = """buffer_limit: unread stdin bytes per session before reading stops.
         websocket_protocols: WebSocket subprotocols to accept (default: all, v5 to v1).
         spdy_protocols: SPDY versions to accept (default: v4 to v1).
-        stream_creation_timeout: SPDY: seconds a client has to create its streams."""
+        stream_creation_timeout: SPDY: seconds a client has to create its streams.
+        head_timeout: seconds a client has, from its connection (a TLS handshake
+            included), to send its whole request head before it is dropped (10).
+        max_pending: connections that may wait for their request head at once; past
+            it the oldest is dropped (256; ``serve_stream`` has one connection)."""
 
 #: The documentation of a runtime's server (``start_server``, ``serve``). It fills in
 #: ``{summary}``, ``{lifetime}`` (how it starts and stops), ``{returns}`` (its own
