@@ -80,10 +80,15 @@ from ._runtime.options import (
     LINGER,
     ExecOptions,
     client_ssl_context,
-    server_url,
 )
 from ._runtime.process import RemoteOutput, RemoteStdin
-from ._runtime.server import SERVE_DOC, SERVER_LIMITS_DOC, ServerExec, ServerRequest
+from ._runtime.server import (
+    SERVE_DOC,
+    SERVER_LIMITS_DOC,
+    ListeningAddress,
+    ServerExec,
+    ServerRequest,
+)
 
 __all__ = [
     "CalledRemoteProcessError",
@@ -593,13 +598,11 @@ class _ServerConnection(ServerCore, _Pump):
         await self._close_transport(abort=abort)
 
 
-class ExecServer:
+class ExecServer(ListeningAddress):
     """A running :func:`start_server`: an :class:`asyncio.Server` plus its sessions.
 
     Attributes:
-        sockets: the listening sockets.
-        host: the bound address.
-        port: the bound port.
+        sockets: the listening sockets (``host``, ``port`` and ``url``: the first one's).
     """
 
     def __init__(self, handler: Handler, *, loop: asyncio.AbstractEventLoop,
@@ -617,22 +620,9 @@ class ExecServer:
         """The listening sockets."""
         return tuple(self.server.sockets) if self.server is not None else ()
 
-    @property
-    def host(self) -> str:
-        """The bound address of the first socket."""
-        return str(self.sockets[0].getsockname()[0])
-
-    @property
-    def port(self) -> int:
-        """The bound port of the first socket."""
-        return int(self.sockets[0].getsockname()[1])
-
-    @property
-    def url(self) -> str:
-        """``http(s)://host:port`` of the first socket."""
-        return server_url(self.scheme, self.host, self.port)
-
-    scheme = "http"
+    def _address(self) -> tuple[str, int]:
+        host, port = self.sockets[0].getsockname()[:2]
+        return str(host), int(port)
 
     def spawn(self, connection: _ServerConnection, request: ServerRequest) -> asyncio.Task[None]:
         """Start the handler task of one request (tracked until it ends)."""

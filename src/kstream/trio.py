@@ -92,10 +92,15 @@ from ._runtime.options import (
     LINGER,
     ExecOptions,
     client_ssl_context,
-    server_url,
 )
 from ._runtime.process import RemoteOutput, RemoteStdin
-from ._runtime.server import SERVE_DOC, SERVER_LIMITS_DOC, ServerExec, ServerRequest
+from ._runtime.server import (
+    SERVE_DOC,
+    SERVER_LIMITS_DOC,
+    ListeningAddress,
+    ServerExec,
+    ServerRequest,
+)
 
 __all__ = [
     "CalledRemoteProcessError",
@@ -726,8 +731,9 @@ class _ServerConnection(ServerCore, _Pump):
         await self.pump_done.wait()
 
 
-class ExecServer:
-    """What :func:`serve` hands to ``nursery.start``: where it listens.
+class ExecServer(ListeningAddress):
+    """What :func:`serve` hands to ``nursery.start``: where it listens (``host``, ``port``,
+    ``url``).
 
     Attributes:
         listeners: the trio listeners (:class:`trio.SSLListener` over TCP with TLS).
@@ -744,21 +750,6 @@ class ExecServer:
         assert isinstance(listener, trio.SocketListener)
         host, port = listener.socket.getsockname()[:2]
         return str(host), int(port)
-
-    @property
-    def host(self) -> str:
-        """The bound address of the first listener."""
-        return self._address()[0]
-
-    @property
-    def port(self) -> int:
-        """The bound port of the first listener."""
-        return self._address()[1]
-
-    @property
-    def url(self) -> str:
-        """``http(s)://host:port`` of the first listener."""
-        return server_url(self.scheme, self.host, self.port)
 
 
 _SERVE_SUMMARY = "Serve exec/attach (and any plain HTTP request) with ``handler``, forever."

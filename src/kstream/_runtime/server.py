@@ -20,6 +20,7 @@ from .._http import query_bool
 from .._resize import TerminalSize
 from .._status import Status, internal_error_status, success_status
 from .buffers import READ_SIZE
+from .options import server_url
 
 
 class ServerConnection(Protocol):
@@ -338,3 +339,30 @@ SERVE_DOC = """{summary}
         ssl: a server TLS context (set its ALPN to ``http/1.1`` if it offers any).
         {limits}
 {returns}"""
+
+
+class ListeningAddress:
+    """Where a server listens: ``host``, ``port`` and ``url`` of its first socket.
+
+    A runtime's server object implements :meth:`_address` (and sets ``scheme``).
+    """
+
+    scheme = "http"
+
+    def _address(self) -> tuple[str, int]:
+        raise NotImplementedError
+
+    @property
+    def host(self) -> str:
+        """The bound address of the first listening socket."""
+        return self._address()[0]
+
+    @property
+    def port(self) -> int:
+        """The bound port of the first listening socket."""
+        return self._address()[1]
+
+    @property
+    def url(self) -> str:
+        """``http(s)://host:port`` of the first listening socket."""
+        return server_url(self.scheme, self.host, self.port)
