@@ -16,15 +16,15 @@ from kstream._events import (
     UpgradeRejected,
     UpgradeRequested,
 )
-from kstream._spdy.frames import GoAwayStatus, RstStatus
-from kstream._spdy.session import (
+from kstream._spdy.events import (
     GoAwayReceived,
-    SpdySession,
     StreamData,
     StreamOpened,
     StreamReplied,
     StreamReset,
 )
+from kstream._spdy.frames import GoAwayStatus, RstStatus
+from kstream._spdy.session import SpdySession
 from kstream._spdy.upgrade import (
     DEFAULT_SPDY_PROTOCOLS,
     SpdyUpgradeClient,

@@ -56,19 +56,18 @@ from .._events import (
     UpgradeRejected,
     UpgradeRequested,
 )
-from .._spdy.frames import GoAwayStatus, RstStatus
-from .._spdy.session import (
+from .._spdy.events import (
     GoAwayReceived,
     SpdyEvent,
-    SpdySession,
-    StreamClosedError,
     StreamData,
     StreamEnded,
     StreamOpened,
     StreamReplied,
     StreamReset,
-    StreamState,
 )
+from .._spdy.frames import GoAwayStatus, RstStatus
+from .._spdy.session import SpdySession, StreamClosedError
+from .._spdy.state import StreamState
 from .._spdy.upgrade import DEFAULT_SPDY_PROTOCOLS, SpdyUpgradeClient, SpdyUpgradeServer
 from .._status import Status, exit_status_bytes
 from .._upgrade import ServerUpgrade

@@ -90,31 +90,7 @@ from .state import (
     StreamState,
 )
 
-# The events and the state tables are re-exported: code that imported them from here
-# before they moved to ``events`` and ``state`` keeps working.
-__all__ = [
-    "SESSION_TRANSITIONS",
-    "STREAM_RECEIVE_VIOLATIONS",
-    "STREAM_TRANSITIONS",
-    "DataDropped",
-    "GoAwayReceived",
-    "HeadersReceived",
-    "SessionInput",
-    "SessionState",
-    "SettingsReceived",
-    "SpdyEvent",
-    "SpdySession",
-    "StreamClosedError",
-    "StreamData",
-    "StreamEnded",
-    "StreamInput",
-    "StreamOpened",
-    "StreamReplied",
-    "StreamReset",
-    "StreamState",
-    "UnknownFrameSkipped",
-    "WindowUpdated",
-]
+__all__ = ["SpdySession", "StreamClosedError"]
 
 _S = StreamState
 _I = StreamInput
