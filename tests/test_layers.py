@@ -32,7 +32,6 @@ MAX_LINES = 900
 STILL_LONG = frozenset({
     "_spdy/session.py",
     "_ws/connection.py",
-    "_exec/spdy.py",
 })
 
 
