@@ -7,7 +7,7 @@ It serves exactly what ``kubectl exec`` (1.27 .. 1.33) asks for, found with
   ``pods/exec``, no groups);
 * ``GET /api/v1/namespaces/{ns}/pods/{name}`` -- a Running pod with one container ``main``;
 * ``POST /api/v1/namespaces/{ns}/pods/{name}/exec?...`` with ``Upgrade: SPDY/3.1`` -- run by
-  :class:`kstream._exec.spdy.SpdyExecServer`: the argv runs as a REAL local process
+  :class:`kstream._exec.spdy_server.SpdyExecServer`: the argv runs as a REAL local process
   (``asyncio.create_subprocess_exec``, so never through a shell unless the argv is one),
   its stdin/stdout/stderr pumped over the streams, its exit code reported with
   ``exit_code_status`` / ``success_status``.
@@ -49,7 +49,8 @@ from kstream._events import (
     Event,
     UpgradeRequested,
 )
-from kstream._exec.spdy import ExecReady, SpdyExecServer
+from kstream._exec.spdy import ExecReady
+from kstream._exec.spdy_server import SpdyExecServer
 from kstream._http import query_bool, status_response
 from kstream._status import exit_code_status, internal_error_status, success_status
 

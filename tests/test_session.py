@@ -34,7 +34,7 @@ from kstream._exec.session import (
     SessionReady,
     TerminalResized,
 )
-from kstream._exec.spdy import SpdyExecClient
+from kstream._exec.spdy_client import SpdyExecClient
 from kstream._status import (
     Exited,
     Failed,

@@ -39,13 +39,9 @@ from kstream._events import (
     UpgradeRejected,
     UpgradeRequested,
 )
-from kstream._exec.spdy import (
-    ExecReady,
-    SpdyExecClient,
-    SpdyExecServer,
-    expected_channels,
-    protocol_version,
-)
+from kstream._exec.spdy import ExecReady, expected_channels, protocol_version
+from kstream._exec.spdy_client import SpdyExecClient
+from kstream._exec.spdy_server import SpdyExecServer
 from kstream._http import _attach_target_for_path as attach_target
 from kstream._http import _exec_target_for_path as exec_target
 from kstream._spdy.frames import (

@@ -40,7 +40,9 @@ from kstream._events import (
     UpgradeAccepted,
     UpgradeRejected,
 )
-from kstream._exec.spdy import ExecReady, SpdyExecClient, SpdyExecServer
+from kstream._exec.spdy import ExecReady
+from kstream._exec.spdy_client import SpdyExecClient
+from kstream._exec.spdy_server import SpdyExecServer
 from kstream._http import _exec_target_for_path as exec_target
 from kstream._http import query_bool
 from kstream._resize import ResizeDecoder, encode_resize

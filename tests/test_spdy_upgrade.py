@@ -16,15 +16,15 @@ from kstream._events import (
     UpgradeRejected,
     UpgradeRequested,
 )
-from kstream._spdy.frames import GoAwayStatus, RstStatus
-from kstream._spdy.session import (
+from kstream._spdy.events import (
     GoAwayReceived,
-    SpdySession,
     StreamData,
     StreamOpened,
     StreamReplied,
     StreamReset,
 )
+from kstream._spdy.frames import GoAwayStatus, RstStatus
+from kstream._spdy.session import SpdySession
 from kstream._spdy.upgrade import (
     DEFAULT_SPDY_PROTOCOLS,
     SpdyUpgradeClient,
@@ -525,7 +525,7 @@ class _Finished:
 
 
 def test_exec_server_takes_the_101_once() -> None:
-    from kstream._exec.spdy import SpdyExecServer
+    from kstream._exec.spdy_server import SpdyExecServer
 
     client = SpdyUpgradeClient(host="h", target=TARGET, protocols=["v4.channel.k8s.io"])
     server = SpdyExecServer()
@@ -537,7 +537,7 @@ def test_exec_server_takes_the_101_once() -> None:
 
 
 def test_exec_client_takes_the_upgrade_bytes_once() -> None:
-    from kstream._exec.spdy import SpdyExecClient
+    from kstream._exec.spdy_client import SpdyExecClient
 
     client = SpdyExecClient(host="h", target=TARGET, stdin=False, stdout=True, stderr=False,
                             tty=False)

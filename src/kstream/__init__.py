@@ -44,8 +44,8 @@ from ._exec.session import ServerExecSession as ServerExecSession
 from ._exec.session import SessionReady as SessionReady
 from ._exec.session import TerminalResized as TerminalResized
 from ._exec.spdy import ExecReady as ExecReady
-from ._exec.spdy import SpdyExecClient as SpdyExecClient
-from ._exec.spdy import SpdyExecServer as SpdyExecServer
+from ._exec.spdy_client import SpdyExecClient as SpdyExecClient
+from ._exec.spdy_server import SpdyExecServer as SpdyExecServer
 from ._http import attach_target as attach_target
 from ._http import exec_target as exec_target
 from ._resize import ResizeDecoder as ResizeDecoder

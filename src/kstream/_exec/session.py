@@ -59,7 +59,9 @@ from .._resize import ResizeDecoder, encode_resize
 from .._status import MAX_STATUS_SIZE, Exited, Failed, Status, exit_status_bytes, parse_exit_status
 from .._upgrade import RequestHead, ServerUpgrade
 from .._ws.connection import SERVER_PROTOCOLS, WebSocketChannelConnection, hello_channel, negotiate
-from .spdy import ExecReady, SpdyExecClient, SpdyExecServer
+from .spdy import ExecReady
+from .spdy_client import SpdyExecClient
+from .spdy_server import SpdyExecServer
 
 __all__ = [
     "MAX_REQUEST_HEAD_SIZE",
@@ -168,7 +170,7 @@ class ClientExecSession:
 
     Args:
         connection: a client-role :class:`~kstream._ws.connection.WebSocketChannelConnection` or
-            :class:`~kstream._exec.spdy.SpdyExecClient`, fresh (its request not yet sent
+            :class:`~kstream._exec.spdy_client.SpdyExecClient`, fresh (its request not yet sent
             is fine: ``data_to_send()`` returns it).
         max_status_size: bound on the error-channel document.
 

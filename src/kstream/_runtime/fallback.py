@@ -12,7 +12,7 @@ from typing import TypeVar
 
 from .._exec.fallback import Attempt, plan, should_fall_back
 from .._exec.session import ClientExecSession
-from .._exec.spdy import SpdyExecClient
+from .._exec.spdy_client import SpdyExecClient
 from .._ws.connection import WebSocketChannelConnection
 from .options import ExecOptions, ServerAddress
 

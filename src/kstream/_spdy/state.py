@@ -49,6 +49,7 @@ from __future__ import annotations
 import enum
 from typing import Final
 
+from .flow import ReceiveWindow, SendWindow
 from .frames import RstStatus
 
 __all__ = [
@@ -306,3 +307,19 @@ STREAM_RECEIVING_STATES: Final = frozenset(
 SESSION_SENDING_STATES: Final = frozenset(
     state for (state, inp), target in SESSION_TRANSITIONS.items()
     if inp is _SI.SEND_DATA and target is state)
+
+# --------------------------------------------------------------------------- a live stream
+
+
+class _Stream:
+    """Book-keeping of one live (not CLOSED) stream."""
+
+    __slots__ = ("local", "receive_window", "send_window", "state")
+
+    def __init__(self, *, local: bool, send_window: SendWindow | None,
+                 receive_window: ReceiveWindow | None) -> None:
+        self.state = StreamState.IDLE
+        #: Whether we opened it.
+        self.local = local
+        self.send_window = send_window
+        self.receive_window = receive_window

@@ -2,5 +2,6 @@
 
 ``framing`` is the channel byte and the base64 variants, ``codec`` the zero-copy RFC 6455
 frame codec, ``mask`` client masking, ``frames`` the codec seam with the wsproto reference
-codec, and ``connection`` the channel connection for both roles.
+codec, ``connection`` the channel connection for both roles, and ``messages`` its
+assembly of incoming messages.
 """

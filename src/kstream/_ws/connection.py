@@ -18,7 +18,8 @@ Layers underneath:
   borrowed from the bytes fed), so each payload byte is copied once, into the
   ``ChannelData`` that keeps it; on the send path a frame's parts are queued as they are and
   joined once by ``data_to_send()``;
-* channel framing: :mod:`kstream._ws.framing`.
+* channel framing: :mod:`kstream._ws.framing`; incoming messages are assembled by
+  :class:`~kstream._ws.messages.MessageAssembler` (all but the whole-message fast path).
 
 Beside it: :mod:`kstream._ws.state` (the state table) and :mod:`kstream._ws.handshake`
 (subprotocol negotiation and the checks of a 101); their names are re-exported here.
@@ -33,7 +34,6 @@ from __future__ import annotations
 import base64
 from collections import deque
 from collections.abc import Iterable, Sequence
-from enum import Enum
 from typing import Final
 
 from wsproto.utilities import generate_nonce
@@ -48,9 +48,7 @@ from .._channels import (
 from .._errors import LocalProtocolError, RemoteProtocolError, UpgradeRejectedError
 from .._events import (
     ChannelData,
-    ChannelEnded,
     ConnectionClosed,
-    DroppedMessage,
     Event,
     PingReceived,
     PongReceived,
@@ -74,10 +72,7 @@ from .frames import MAX_CLOSE_REASON_BYTES, check_close_code
 from .framing import (
     BASE64_CHANNEL_OFFSET,
     MAX_CHANNEL,
-    Base64PayloadDecoder,
-    base64_channel_of,
     check_channel,
-    decode_close,
     encode_close,
 )
 from .handshake import (
@@ -88,6 +83,7 @@ from .handshake import (
     offered_protocols,
     switch_headers,
 )
+from .messages import MESSAGE_TOO_BIG, MessageAssembler
 from .state import TRANSITIONS, StateInput, WebSocketState
 
 __all__ = [
@@ -130,15 +126,6 @@ _CHANNEL_PREFIXES: Final = tuple(bytes((value,)) for value in range(256))
 
 _NORMAL_CLOSURE: Final = 1000
 _ABNORMAL_CLOSURE: Final = 1006
-_PROTOCOL_ERROR: Final = 1002
-_MESSAGE_TOO_BIG: Final = 1009
-
-
-class _MessageKind(Enum):
-    # What the channel prefix of the incoming message says to do with its payload.
-    DATA = "data"
-    DROP = "drop"
-    CLOSE_SIGNAL = "close signal"
 
 
 class WebSocketChannelConnection:
@@ -182,7 +169,6 @@ class WebSocketChannelConnection:
         self.role: Final = "client" if client else "server"
         self._negotiated: ChannelProtocol | None = None
         self._state = WebSocketState.CONNECTING
-        self.dropped_messages = 0
         self.max_message_size: Final = max_message_size
         self._client: Final = client
         # Client: what we offered. Server: what we support.
@@ -206,14 +192,8 @@ class WebSocketChannelConnection:
             None if client else ServerUpgrade(max_head_size=MAX_HEAD_SIZE)
         self._request: UpgradeRequested | None = None
         self._early_data = bytearray()
-        # The incoming message being parsed.
-        self._in_message = False
-        self._message_size = 0
-        self._message_channel: int | None = None
-        self._message_kind = _MessageKind.DATA
-        self._message_has_payload = False
-        self._base64: Base64PayloadDecoder | None = None
-        self._close_signal = bytearray()
+        # Assembles incoming messages once OPEN.
+        self._messages: MessageAssembler | None = None
 
     # ----------------------------------------------------------------------------------
     # Construction
@@ -286,6 +266,11 @@ class WebSocketChannelConnection:
         return self._negotiated
 
     @property
+    def dropped_messages(self) -> int:
+        """How many incoming messages were dropped."""
+        return 0 if self._messages is None else self._messages.dropped_messages
+
+    @property
     def awaiting_pong_since(self) -> float | None:
         """The ``now`` of the oldest ping still waiting for its pong, or ``None``."""
         return self._pings[0] if self._pings else None
@@ -326,6 +311,7 @@ class WebSocketChannelConnection:
         self._outgoing.append(response)
         self._negotiated = WEBSOCKET_PROTOCOLS[name]
         self._codec = FrameCodec(client=False)
+        self._messages = self._message_assembler()
         if hello is not None:
             self._queue_message(hello, b"")
 
@@ -516,6 +502,10 @@ class WebSocketChannelConnection:
         assert self._codec is not None, "only called once OPEN"
         return self._codec
 
+    def _message_assembler(self) -> MessageAssembler:
+        return MessageAssembler(client=self._client, protocol=self._protocol,
+                                channels=self.channels, max_message_size=self.max_message_size)
+
     # ----------------------------------------------------------------------------------
     # Both roles: receiving
 
@@ -646,6 +636,7 @@ class WebSocketChannelConnection:
         self._advance(StateInput.ACCEPT)
         self._negotiated = WEBSOCKET_PROTOCOLS[name]
         self._codec = FrameCodec(client=True)
+        self._messages = self._message_assembler()
         events.append(UpgradeAccepted(transport="websocket", protocol=name, headers=headers))
         if trailing:
             self._receive_frames(trailing, events)
@@ -763,15 +754,17 @@ class WebSocketChannelConnection:
         fast_opcodes = (() if self._protocol.base64
                         else (OP_BINARY,) if self._client else (OP_BINARY, OP_TEXT))
         accepted = self.channels
+        messages = self._messages
+        assert messages is not None
         # The decoder's tuples, payload borrowed from ``data``: each piece is copied at
         # most once, into the ChannelData that keeps it.
         for opcode, payload, _, message_finished in codec.receive_frames(data):
-            if opcode in fast_opcodes and message_finished and payload and not self._in_message:
+            if opcode in fast_opcodes and message_finished and payload and not messages.in_message:
                 # A whole message in one piece (the common case), on a channel that takes
                 # data: what the general path does for it, without its bookkeeping.
                 if len(payload) > self.max_message_size:
                     raise RemoteProtocolError(f"message larger than {self.max_message_size} "
-                                              "bytes", close_code=_MESSAGE_TOO_BIG)
+                                              "bytes", close_code=MESSAGE_TOO_BIG)
                 channel = payload[0]
                 if channel in accepted:
                     if len(payload) > 1:
@@ -781,7 +774,8 @@ class WebSocketChannelConnection:
                         events.append(ChannelData(channel=channel, data=b""))
                     continue
             if opcode <= OP_BINARY:
-                self._on_message_piece(opcode == OP_TEXT, payload, message_finished, events)
+                messages.on_message_piece(opcode == OP_TEXT, payload, message_finished,
+                                          events)
             elif opcode == OP_PING:
                 # After our close frame we send nothing more (RFC 6455 §5.5.1).
                 if self.state is WebSocketState.OPEN:
@@ -812,97 +806,6 @@ class WebSocketChannelConnection:
     def _on_eof(self, events: list[Event]) -> None:
         self._advance(StateInput.EOF)
         events.append(ConnectionClosed(code=_ABNORMAL_CLOSURE, reason="", clean=False))
-
-    def _on_message_piece(self, text: bool, payload: Buffer, message_finished: bool,
-                          events: list[Event]) -> None:
-        # One piece of a data message (``payload`` may be borrowed: copy what is kept).
-        if not self._in_message:
-            self._start_message(text)
-        self._message_size += len(payload)
-        if self._message_size > self.max_message_size:
-            raise RemoteProtocolError(
-                f"message larger than {self.max_message_size} bytes", close_code=_MESSAGE_TOO_BIG)
-        if self._message_channel is None and payload:
-            self._start_channel(payload[0])
-            payload = memoryview(payload)[1:]
-        if payload:
-            self._on_payload(payload, events)
-        if message_finished:
-            self._end_message(events)
-
-    def _start_message(self, text: bool) -> None:
-        # client-go fails on a text message (readDemuxLoop: "unexpected message type");
-        # the x/net server reads text and binary frames alike (websocket.go unmarshal),
-        # and so does our server role, for both codecs.
-        if self._client and text != self._protocol.base64:
-            kind = "text" if text else "binary"
-            raise RemoteProtocolError(
-                f"{kind} message on subprotocol {self._protocol.name or '(none)'!r}",
-                close_code=_PROTOCOL_ERROR)
-        self._in_message = True
-        self._message_size = 0
-        self._message_channel = None
-        self._message_has_payload = False
-
-    def _start_channel(self, first_byte: int) -> None:
-        protocol = self._protocol
-        if protocol.base64:
-            channel = base64_channel_of(first_byte)
-            self._base64 = Base64PayloadDecoder()
-        else:
-            channel = first_byte
-        self._message_channel = channel
-        if channel == CLOSE and protocol.supports_close and not self._client:
-            self._message_kind = _MessageKind.CLOSE_SIGNAL
-            self._close_signal = bytearray((CLOSE,))
-        elif channel not in self.channels:
-            # Upstream drops these and carries on (conn.go handle, client-go readDemuxLoop).
-            self._message_kind = _MessageKind.DROP
-        else:
-            self._message_kind = _MessageKind.DATA
-
-    def _on_payload(self, payload: Buffer, events: list[Event]) -> None:
-        channel = self._message_channel
-        assert channel is not None
-        if self._message_kind is _MessageKind.DATA:
-            data = bytes(payload) if self._base64 is None else self._base64.feed(payload)
-            if data:
-                self._message_has_payload = True
-                events.append(ChannelData(channel=channel, data=data))
-        elif self._message_kind is _MessageKind.CLOSE_SIGNAL:
-            self._close_signal += payload
-            if len(self._close_signal) > 2:
-                decode_close(self._close_signal)  # raises: too long
-
-    def _end_message(self, events: list[Event]) -> None:
-        self._in_message = False
-        channel = self._message_channel
-        if channel is None:
-            # A zero-length message: client-go fails ("read stream id: EOF"), the server
-            # ignores it (conn.go handle).
-            if self._client:
-                raise RemoteProtocolError("zero-length message: no channel byte",
-                                          close_code=_PROTOCOL_ERROR)
-            return
-        kind = self._message_kind
-        if kind is _MessageKind.DATA:
-            if self._base64 is not None:
-                self._base64.finish()
-                self._base64 = None
-            if not self._message_has_payload and self._client:
-                # An empty message (the exec server's hello), reported as such.
-                events.append(ChannelData(channel=channel, data=b""))
-        elif kind is _MessageKind.DROP:
-            self._base64 = None
-            self.dropped_messages += 1
-            events.append(DroppedMessage(channel=channel, size=self._message_size))
-        else:
-            ended = decode_close(self._close_signal)
-            if ended not in self.channels:
-                # The server aborts on a CLOSE for a channel it does not have (conn.go).
-                raise RemoteProtocolError(f"CLOSE signal for unknown channel {ended}",
-                                          close_code=_PROTOCOL_ERROR)
-            events.append(ChannelEnded(channel=ended))
 
 
 def _immutable(data: Buffer) -> bool:
