@@ -188,3 +188,73 @@ def test_still_long_lists_only_long_modules() -> None:
     counts = _line_counts()
     stale = sorted(name for name in STILL_LONG if counts.get(name, 0) <= MAX_LINES)
     assert stale == [], f"no longer over {MAX_LINES} lines, remove from STILL_LONG: {stale}"
+
+
+# --------------------------------------------------------------------------- layers
+
+
+#: The layers of docs/architecture.md, by module name prefix (the longest match wins).
+LAYERS = {
+    "kstream._version": 0, "kstream._errors_base": 0, "kstream._errors": 0,
+    "kstream._events": 0, "kstream._channels": 0, "kstream._gojson": 0,
+    "kstream._status_types": 0, "kstream._status": 0, "kstream._http": 0,
+    "kstream._resize": 0,
+    "kstream._upgrade": 1, "kstream._ws": 1, "kstream._spdy": 1, "kstream._tunnel": 1,
+    "kstream._exec": 2, "kstream._portforward": 2,
+    "kstream._runtime": 3,
+    "kstream.asyncio": 4, "kstream.trio": 4,
+    "kstream._app": 5, "kstream.bench": 5, "kstream.compat": 5, "kstream.testing": 5,
+    "kstream.server": 5, "kstream.kubeconfig": 5, "kstream.demo": 5,
+    "kstream.__main__": 5,
+}
+
+#: Standard modules the sans-IO core (layers 0-2) must not import: they do I/O or wait.
+CORE_FORBIDDEN = frozenset({"socket", "ssl", "asyncio", "trio", "threading", "subprocess",
+                            "selectors", "logging", "time"})
+
+
+def _layer(name: str) -> int:
+    if name == PACKAGE:
+        return 3  # the root: layers 0-2 and the adapters' errors (layer 3)
+    prefix = max((p for p in LAYERS if name == p or name.startswith(p + ".")), key=len)
+    return LAYERS[prefix]
+
+
+def test_every_module_has_a_layer() -> None:
+    unplaced = [name for name in _modules() if name != PACKAGE
+                and not any(name == p or name.startswith(p + ".") for p in LAYERS)]
+    assert unplaced == [], f"modules missing from LAYERS and docs/architecture.md: {unplaced}"
+
+
+def test_modules_import_only_their_layer_and_below() -> None:
+    upward = []
+    for name, targets in _import_graph().items():
+        if name == PACKAGE:
+            # The root re-exports the sans-IO tier and the adapters' errors only.
+            allowed = {t for t in targets if _layer(t) <= 2 or t == "kstream._runtime.errors"}
+            upward += [f"{name} -> {t}" for t in sorted(targets - allowed)]
+            continue
+        upward += [f"{name} -> {t}" for t in sorted(targets) if _layer(t) > _layer(name)]
+    assert upward == []
+
+
+def test_websocket_and_spdy_do_not_import_each_other() -> None:
+    graph = _import_graph()
+    crossing = [f"{name} -> {target}" for name, targets in graph.items()
+                for target in targets
+                if (name.startswith("kstream._ws") and target.startswith("kstream._spdy"))
+                or (name.startswith("kstream._spdy") and target.startswith("kstream._ws"))]
+    assert crossing == []
+
+
+def test_the_sans_io_core_imports_nothing_that_does_io() -> None:
+    found = []
+    for name, path in _modules().items():
+        if name == PACKAGE or _layer(name) > 2:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = ([alias.name for alias in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom)
+                     and not node.level else [])
+            found += [f"{name}: {n}" for n in names if n.split(".")[0] in CORE_FORBIDDEN]
+    assert found == []
