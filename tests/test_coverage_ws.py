@@ -10,12 +10,21 @@ import base64
 from collections.abc import Iterator
 
 import pytest
+from wsproto.utilities import generate_accept_token
 
+from kstream._channels import ERROR, STDERR, STDOUT, V1_NAME, V4_NAME, V5_NAME
 from kstream._errors import RemoteProtocolError
 from kstream._ws.codec import OP_BINARY, OP_TEXT, Frame, FrameDecoder
 from kstream._ws.frames import CloseFrame, FrameCodec, MessagePiece
 from kstream._ws.framing import Base64PayloadDecoder, decode_base64
-from kstream._ws.handshake import check_request
+from kstream._ws.handshake import (
+    check_request,
+    check_switch,
+    hello_channel,
+    negotiate,
+    offered_protocols,
+    switch_headers,
+)
 
 # ----------------------------------------------------------------------------------------
 # Helpers
@@ -170,3 +179,130 @@ def test_check_request_requires_a_host_header() -> None:
     headers = tuple(pair for pair in VALID_REQUEST if pair[0] != "host")
     assert check_request(headers) == (
         400, "invalid WebSocket upgrade request: Missing header, 'Host'", [])
+
+
+def without(name: str) -> tuple[tuple[str, str], ...]:
+    return tuple(pair for pair in VALID_REQUEST if pair[0] != name)
+
+
+def replaced(name: str, value: str) -> tuple[tuple[str, str], ...]:
+    return (*without(name), (name, value))
+
+
+MISSING = "invalid WebSocket upgrade request: Missing header, "
+
+
+@pytest.mark.parametrize(("headers", "status", "why"), [
+    (without("connection"), 400, MISSING + "'Connection: Upgrade'"),
+    (replaced("connection", "keep-alive, close"), 400, MISSING + "'Connection: Upgrade'"),
+    (without("sec-websocket-version"), 400, MISSING + "'Sec-WebSocket-Version'"),
+    (replaced("sec-websocket-version", "8"), 426, MISSING + "'Sec-WebSocket-Version'"),
+    (without("sec-websocket-key"), 400, MISSING + "'Sec-WebSocket-Key'"),
+    (without("upgrade"), 400, MISSING + "'Upgrade: websocket'"),
+    (replaced("upgrade", "SPDY/3.1"), 400, MISSING + "'Upgrade: websocket'"),
+    (replaced("sec-websocket-key", "not base64!"), 400,
+     "invalid WebSocket upgrade request: 'Sec-WebSocket-Key' must be the base64 encoding "
+     "of 16 bytes"),
+    (replaced("sec-websocket-key", base64.b64encode(b"fifteen bytes!!").decode()), 400,
+     "invalid WebSocket upgrade request: 'Sec-WebSocket-Key' must be the base64 encoding "
+     "of 16 bytes"),
+])
+def test_check_request_refusals_in_wsprotos_order(headers: tuple[tuple[str, str], ...],
+                                                 status: int, why: str) -> None:
+    assert check_request(headers) == (
+        status, why, [("Sec-WebSocket-Version", "13")] if "Version" in why else [])
+
+
+@pytest.mark.parametrize(("name", "value"), [
+    ("connection", "Upgrade, \u00e9"),
+    ("host", "\u00e9xample"),
+    ("host", "xn--zz"),
+    ("sec-websocket-protocol", "v5.channel.k8s.io, \u00e9"),
+    ("sec-websocket-extensions", "\u00e9"),
+])
+def test_check_request_refuses_undecodable_header_values(name: str, value: str) -> None:
+    status, why, extra = check_request(replaced(name, value))
+    assert (status, extra) == (400, [])
+    assert why.startswith("invalid WebSocket upgrade request: ")
+    assert "Missing header" not in why
+
+
+def test_check_request_ignores_other_headers_and_reads_tokens_loosely() -> None:
+    """Unknown headers are skipped (even non-ASCII ones); tokens are trimmed, case-folded."""
+    headers = (
+        ("x-other", "\u00e9"),
+        ("host", "example"),
+        ("connection", " keep-alive , UPGRADE ,"),
+        ("upgrade", "WebSocket"),
+        ("sec-websocket-version", "13"),
+        ("sec-websocket-key", " " + base64.b64encode(b"0123456789abcdef").decode() + " "),
+        ("sec-websocket-protocol", "v5.channel.k8s.io, ,channel.k8s.io"),
+    )
+    assert check_request(headers) == (0, "", [])
+
+
+def test_switch_headers_with_and_without_a_subprotocol() -> None:
+    # RFC 6455 §1.3's example key and accept token.
+    key = "dGhlIHNhbXBsZSBub25jZQ=="
+    base = [("Upgrade", "websocket"), ("Connection", "Upgrade"),
+            ("Sec-WebSocket-Accept", "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")]
+    assert switch_headers(key, "") == base
+    assert switch_headers(key, V5_NAME) == [*base, ("Sec-WebSocket-Protocol", V5_NAME)]
+
+
+@pytest.mark.parametrize(("offered", "supported", "chosen"), [
+    ((), (V5_NAME, V1_NAME), ""),
+    ((), (V5_NAME,), None),
+    (("",), (V1_NAME,), ""),
+    (("x", V4_NAME, V5_NAME), (V5_NAME, V4_NAME), V4_NAME),
+    (("V5.CHANNEL.K8S.IO",), (V5_NAME,), None),
+])
+def test_negotiate_walks_the_clients_list(offered: tuple[str, ...],
+                                          supported: tuple[str, ...],
+                                          chosen: str | None) -> None:
+    assert negotiate(offered, supported) == chosen
+
+
+@pytest.mark.parametrize(("stdout", "stderr", "channel"), [
+    (True, True, STDOUT), (True, False, STDOUT), (False, True, STDERR), (False, False, ERROR),
+])
+def test_hello_channel(stdout: bool, stderr: bool, channel: int) -> None:
+    assert hello_channel(stdout, stderr) == channel
+
+
+NONCE = b"0123456789abcdef"
+ACCEPT = generate_accept_token(base64.b64encode(NONCE)).decode()
+SWITCH = (("upgrade", "websocket"), ("connection", "Upgrade"),
+          ("sec-websocket-accept", ACCEPT))
+
+
+@pytest.mark.parametrize(("headers", "offered", "result"), [
+    (SWITCH, (), ("", "")),
+    ((*SWITCH, ("sec-websocket-protocol", V5_NAME), ("sec-websocket-protocol", "x")),
+     (V4_NAME, V5_NAME), ("", V5_NAME)),
+    (SWITCH[1:], (), ("the 101 response lacks 'Upgrade: websocket'", "")),
+    ((SWITCH[0], ("connection", "keep-alive"), SWITCH[2]), (),
+     ("the 101 response lacks 'Connection: Upgrade'", "")),
+    ((*SWITCH[:2], ("sec-websocket-accept", "wrong")), (),
+     ("the 101 response has a wrong Sec-WebSocket-Accept", "")),
+    ((*SWITCH, ("sec-websocket-extensions", "permessage-deflate")), (),
+     ("the server chose WebSocket extensions we did not offer", "")),
+    ((*SWITCH, ("sec-websocket-protocol", "x")), (V5_NAME,),
+     (f"the server chose subprotocol 'x', which we did not offer (we offered "
+      f"{[V5_NAME]})", "")),
+    (SWITCH, (V5_NAME,), (f"the server chose no subprotocol (we offered {[V5_NAME]})", "")),
+])
+def test_check_switch(headers: tuple[tuple[str, str], ...], offered: tuple[str, ...],
+                      result: tuple[str, str]) -> None:
+    # The request's key is the base64 of the nonce; the accept token is computed from it.
+    assert check_switch(headers, base64.b64encode(NONCE), offered) == result
+
+
+@pytest.mark.parametrize(("headers", "offered"), [
+    ((), ()),
+    ((("host", "h"),), ()),
+    ((("sec-websocket-protocol", " a, ,b ,"), ("sec-websocket-protocol", "c")), ("a", "b")),
+])
+def test_offered_protocols_reads_the_first_header_line(
+        headers: tuple[tuple[str, str], ...], offered: tuple[str, ...]) -> None:
+    assert offered_protocols(headers) == offered
