@@ -221,7 +221,9 @@ class ServerUpgrade:
                 elif isinstance(event, h11.EndOfMessage):
                     self.complete = True
                     return
-                elif isinstance(event, h11.ConnectionClosed):
+                # A server's h11 receives only the four event types tested here (and the
+                # two sentinels above): this test never fails.
+                elif isinstance(event, h11.ConnectionClosed):  # pragma: no branch
                     self.closed = True
                     return
         except h11.RemoteProtocolError as exc:
@@ -381,7 +383,10 @@ class ClientUpgrade:
                         return self.response
                 elif self.response is not None:  # EndOfMessage, ConnectionClosed
                     return self.response
-                else:
+                else:  # pragma: no cover
+                    # Cannot happen: EndOfMessage only follows a Response, and h11 refuses
+                    # an end of stream before the final answer (RemoteProtocolError "can't
+                    # handle event type ConnectionClosed ... state=SEND_RESPONSE", below).
                     raise HttpError("connection closed before the upgrade response")
         except h11.RemoteProtocolError as exc:
             raise HttpError(str(exc), status_hint=exc.error_status_hint) from None

@@ -149,7 +149,9 @@ class FrameCodec:
                 items.append(PingFrame(bytes(event.payload)))
             elif isinstance(event, WsprotoPong):
                 items.append(PongFrame(bytes(event.payload)))
-            elif isinstance(event, CloseConnection):
+            # wsproto's Connection.events() yields only these five event types (its own
+            # arm for any other frame is "pragma: no cover"): this test never fails.
+            elif isinstance(event, CloseConnection):  # pragma: no branch
                 items.append(self._close_or_raise(event))
         return items
 
