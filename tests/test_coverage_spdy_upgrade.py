@@ -35,6 +35,18 @@ def test_receive_request_needs_a_fresh_server() -> None:
         server.receive_request(engine)
 
 
+def test_receive_request_after_part_of_a_request_is_refused() -> None:
+    # Regression: the bytes already fed were silently dropped with the engine they were in.
+    server = SpdyUpgradeServer()
+    request = _request()
+    assert server.receive_data(request[:10]) == []
+    engine = ServerUpgrade()
+    engine.receive_data(request)
+    with pytest.raises(LocalProtocolError, match="only a fresh upgrade"):
+        server.receive_request(engine)
+    assert [type(e) for e in server.receive_data(request[10:])] == [UpgradeRequested]
+
+
 def test_receive_request_takes_over_a_parsed_request() -> None:
     engine = ServerUpgrade()
     engine.receive_data(_request())
