@@ -13,9 +13,12 @@ from test_session import TARGET, V5, client_for, open_pair, pump
 
 from kstream import (
     ChannelData,
+    ChannelEnded,
     ConnectionClosed,
+    DroppedMessage,
     LocalProtocolError,
     PingReceived,
+    PongReceived,
     RemoteProtocolError,
 )
 from kstream._channels import STDERR, STDIN, STDOUT
@@ -146,3 +149,39 @@ def test_connection_closed_after_the_outcome_passes_through() -> None:
     server.exit(success_status())
     client_events, _ = pump(client, server)
     assert client_events[-1] == ConnectionClosed(code=1000, reason="", clean=True)
+
+
+def test_bad_target_is_answered_400_before_the_error() -> None:
+    server = ServerExecSession()
+    with pytest.raises(RemoteProtocolError):
+        server.receive_data(b"GET /api%zz HTTP/1.1\r\nHost: x\r\n\r\n")
+    out = server.data_to_send()
+    assert out.startswith(b"HTTP/1.1 400 Bad Request\r\n")
+    assert b"Connection: close\r\n" in out
+
+
+def test_stdin_after_its_v5_close_is_dropped_whole() -> None:
+    client, server = open_pair("ws5")
+    client.close_stdin()
+    _, events = pump(client, server)
+    assert ChannelEnded(channel=STDIN) in events
+    # The client connection refuses to send on a closed channel: a masked binary message
+    # by hand (mask key 0), channel byte 0 then b"late".
+    late = b"\x82\x85\x00\x00\x00\x00" + b"\x00late"
+    assert server.receive_data(late) == [DroppedMessage(channel=STDIN, size=5)]
+
+
+@pytest.mark.parametrize("kind", ["ws5", "spdy"])
+def test_client_ping_is_answered(kind: str) -> None:
+    client, server = open_pair(kind)
+    client.ping(2.5)
+    client_events, _ = pump(client, server)
+    assert next(e for e in client_events if isinstance(e, PongReceived)).sent_at == 2.5
+
+
+def test_client_after_a_failed_connection_refuses_more_bytes() -> None:
+    client, _server = open_pair("ws5")
+    with pytest.raises(RemoteProtocolError, match="without a close frame"):
+        client.receive_data(b"")
+    with pytest.raises(RemoteProtocolError, match="connection already failed"):
+        client.receive_data(b"\x88\x00")
