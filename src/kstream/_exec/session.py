@@ -250,7 +250,10 @@ class ClientExecSession:
             out.append(SessionReady())
         elif isinstance(event, ConnectionClosed):
             self._on_connection_closed(event, out)
-        elif isinstance(event, UpgradeRejected | PingReceived | PongReceived | DroppedMessage):
+        # The connection emits no other event type (WebSocket client: the above; SPDY
+        # client: the above and ExecReady), so this test is never false.
+        elif isinstance(  # pragma: no branch
+                event, UpgradeRejected | PingReceived | PongReceived | DroppedMessage):
             out.append(event)
 
     def _negotiated_version(self, protocol: str) -> int:
@@ -268,7 +271,9 @@ class ClientExecSession:
         elif event.channel in (STDOUT, STDERR):
             # The server's empty "hello" message carries nothing for the reader.
             if event.data and event.channel not in self._ended:
-                out.append(event)
+                # Unreachable: receive_data's hot path passes such data on before the
+                # dispatch; kept so this method states the whole rule.
+                out.append(event)  # pragma: no cover
         else:
             # client-go discards messages for stream ids it does not know.
             out.append(DroppedMessage(channel=event.channel, size=len(event.data)))
@@ -529,7 +534,9 @@ class ServerExecSession:
                     out.append(event)
             elif isinstance(event, ExecReady):
                 out.append(SessionReady())
-            elif not isinstance(event, UpgradeRequested):
+            # accept() drops the UpgradeRequested that receive_request reports, and the
+            # upgraded connection never reports another: this test is never false.
+            elif not isinstance(event, UpgradeRequested):  # pragma: no branch
                 out.append(event)
         return out
 

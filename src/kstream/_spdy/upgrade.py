@@ -257,6 +257,8 @@ class SpdyUpgradeServer:
         self.request: UpgradeRequested | None = None
         self._answered = False
         self._failed = False
+        # Whether receive_data was given bytes (then receive_request would drop them).
+        self._fed = False
         #: Bytes the client sent after the request: the start of the SPDY session.
         self.trailing_data = b""
 
@@ -292,6 +294,7 @@ class SpdyUpgradeServer:
                                           "the upgrade was answered")
             self._upgrade.receive_data(data)
             return []
+        self._fed = True
         self._upgrade.receive_data(data)
         return self._check_request()
 
@@ -309,7 +312,8 @@ class SpdyUpgradeServer:
             LocalProtocolError: bytes were already fed to this object.
             RemoteProtocolError: As :meth:`receive_data`.
         """
-        if self._answered or self._failed or self.request is not None or self._headers:
+        if (self._answered or self._failed or self._fed or self.request is not None
+                or self._headers):
             raise LocalProtocolError("only a fresh upgrade can take over a parsed request")
         self._upgrade = upgrade
         return self._check_request()
