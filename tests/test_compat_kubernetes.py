@@ -558,3 +558,12 @@ def test_missing_client_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(__import__("sys").modules, "kubernetes_asyncio", None)
     with pytest.raises(ModuleNotFoundError, match="pip install kubernetes_asyncio"):
         require("kubernetes_asyncio", "kstream.compat.kubernetes_asyncio")
+
+
+def test_called_from_a_running_event_loop(api: k8s_client.CoreV1Api) -> None:
+    # The session runs on a private loop: the caller's own loop is left alone.
+    async def main() -> Any:
+        return compat.stream(api.connect_get_namespaced_pod_exec, "demo", "default",
+                             command=["echo", "inside"], stdout=True)
+
+    assert asyncio.run(main()) == "inside\n"

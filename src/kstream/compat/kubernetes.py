@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import contextlib
 import json
 import threading
 import time
@@ -73,6 +74,8 @@ _PRELOAD_BUFFER: Final = 4 << 20
 #: Bytes received by the loop thread and not yet taken by update() before it stops
 #: reading (the connection then stops too: memory stays bounded).
 _HANDOVER_LIMIT: Final = 4 << 20
+#: Seconds close() waits for the connection to close before stopping the loop anyway.
+_CLOSE_TIMEOUT: Final = 10.0
 
 
 class _Captured:
@@ -306,6 +309,11 @@ class _Session:
             await process.aclose()
             self.runner.stop()  # the thread ends with the session
 
+    async def shutdown(self) -> None:
+        """Stop pumping and close the connection (the pump's clean-up runs whole)."""
+        self.task.cancel()
+        await asyncio.gather(self.task, return_exceptions=True)
+
     async def write(self, data: bytes) -> None:
         self.process.stdin.write(data)
         await self.process.stdin.drain()
@@ -404,8 +412,7 @@ class WSClient:
             self._append(channel, decoder.decode(b"", True))
         document = status_document(self._session.process.result, self._command)
         self._append(ERROR_CHANNEL, document if self.binary else document.decode())
-        self._connected = False
-        self._runner.stop()
+        self._connected = False  # the loop thread ends by itself once the socket closed
 
     # -- the official WSClient API
 
@@ -616,6 +623,13 @@ class WSClient:
             return
         self._closed = True
         self._connected = False
+        try:
+            future = self._runner.submit(self._session.shutdown())
+        except RuntimeError:
+            pass  # the session already ended and its thread is stopping
+        else:
+            with contextlib.suppress(Exception):
+                future.result(_CLOSE_TIMEOUT)
         self._runner.stop()
         self._finalizer.detach()
 
