@@ -195,3 +195,17 @@ def test_wrong_ca(server: ServeProcess, tmp_path: Path) -> None:
                                                             command=["true"], stdout=True)
 
     _run(server, main)
+
+
+@BOTH
+def test_tty(server: ServeProcess, ws_api_client: str) -> None:
+    WsApiClient = _ws_class(ws_api_client)
+
+    async def main(configuration: client.Configuration) -> Any:
+        async with WsApiClient(configuration=configuration) as ws_api:
+            v1_ws: Any = client.CoreV1Api(api_client=ws_api)
+            return await v1_ws.connect_get_namespaced_pod_exec(
+                "demo", "default", command=["sh", "-c", "test -t 1 && echo terminal"],
+                stderr=False, stdin=True, stdout=True, tty=True)
+
+    assert _run(server, main) == "terminal\r\n"
