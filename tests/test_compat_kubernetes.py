@@ -13,6 +13,7 @@ import contextlib
 import gc
 import getpass
 import json
+import select
 import socket
 import threading
 import warnings
@@ -567,3 +568,20 @@ def test_called_from_a_running_event_loop(api: k8s_client.CoreV1Api) -> None:
                              command=["echo", "inside"], stdout=True)
 
     assert asyncio.run(main()) == "inside\n"
+
+
+def test_select_on_sock(api: k8s_client.CoreV1Api) -> None:
+    # The original's exec_tty.py example select()s on resp.sock.sock, then peeks.
+    resp = compat.stream(api.connect_get_namespaced_pod_exec, "demo", "default",
+                         command=["sh", "-c", "sleep 0.3; echo ready; sleep 0.3"],
+                         stdout=True, _preload_content=False)
+    try:
+        assert select.select([resp.sock.sock], [], [], 0)[0] == []
+        assert select.select([resp.sock.sock], [], [], 10)[0] == [resp.sock.sock]
+        assert resp.peek_stdout() == "ready\n"
+        assert select.select([resp.sock.sock], [], [], 0)[0] == []
+        assert select.select([resp.sock.sock], [], [], 10)[0] == [resp.sock.sock]
+        assert resp.peek_channel(3) == '{"metadata":{},"status":"Success"}'
+        assert not resp.sock.connected
+    finally:
+        resp.sock.shutdown()

@@ -25,6 +25,7 @@ import asyncio
 import codecs
 import contextlib
 import json
+import socket
 import threading
 import time
 import weakref
@@ -266,6 +267,11 @@ class _Session:
     def __init__(self, runner: LoopThread, process: kstream.asyncio.RemoteProcess) -> None:
         self.runner = runner
         self.process = process
+        # Readable while output waits for update() or the session ended: what callers
+        # select() on (the original's ``sock.sock``).
+        self.wakeup, self._signal = socket.socketpair()
+        self.wakeup.setblocking(False)
+        self._signal.setblocking(False)
         self.cond = threading.Condition()
         self.incoming: list[tuple[int, bytes]] = []
         self.pending = 0
@@ -273,6 +279,22 @@ class _Session:
         self.error: BaseException | None = None
         self._room = asyncio.Event()
         self.task = asyncio.ensure_future(self._pump())
+
+    def signal(self) -> None:
+        """Make :attr:`wakeup` readable (called with :attr:`cond` held)."""
+        with contextlib.suppress(OSError):  # full (already readable) or closed
+            self._signal.send(b"\0")
+
+    def unsignal(self) -> None:
+        """Drain :attr:`wakeup` (called with :attr:`cond` held)."""
+        with contextlib.suppress(OSError):
+            while self.wakeup.recv(4096):
+                pass
+
+    def close_sockets(self) -> None:
+        """Close the wake-up pair (once the loop thread is stopped)."""
+        self.wakeup.close()
+        self._signal.close()
 
     def room(self) -> None:
         """Called (on the loop) when the caller took what was handed over."""
@@ -282,6 +304,8 @@ class _Session:
         try:
             while chunk := await output.read(_CHUNK):
                 with self.cond:
+                    if not self.incoming:
+                        self.signal()
                     self.incoming.append((channel, chunk))
                     self.pending += len(chunk)
                     self.cond.notify_all()
@@ -305,6 +329,7 @@ class _Session:
         finally:
             with self.cond:
                 self.finished = True
+                self.signal()
                 self.cond.notify_all()
             await process.aclose()
             self.runner.stop()  # the thread ends with the session
@@ -326,6 +351,35 @@ class _Session:
         await self.process.resize(width, height)
 
 
+def _stop(session: _Session) -> None:
+    session.runner.stop()
+    session.close_sockets()
+
+
+class _Selectable:
+    """What code that ``select()``s on the original's ``resp.sock.sock`` needs.
+
+    ``sock`` is readable while output waits for :meth:`WSClient.update` or once the
+    session ended; ``connected``, ``close()`` and ``shutdown()`` act on the WSClient.
+    """
+
+    def __init__(self, client: WSClient, wakeup: socket.socket) -> None:
+        self._client = weakref.ref(client)
+        self.sock = wakeup
+
+    @property
+    def connected(self) -> bool:
+        client = self._client()
+        return client is not None and client.is_open()
+
+    def close(self, **kwargs: Any) -> None:
+        client = self._client()
+        if client is not None:
+            client.close()
+
+    shutdown = close
+
+
 class WSClient:
     """A running exec/attach session with the interface of the official ``WSClient``.
 
@@ -338,6 +392,9 @@ class WSClient:
     Attributes:
         binary: channels hold ``bytes`` (``binary=True``) or ``str``.
         subprotocol: the negotiated protocol (``"v5.channel.k8s.io"``...).
+        sock: ``sock.sock`` is a socket that is readable while output waits for
+            :meth:`update` (or once the session ended), for code that ``select()``s
+            on the original's ``resp.sock.sock``.
         transport: ``"websocket"`` or ``"spdy"`` (kstream falls back to SPDY).
     """
 
@@ -355,7 +412,8 @@ class WSClient:
         self._connected = True
         self._closed = False
         self._returncode: int | None = None
-        self._finalizer = weakref.finalize(self, session.runner.stop)
+        self.sock = _Selectable(self, session.wakeup)
+        self._finalizer = weakref.finalize(self, _stop, session)
 
     @classmethod
     def _open(cls, request: ExecRequest, configuration: Any, connect_timeout: float | None,
@@ -436,6 +494,8 @@ class WSClient:
                 session.cond.wait_for(lambda: session.incoming or session.finished, wait)
             items = session.incoming
             session.incoming = []
+            if not session.finished:
+                session.unsignal()
             session.pending = 0
             finished = session.finished
         for channel, chunk in items:
@@ -630,8 +690,8 @@ class WSClient:
         else:
             with contextlib.suppress(Exception):
                 future.result(_CLOSE_TIMEOUT)
-        self._runner.stop()
         self._finalizer.detach()
+        _stop(self._session)
 
     def __enter__(self) -> WSClient:
         return self
