@@ -585,3 +585,42 @@ def test_select_on_sock(api: k8s_client.CoreV1Api) -> None:
         assert not resp.sock.connected
     finally:
         resp.sock.shutdown()
+
+
+def test_request_auth(server: ServeProcess) -> None:
+    configuration = _configuration(server)
+    token = configuration.api_key.pop("BearerToken")
+    configuration.refresh_api_key_hook = None  # the loader's hook would put it back
+    with k8s_client.ApiClient(configuration) as api_client:
+        api = k8s_client.CoreV1Api(api_client)
+        with pytest.raises(ApiException) as caught:
+            compat.stream(api.connect_get_namespaced_pod_exec, "demo", "default",
+                          command=["true"], stdout=True)
+        assert caught.value.status == 401
+        auth = {"in": "header", "type": "api_key", "key": "authorization", "value": token}
+        assert compat.stream(api.connect_get_namespaced_pod_exec, "demo", "default",
+                             command=["echo", "authorized"], stdout=True,
+                             _request_auth=auth) == "authorized\n"
+
+
+def test_concurrent_rest_and_stream_calls_928(api: k8s_client.CoreV1Api) -> None:
+    # One ApiClient shared by threads: streams and plain REST calls at the same time.
+    errors: list[BaseException] = []
+
+    def worker(index: int) -> None:
+        try:
+            for _ in range(3):
+                out = compat.stream(api.connect_get_namespaced_pod_exec, "demo", "default",
+                                    command=["echo", str(index)], stdout=True)
+                assert out == f"{index}\n"
+                pod = api.read_namespaced_pod("demo", "default")
+                assert pod.metadata is not None and pod.metadata.name == "demo"
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
