@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import codecs
 import contextlib
+import io
 import json
 import socket
 import threading
@@ -195,17 +196,40 @@ def _decoder() -> codecs.IncrementalDecoder:
     return codecs.getincrementaldecoder("utf-8")("replace")
 
 
-async def _drain_all(process: kstream.asyncio.RemoteProcess, pieces: list[Any],
-                     binary: bool) -> None:
-    async def drain(output: kstream.asyncio.RemoteOutput) -> None:
-        decoder = None if binary else _decoder()
-        while chunk := await output.read(_CHUNK):
-            pieces.append(chunk if decoder is None else decoder.decode(chunk))
-        if decoder is not None and (tail := decoder.decode(b"", True)):
-            pieces.append(tail)
+class _Output:
+    """What a preloaded call returns, collected as it arrives (both channels, in order).
 
-    tasks = [asyncio.ensure_future(drain(process.stdout)),
-             asyncio.ensure_future(drain(process.stderr))]
+    Bytes go into one :class:`io.BytesIO`, whose ``getvalue()`` hands its buffer over
+    without a copy: the peak is about the output's size. Text is decoded per channel as
+    it arrives (a character split between two messages arrives whole) and joined once.
+    """
+
+    def __init__(self, binary: bool) -> None:
+        self.binary = binary
+        self._bytes = io.BytesIO()
+        self._text: list[str] = []
+
+    async def drain(self, output: kstream.asyncio.RemoteOutput) -> None:
+        if self.binary:
+            write = self._bytes.write
+            while chunk := await output.read(_CHUNK):
+                write(chunk)
+            return
+        decoder = _decoder()
+        while chunk := await output.read(_CHUNK):
+            self._text.append(decoder.decode(chunk))
+        if tail := decoder.decode(b"", True):
+            self._text.append(tail)
+
+    def value(self) -> str | bytes:
+        if self.binary:
+            return self._bytes.getvalue()
+        return "".join(self._text)
+
+
+async def _drain_all(process: kstream.asyncio.RemoteProcess, output: _Output) -> None:
+    tasks = [asyncio.ensure_future(output.drain(process.stdout)),
+             asyncio.ensure_future(output.drain(process.stderr))]
     try:
         await asyncio.gather(*tasks)
     finally:
@@ -217,19 +241,17 @@ async def _collect(request: ExecRequest, configuration: Any, connect_timeout: fl
                    deadline: float | None, binary: bool) -> str | bytes:
     process = await open_process(request, configuration, connect_timeout=connect_timeout,
                                  buffer_limit=_PRELOAD_BUFFER)
-    pieces: list[Any] = []
+    output = _Output(binary)
     async with process:
         try:
             async with asyncio.timeout(deadline):
-                await _drain_all(process, pieces, binary)
+                await _drain_all(process, output)
                 await process.wait()  # a failure with no exit code raises
         except TimeoutError:
             if deadline is None:
                 raise
             # As the original: when _request_timeout expires, what arrived is the result.
-    if binary:
-        return b"".join(pieces)
-    return "".join(pieces)
+    return output.value()
 
 
 def _run_sync(coroutine: Any) -> Any:

@@ -26,6 +26,7 @@ modified), ``_preload_content`` and ``binary``.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 from collections.abc import Callable, Generator
 from typing import Any, Final
@@ -102,11 +103,11 @@ async def _collect(request: ExecRequest, configuration: Any, timeout: Any) -> by
     try:
         process = await open_process(request, configuration, connect_timeout=connect_timeout,
                                      buffer_limit=_PRELOAD_BUFFER)
-        pieces: list[bytes] = []
+        collected = io.BytesIO()  # getvalue() hands the buffer over without a copy
 
         async def drain(output: kstream.asyncio.RemoteOutput) -> None:
             while chunk := await output.read(_CHUNK):
-                pieces.append(chunk)
+                collected.write(chunk)
 
         async with process:
             try:
@@ -124,7 +125,7 @@ async def _collect(request: ExecRequest, configuration: Any, timeout: Any) -> by
                     raise
     except (kstream.KstreamError, OSError, TimeoutError) as exc:
         raise _api_exception(exc) from exc
-    return b"".join(pieces)
+    return collected.getvalue()
 
 
 # --------------------------------------------------------------------------- the WebSocket
