@@ -405,11 +405,11 @@ class _Selectable:
 class WSClient:
     """A running exec/attach session with the interface of the official ``WSClient``.
 
-    Made by :func:`stream` with ``_preload_content=False``. Like the original, nothing is
-    read until :meth:`update` (or a method that calls it) runs; unlike the original, the
-    socket is served by a kstream session in a private event-loop thread (heartbeat,
-    backpressure, incremental UTF-8 decoding), which ends with the session or
-    :meth:`close`.
+    Made by :func:`stream` with ``_preload_content=False``. Like the original, output
+    reaches the channel buffers only in :meth:`update` (or a method that calls it);
+    unlike the original, the socket is served by a kstream session in a private
+    event-loop thread (heartbeat, incremental UTF-8 decoding), which reads at most
+    4 MiB ahead of :meth:`update` and ends with the session or :meth:`close`.
 
     Attributes:
         binary: channels hold ``bytes`` (``binary=True``) or ``str``.
