@@ -33,9 +33,10 @@ BENCHMARKS: Final[dict[str, str]] = {
     "latency": "a trivial exec, kstream vs kubectl",
     "scale": "N concurrent sessions from one asyncio process, busy and idle",
     "server-role": "kubectl downloading from kstream serve vs from the Go peer",
+    "compat": "kstream.compat.kubernetes.stream() vs the original stream(), same calls",
 }
 _NEEDS_SERVERS: Final = frozenset({"loopback", "official", "latency", "scale",
-                                   "server-role"})
+                                   "server-role", "compat"})
 
 
 def run(config: Config, only: Sequence[str] = (), *, out: Path = DEFAULT_OUT,
@@ -89,6 +90,10 @@ def run(config: Config, only: Sequence[str] = (), *, out: Path = DEFAULT_OUT,
                     results += loopback.bench_scale(config, servers)
                 elif name == "server-role":
                     results += loopback.bench_server_role(config, servers)
+                elif name == "compat":
+                    from .compat import bench_compat
+
+                    results += bench_compat(config, servers)
     elapsed = time.monotonic() - started
     log(f"[{elapsed:6.1f} s] done; writing results to {out}")
     out.mkdir(parents=True, exist_ok=True)
