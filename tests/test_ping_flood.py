@@ -162,3 +162,34 @@ def test_websocket_connection_answers_a_bounded_number_of_pings_per_flush() -> N
     assert server.data_to_send() == b""  # nothing held back any more
     server.receive_data(pings[:8])
     assert pongs(server.data_to_send()) == [b"\x00\x00"]
+
+
+def test_spdy_session_echoes_a_bounded_number_of_pings_per_flush() -> None:
+    # The SPDY twin of the WebSocket bound: 1000 of the peer's pings, nobody taking
+    # data_to_send(): 16 echoes queue, then the latest, once the queue is taken.
+    from kstream._spdy.frames import FrameDecoder, PingFrame
+    from kstream._spdy.handlers import MAX_UNSENT_ECHOES
+    from kstream._spdy.session import SpdySession
+
+    server = SpdySession(client=False)
+    pings = b"".join(b"\x80\x03\x00\x06\x00\x00\x00\x04" + (2 * i + 1).to_bytes(4, "big")
+                     for i in range(1000))  # the client's pings have odd ids
+    assert len(server.receive_data(pings)) == 1000
+    echoed = [f.ping_id for f in FrameDecoder().feed(server.data_to_send())
+              if isinstance(f, PingFrame)]
+    assert echoed == [2 * i + 1 for i in range(MAX_UNSENT_ECHOES)] + [1999]
+    assert server.data_to_send() == b""
+
+
+def test_spdy_keeps_only_the_settings_it_knows() -> None:
+    # 128 MiB of SETTINGS with distinct ids took serve to 1.22 GB: only the 8 ids SPDY/3
+    # defines are kept now.
+    from kstream._spdy.session import SpdySession
+
+    session = SpdySession(client=False)
+    for start in range(0, 200_000, 20_000):
+        entries = b"".join(((i % 256) << 24 | i).to_bytes(4, "big") + b"\x00\x00\x00\x01"
+                           for i in range(start, start + 20_000))
+        body = len(range(start, start + 20_000)).to_bytes(4, "big") + entries
+        session.receive_data(b"\x80\x03\x00\x04" + len(body).to_bytes(4, "big") + body)
+    assert set(session.peer_settings) <= set(range(1, 9))

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import enum
 import struct
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from .._errors import LocalProtocolError, RemoteProtocolError
 from .._events import ConnectionClosed, PingReceived, PongReceived
@@ -77,6 +77,12 @@ _DELIVER = _Outcome.DELIVER
 
 
 _PING_ID = struct.Struct(">I")
+#: Ping echoes queued and not yet taken by ``data_to_send()``; past this only the most
+#: recent ping is echoed, when the queue is next taken (a peer that pings and never reads
+#: would otherwise grow the queue without bound).
+MAX_UNSENT_ECHOES: Final = 16
+#: The SETTINGS ids SPDY/3 defines: the only ones kept (``peer_settings``).
+_KNOWN_SETTINGS: Final = frozenset(int(setting) for setting in SettingId)
 
 
 class FrameHandlers:
@@ -94,6 +100,8 @@ class FrameHandlers:
     _encoder: FrameEncoder
     _decoder: FrameDecoder
     _pings: dict[int, float]
+    _unsent_echoes: int
+    _held_ping: int | None
     _highest_peer_stream_id: int
     _peer_stream_count: int
     _max_concurrent_streams: int
@@ -223,8 +231,14 @@ class FrameHandlers:
     def _on_ping(self, frame: PingFrame, events: list[SpdyEvent]) -> None:
         payload = _PING_ID.pack(frame.ping_id)
         if (frame.ping_id & 1) != (1 if self.is_client else 0):
-            # The peer's ping: echo it unchanged (connection.go handlePingFrame).
-            self._outgoing.append(self._encoder.ping(frame.ping_id))
+            # The peer's ping: echo it unchanged (connection.go handlePingFrame). Echoes
+            # nobody takes (a peer that pings and never reads) are bounded: past
+            # MAX_UNSENT_ECHOES only the latest is kept, for the next data_to_send().
+            if self._unsent_echoes < MAX_UNSENT_ECHOES:
+                self._outgoing.append(self._encoder.ping(frame.ping_id))
+                self._unsent_echoes += 1
+            else:
+                self._held_ping = frame.ping_id
             events.append(PingReceived(payload=payload))
             return
         sent_at = self._pings.pop(frame.ping_id, None)
@@ -235,7 +249,8 @@ class FrameHandlers:
         if frame.clear:
             self.peer_settings.clear()
         for _flags, setting_id, value in frame.entries:
-            self.peer_settings[setting_id] = value
+            if setting_id in _KNOWN_SETTINGS:  # a peer may send 2^24 distinct ids
+                self.peer_settings[setting_id] = value
             if setting_id == SettingId.INITIAL_WINDOW_SIZE and self._strict:
                 self._apply_initial_window(value, events)
         events.append(SettingsReceived(entries=frame.entries))

@@ -186,6 +186,9 @@ class SpdySession(FrameHandlers):
         self._highest_peer_stream_id = 0
         self._next_ping_id = 1 if client else 2
         self._pings: dict[int, float] = {}
+        # Echoes of the peer's pings not yet taken, and the latest one past the bound.
+        self._unsent_echoes = 0
+        self._held_ping: int | None = None
         self._trailing_data = bytes(trailing_data)
         #: Whether the peer sent GOAWAY, and with which status.
         self.goaway_received = False
@@ -275,6 +278,11 @@ class SpdySession(FrameHandlers):
 
     def data_to_send(self) -> bytes:
         """Return every byte queued so far (``b""`` if none) and clear the queue."""
+        if self._unsent_echoes:
+            self._unsent_echoes = 0
+            if self._held_ping is not None:
+                self._outgoing.append(self._encoder.ping(self._held_ping))
+                self._held_ping = None
         data = b"".join(self._outgoing)
         self._outgoing.clear()
         return data

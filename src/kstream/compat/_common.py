@@ -427,13 +427,13 @@ def status_document(result: kstream.Exited | kstream.Failed | None,
     if result is None:
         return b""
     if isinstance(result, kstream.Exited):
-        status = (kstream.success_status() if result.code == 0
-                  else kstream.exit_code_status(result.code, command))
+        status = (kstream.Status.success() if result.code == 0
+                  else kstream.Status.exit_code(result.code, command))
     else:
         status = kstream.Status(status="Failure", message=result.message,
                                 reason=result.reason, code=result.code,
                                 causes=result.causes, has_details=bool(result.causes))
-    return kstream.encode_status(status)
+    return status.encode()
 
 
 def split_timeout(timeout: Any) -> tuple[float | None, float | None]:

@@ -358,7 +358,7 @@ def _ws_api_client_class() -> type:
             """The exit code in an error-channel document (as the original's, but a
             failure with no exit code raises :class:`kstream.RemoteCommandError`)."""
             raw = error_data.encode() if isinstance(error_data, str) else error_data
-            result = kstream.parse_exit_status(raw, 4)
+            result = kstream.Status.parse_error_channel(raw, 4)
             if isinstance(result, kstream.Failed):
                 raise kstream.RemoteCommandError(result)
             return result.code
