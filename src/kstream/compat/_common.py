@@ -9,6 +9,7 @@ touched: kubernetes-client/python#928), and open the session with
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import copy
@@ -17,7 +18,7 @@ import os
 import re
 import socket
 import ssl
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -26,15 +27,61 @@ import kstream
 import kstream.asyncio
 
 __all__ = [
+    "CLOSE_CHANNEL",
+    "ERROR_CHANNEL",
     "PORTFORWARD_MESSAGE",
+    "RESIZE_CHANNEL",
+    "STDERR_CHANNEL",
+    "STDIN_CHANNEL",
+    "STDOUT_CHANNEL",
     "ExecRequest",
     "capture_client",
+    "drain_both",
     "open_process",
     "parse_request",
     "require",
     "status_document",
     "tls_settings",
+    "url_with_query",
 ]
+
+#: The channel numbers both official clients name (``STDIN_CHANNEL`` ...).
+STDIN_CHANNEL: Final = 0
+STDOUT_CHANNEL: Final = 1
+STDERR_CHANNEL: Final = 2
+ERROR_CHANNEL: Final = 3
+RESIZE_CHANNEL: Final = 4
+CLOSE_CHANNEL: Final = 255
+
+
+def url_with_query(url: str, query_params: Any) -> str:
+    """The URL a client without the query in it builds: as the originals'
+    ``get_websocket_url`` / ``WsApiClient.request`` do (``command`` lists repeated, then
+    urlencode)."""
+    from urllib.parse import urlencode
+
+    if not query_params:
+        return url
+    query: list[tuple[str, Any]] = []
+    for key, value in query_params:
+        if key == "command" and isinstance(value, list):
+            query.extend((key, argument) for argument in value)
+        else:
+            query.append((key, value))
+    return f"{url}?{urlencode(query)}" if query else url
+
+
+async def drain_both(process: kstream.asyncio.RemoteProcess,
+                     drain: Callable[[kstream.asyncio.RemoteOutput], Awaitable[None]]) -> None:
+    """Run ``drain`` on stdout and stderr at once, until both end (or one fails)."""
+    tasks = [asyncio.ensure_future(drain(process.stdout)),
+             asyncio.ensure_future(drain(process.stderr))]
+    try:
+        await asyncio.gather(*tasks)
+    finally:
+        for task in tasks:
+            task.cancel()
+
 
 #: The error of a port-forward call: kstream has no port-forward client yet.
 PORTFORWARD_MESSAGE: Final = (

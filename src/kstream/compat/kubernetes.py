@@ -38,15 +38,22 @@ import kstream
 import kstream.asyncio
 
 from ._common import (
+    ERROR_CHANNEL,
     PORTFORWARD_MESSAGE,
+    RESIZE_CHANNEL,
+    STDERR_CHANNEL,
+    STDIN_CHANNEL,
+    STDOUT_CHANNEL,
     ExecRequest,
     bind_to_clone,
     capture_client,
+    drain_both,
     open_process,
     parse_request,
     require,
     split_timeout,
     status_document,
+    url_with_query,
 )
 from ._loop import LoopThread
 
@@ -61,16 +68,12 @@ __all__ = [
     "stream",
 ]
 
-STDIN_CHANNEL: Final = 0
-STDOUT_CHANNEL: Final = 1
-STDERR_CHANNEL: Final = 2
-ERROR_CHANNEL: Final = 3
-RESIZE_CHANNEL: Final = 4
-CLOSE_CHANNEL: Final = 255
 
 _COMPAT: Final = "kstream.compat.kubernetes"
-#: Bytes per read from a kstream output channel.
-_CHUNK: Final = 1 << 20
+#: Bytes per read from a kstream output channel: the most a kubelet (or kstream serve)
+#: sends in one message, so that a read returns one received chunk as it is (a larger
+#: read would join several, one more copy of every byte).
+_CHUNK: Final = 32 * 1024
 #: Unread bytes per output channel while collecting a preloaded result.
 _PRELOAD_BUFFER: Final = 4 << 20
 #: Bytes received by the loop thread and not yet taken by update() before it stops
@@ -85,22 +88,6 @@ class _Captured:
 
 
 _CAPTURED: Final = _Captured()
-
-
-def _with_query(url: str, query_params: Any) -> str:
-    # Legacy generated clients pass the query separately (kubernetes < 35): build it as
-    # the original's get_websocket_url does (command repeated, urlencode).
-    from urllib.parse import urlencode
-
-    if not query_params:
-        return url
-    query: list[tuple[str, Any]] = []
-    for key, value in query_params:
-        if key == "command" and isinstance(value, list):
-            query.extend((key, argument) for argument in value)
-        else:
-            query.append((key, value))
-    return f"{url}?{urlencode(query)}" if query else url
 
 
 def _capture(api_method: Any, args: tuple[Any, ...],
@@ -121,7 +108,7 @@ def _capture(api_method: Any, args: tuple[Any, ...],
     def request(method: str, url: str, query_params: Any = None, headers: Any = None,
                 post_params: Any = None, body: Any = None, _preload_content: bool = True,
                 _request_timeout: Any = None) -> Any:
-        captured.update(url=_with_query(url, query_params), headers=headers,
+        captured.update(url=url_with_query(url, query_params), headers=headers,
                         timeout=_request_timeout)
         return _CAPTURED
 
@@ -227,16 +214,6 @@ class _Output:
         return "".join(self._text)
 
 
-async def _drain_all(process: kstream.asyncio.RemoteProcess, output: _Output) -> None:
-    tasks = [asyncio.ensure_future(output.drain(process.stdout)),
-             asyncio.ensure_future(output.drain(process.stderr))]
-    try:
-        await asyncio.gather(*tasks)
-    finally:
-        for task in tasks:
-            task.cancel()
-
-
 async def _collect(request: ExecRequest, configuration: Any, connect_timeout: float | None,
                    deadline: float | None, binary: bool) -> str | bytes:
     process = await open_process(request, configuration, connect_timeout=connect_timeout,
@@ -245,7 +222,7 @@ async def _collect(request: ExecRequest, configuration: Any, connect_timeout: fl
     async with process:
         try:
             async with asyncio.timeout(deadline):
-                await _drain_all(process, output)
+                await drain_both(process, output.drain)
                 await process.wait()  # a failure with no exit code raises
         except TimeoutError:
             if deadline is None:

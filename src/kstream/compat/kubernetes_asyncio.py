@@ -35,45 +35,35 @@ import kstream
 import kstream.asyncio
 
 from ._common import (
+    CLOSE_CHANNEL,
+    ERROR_CHANNEL,
     PORTFORWARD_MESSAGE,
+    RESIZE_CHANNEL,
+    STDERR_CHANNEL,
+    STDIN_CHANNEL,
+    STDOUT_CHANNEL,
     ExecRequest,
     bind_to_clone,
     capture_client,
+    drain_both,
     open_process,
     parse_request,
     require,
     split_timeout,
     status_document,
+    url_with_query,
 )
 
 __all__ = ["WsApiClient", "WsConnection", "stream"]  # noqa: F822 (WsApiClient: __getattr__)
 
 _COMPAT: Final = "kstream.compat.kubernetes_asyncio"
-_CHUNK: Final = 1 << 20
+#: Bytes per read from a kstream output channel: the most a kubelet (or kstream serve)
+#: sends in one message, so that a read returns one received chunk as it is (a larger
+#: read would join several, one more copy of every byte).
+_CHUNK: Final = 32 * 1024
 _PRELOAD_BUFFER: Final = 4 << 20
 #: Messages received and not yet taken by receive() before reading stops.
 _QUEUE_MESSAGES: Final = 16
-STDIN_CHANNEL: Final = 0
-STDOUT_CHANNEL: Final = 1
-STDERR_CHANNEL: Final = 2
-ERROR_CHANNEL: Final = 3
-RESIZE_CHANNEL: Final = 4
-CLOSE_CHANNEL: Final = 255
-
-
-def _expand_query(url: str, query_params: Any) -> str:
-    # As the original WsApiClient.request: command lists repeated, then urlencode.
-    from urllib.parse import urlencode
-
-    if not query_params:
-        return url
-    query: list[tuple[str, Any]] = []
-    for key, value in query_params:
-        if key == "command" and isinstance(value, list):
-            query.extend((key, argument) for argument in value)
-        else:
-            query.append((key, value))
-    return f"{url}?{urlencode(query)}"
 
 
 def _api_exception(exc: BaseException) -> BaseException:
@@ -112,13 +102,7 @@ async def _collect(request: ExecRequest, configuration: Any, timeout: Any) -> by
         async with process:
             try:
                 async with asyncio.timeout(deadline):
-                    tasks = [asyncio.ensure_future(drain(process.stdout)),
-                             asyncio.ensure_future(drain(process.stderr))]
-                    try:
-                        await asyncio.gather(*tasks)
-                    finally:
-                        for task in tasks:
-                            task.cancel()
+                    await drain_both(process, drain)
                     await process.wait()
             except TimeoutError:
                 if deadline is None:
@@ -330,7 +314,7 @@ async def _ws_request(self: Any, method: str, url: str, query_params: Any = None
                       headers: Any = None, post_params: Any = None, body: Any = None,
                       _preload_content: bool = True, _request_timeout: Any = None) -> Any:
     """``WsApiClient.request``: the session instead of aiohttp's ``ws_connect``."""
-    request = parse_request(_expand_query(url, query_params), headers)
+    request = parse_request(url_with_query(url, query_params), headers)
     if not _preload_content:
         return WsConnection(request, self.configuration, _request_timeout)
     data = await _collect(request, self.configuration, _request_timeout)
@@ -411,7 +395,7 @@ async def stream(api_method: Callable[..., Any], *args: Any, **kwargs: Any) -> A
     async def request(method: str, url: str, query_params: Any = None, headers: Any = None,
                       post_params: Any = None, body: Any = None,
                       _preload_content: bool = True, _request_timeout: Any = None) -> Any:
-        captured.update(url=_expand_query(url, query_params), headers=headers,
+        captured.update(url=url_with_query(url, query_params), headers=headers,
                         timeout=_request_timeout)
         return None
 
