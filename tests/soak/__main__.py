@@ -282,6 +282,9 @@ async def soak(seconds: float, sessions: int, fault_workers: int, rss_limit: flo
         directory = Path(work)
         serve, serve_target = await _serve(directory)
         peer_target = Target("go-peer", peer.url, (("Authorization", "Bearer t"),), None)
+        # The ticker pod's main process starts with its first attach and runs as long as
+        # serve does (its pipes are not a leak): start it before taking the baseline.
+        await _attach(serve_target, random.Random(seed))
         await asyncio.sleep(1)
         baseline = _fd_counts(serve.pid)
         rss_base = _rss_mib(serve.pid)
