@@ -236,3 +236,20 @@ def test_server_close_is_finish() -> None:
     assert [(f.stream_id, f.status) for f in pair.to_client.of_type(RstStreamFrame)] == [
         (error_id, RstStatus.CANCEL)]
     assert [f.status for f in pair.to_client.of_type(GoAwayFrame)] == [GoAwayStatus.OK]
+
+
+def test_server_end_of_a_stream_of_unknown_type_is_not_a_channel_end() -> None:
+    """``_on_peer_end``: a stream of a type we ignore ends without a ChannelEnded."""
+    server, encoder, wire = raw_client_server()
+    events = server.receive_data(
+        encoder.syn_stream(1, (("streamtype", "error"),))
+        + encoder.syn_stream(3, (("streamtype", "telemetry"),), fin=True)
+        + encoder.syn_stream(5, (("streamtype", "stdout"),)))
+    assert events == [ExecReady()]
+    assert server._streams[3].ended_by_peer and server._streams[3].channel is None
+    wire.record(server.data_to_send())
+    assert [f.stream_id for f in wire.of_type(SynReplyFrame)] == [1, 3, 5]
+    # Its end is reported once the session ends, with the channels': not at all.
+    assert server.receive_data(b"") == [ChannelEnded(channel=ERROR),
+                                        ChannelEnded(channel=STDOUT),
+                                        ConnectionClosed(code=None, clean=False)]
