@@ -253,3 +253,17 @@ def test_server_end_of_a_stream_of_unknown_type_is_not_a_channel_end() -> None:
     assert server.receive_data(b"") == [ChannelEnded(channel=ERROR),
                                         ChannelEnded(channel=STDOUT),
                                         ConnectionClosed(code=None, clean=False)]
+
+
+def test_server_replies_to_a_stream_without_a_type_and_ignores_it() -> None:
+    """``_stream_type``: no ``streamtype`` header at all is an unknown type."""
+    server, encoder, wire = raw_client_server()
+    events = server.receive_data(
+        encoder.syn_stream(1, (("x-extra", "1"),))
+        + encoder.data(1, b"ignored")
+        + encoder.syn_stream(3, (("streamtype", "error"),))
+        + encoder.syn_stream(5, (("streamtype", "stdout"),)))
+    assert events == [ExecReady()]
+    assert server._streams[1].channel is None
+    wire.record(server.data_to_send())
+    assert [f.stream_id for f in wire.of_type(SynReplyFrame)] == [1, 3, 5]
