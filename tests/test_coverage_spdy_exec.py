@@ -30,6 +30,7 @@ from kstream._spdy.frames import (
     RstStatus,
     RstStreamFrame,
     SynReplyFrame,
+    WindowUpdateFrame,
 )
 from kstream._status import exit_code_status, success_status
 from kstream._upgrade import MAX_HEAD_SIZE, ServerUpgrade
@@ -267,3 +268,28 @@ def test_server_replies_to_a_stream_without_a_type_and_ignores_it() -> None:
     assert server._streams[1].channel is None
     wire.record(server.data_to_send())
     assert [f.stream_id for f in wire.of_type(SynReplyFrame)] == [1, 3, 5]
+
+
+def test_server_close_channel_after_the_client_ended_does_nothing() -> None:
+    """``SpdyExecServer.close_channel``: once the peer ended the session, a no-op."""
+    pair = Pair(4).ready()
+    pair.client.close()
+    assert isinstance(pair.client_to_server()[-1], ConnectionClosed)
+    pair.server.close_channel(STDOUT)
+    assert pair.server.data_to_send() == b""
+
+
+def test_strict_client_gives_the_window_back_as_data_is_delivered() -> None:
+    """``_translate`` in strict flow-control mode: delivered data is acknowledged at once."""
+    pair = Pair(4, stdin=False, stderr=False)
+    pair.client = SpdyExecClient(host="h", target="/exec?stdout=true", protocols=(V4_NAME,),
+                                 stdin=False, stdout=True, stderr=False, tty=False,
+                                 strict_flow_control=True)
+    pair.ready()
+    pair.server.send_data(STDOUT, b"x" * 40000)
+    events = pair.server_to_client()
+    assert events == [ChannelData(channel=STDOUT, data=b"x" * 40000)]
+    pair.client_to_server()
+    stdout_id = pair.client._by_channel[STDOUT].stream_id
+    assert [(f.stream_id, f.delta) for f in pair.to_server.frames
+            if isinstance(f, WindowUpdateFrame)] == [(stdout_id, 40000), (0, 40000)]
