@@ -18,7 +18,7 @@ from kstream._events import (
     Event,
     UpgradeRequested,
 )
-from kstream._exec.spdy import ExecReady
+from kstream._exec.spdy import ExecReady, protocol_version
 from kstream._exec.spdy_client import SpdyExecClient
 from kstream._exec.spdy_server import SpdyExecServer
 from kstream._http import _exec_target_for_path as exec_target
@@ -57,6 +57,13 @@ def raw_client_server() -> tuple[SpdyExecServer, FrameEncoder, Wire]:
 
 
 # --------------------------------------------------------------------------- shared core
+
+
+@pytest.mark.parametrize("name", ["v5.channel.k8s.io", "v4.base64.channel.k8s.io", "bogus"])
+def test_protocol_version_of_a_name_spdy_does_not_have(name: str) -> None:
+    """``protocol_version``: WebSocket-only and unknown names are remote errors."""
+    with pytest.raises(RemoteProtocolError, match="unknown stream protocol"):
+        protocol_version(name)
 
 
 def test_nothing_is_read_after_goaway_in_the_same_read() -> None:
