@@ -101,7 +101,8 @@ class SpdyExecClient(_ExecConnection):
             events.append(event)
             if isinstance(event, UpgradeAccepted):
                 events.extend(self._start_session(event.protocol))
-            elif isinstance(event, UpgradeRejected):
+            # SpdyUpgradeClient reports nothing but these two events.
+            elif isinstance(event, UpgradeRejected):  # pragma: no branch
                 self._state = _State.REJECTED
         return events
 
@@ -176,7 +177,9 @@ class SpdyExecClient(_ExecConnection):
                 f"tty={self._tty}, version {self.version})")
         if stream.closed_locally:
             raise LocalProtocolError(f"{_channel_name(channel)} is already closed")
-        return stream
+        # Unreachable: _usable() passing means the state is OPEN, and with the three
+        # checks above passing too, the fast path at the top has returned the stream.
+        return stream  # pragma: no cover
 
     def send_data(self, channel: int, data: bytes | bytearray | memoryview) -> None:
         """Send bytes on stdin or resize (JSON ``{"Width":..,"Height":..}`` events).

@@ -117,7 +117,8 @@ class SpdyExecServer(_ExecConnection):
             if isinstance(event, UpgradeRequested):
                 self.request = event
                 self._state = _State.DECIDING
-            elif isinstance(event, ConnectionClosed):
+            # SpdyUpgradeServer reports nothing but these two events.
+            elif isinstance(event, ConnectionClosed):  # pragma: no branch
                 self._state = _State.CLOSED  # the client left without a request
         return list(events)
 

@@ -649,12 +649,16 @@ class SpdySession(FrameHandlers):
 
     def _fail(self, exc: RemoteProtocolError) -> None:
         if self._state is SessionState.FAILED:
-            return
+            # Defensive: only receive_data calls _fail, after _check_receive, which raises
+            # on a FAILED session before any frame is decoded.
+            return  # pragma: no cover
         if self._state is not SessionState.GOAWAY_SENT:
             self._outgoing.append(self._encoder.goaway(self._highest_peer_stream_id,
                                                        GoAwayStatus.PROTOCOL_ERROR))
         if exc.spdy_status is None:
-            exc.spdy_status = GoAwayStatus.PROTOCOL_ERROR
+            # Defensive: the decoder, the header codec and the handlers raise every
+            # RemoteProtocolError with its spdy_status set.
+            exc.spdy_status = GoAwayStatus.PROTOCOL_ERROR  # pragma: no cover
         self._state = SessionState.FAILED
 
     def _live_stream(self, stream_id: int,
