@@ -74,11 +74,11 @@ def test_a_tls_client_that_resets_leaves_no_task_exception(
 
     async def handler(request: ServerRequest) -> None:
         session = await request.accept(stdout=True, stdin=False, stderr=False)
+        transport = session._conn._transport  # type: ignore[attr-defined]
         await reset.wait()
         await asyncio.sleep(0.2)  # the reset has reached the server
         # What asyncio's sslproto does when a reset races a close: a transport closed
         # twice drops its protocol, and then cannot say how much it buffers.
-        transport = session._conn._transport  # type: ignore[attr-defined]
         transport.close()
         transport.close()
         session.write_stdout(b"late")
