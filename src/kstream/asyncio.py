@@ -200,22 +200,23 @@ class _Pump(ConnectionCore, asyncio.BufferedProtocol):
         if self._flush_handle is None:
             self._flush_handle = self._loop.call_soon(self._flush)
 
-    def _flush(self, *, force: bool = False) -> None:
+    def _flush(self) -> None:
         self._flush_handle = None
-        # While the transport holds more than its high-water mark, what is queued stays in
-        # the session, where automatic replies (pongs, ping echoes) are bounded; the
-        # transport's own buffer is not. Writers wait in drain() meanwhile, and reading
-        # goes on, so neither side can deadlock the other.
-        if self._writing_paused and not force:
-            return
         data = self._data_to_send()
         transport = self._transport
         if (data and transport is not None and not transport.is_closing()
                 and not self._eof_written):
             transport.write(data)
 
-    # After a read, write what there is now rather than scheduling a callback.
-    _flush_received = _flush
+    def _flush_received(self) -> None:
+        # After a read, write what it queued now rather than scheduling a callback. While
+        # the transport holds more than its high-water mark, what a read queued (pongs,
+        # ping echoes) stays in the session, where such replies are bounded (the
+        # transport's buffer is not): a peer that pings and never reads cannot grow it.
+        # Writers of data go on filling the transport, bounded by drain(), so uploads keep
+        # the socket busy; resume_writing() sends what the reads left.
+        if not self._writing_paused:
+            self._flush()
 
     def _wake_drainers(self) -> None:
         while self._drain_waiters:
@@ -238,14 +239,14 @@ class _Pump(ConnectionCore, asyncio.BufferedProtocol):
             if abort:
                 transport.abort()
             else:
-                self._flush(force=True)
+                self._flush()
                 transport.close()
 
     async def _close_transport(self, *, abort: bool = False) -> None:
         transport = self._transport
         if transport is None:
             return
-        self._flush(force=True)
+        self._flush()
         if transport.is_closing():
             # Closed already: by the peer's reset, or an earlier close. (An SSL transport
             # whose connection is gone cannot even say how much it buffers.)
