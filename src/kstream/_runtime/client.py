@@ -14,10 +14,16 @@ from dataclasses import dataclass
 from typing import Any, TypedDict, TypeVar
 
 from .._status import Exited
+from .._ws.mask import mask_backend
 from .common import attach_target, exec_target
 from .errors import CompletedExec
 from .options import ExecOptions, ServerAddress, parse_server
 from .process import RemoteProcess
+
+# Choose the masking routine now, as the runtimes load, rather than on a session's first
+# masked frame: importing websockets' C routine takes about 18 ms, which would land in
+# the middle of the first exchange (``import kstream`` itself still loads none of it).
+mask_backend()
 
 __all__ = [
     "OPEN_ATTACH_DOC",
