@@ -10,10 +10,14 @@ reference cycle, which a busy server collects seldom (serve grew to 500 MiB).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
 import gc
+import logging
 import ssl
 from pathlib import Path
 
+import pytest
 from servehelper import make_certificate
 
 import kstream
@@ -86,3 +90,33 @@ def test_an_ended_tls_connection_leaves_no_cycle_holding_its_buffers(tmp_path: P
     big = [len(item) for item in garbage
            if isinstance(item, bytes | bytearray | memoryview) and len(item) >= 64 * 1024]
     assert big == []
+
+
+def test_write_eof_on_a_socket_the_client_left_is_not_a_handler_failure(
+        caplog: pytest.LogCaptureFixture) -> None:
+    # The lingering close half-closes with write_eof(); when the client has already left,
+    # the kernel answers ENOTCONN. That used to escape into the handler's end and be
+    # logged as a handler failure.
+    problems: list[dict[str, object]] = []
+
+    async def handler(request: ServerRequest) -> None:
+        session = await request.accept(stdout=True, stdin=False, stderr=False)
+        transport = session._conn._transport  # type: ignore[attr-defined]
+
+        def write_eof() -> None:
+            raise OSError(errno.ENOTCONN, "Transport endpoint is not connected")
+
+        transport.write_eof = write_eof
+        await session.exit(kstream.Status.success())
+
+    async def scenario() -> None:
+        asyncio.get_running_loop().set_exception_handler(lambda _, ctx: problems.append(ctx))
+        async with await kstream.asyncio.start_server(handler) as server:
+            with contextlib.suppress(kstream.KstreamError):
+                await kstream.asyncio.run(f"http://127.0.0.1:{server.port}", "d", "p", ["x"])
+            await asyncio.sleep(0.2)
+
+    with caplog.at_level(logging.DEBUG, logger="kstream"):
+        asyncio.run(scenario())
+    assert problems == []
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
