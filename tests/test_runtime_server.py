@@ -104,10 +104,12 @@ def test_go_spdy_client_exit_status_failures_and_stderr(runtime: Runtime, kpeer:
 def test_go_spdy_client_pings_are_answered(runtime: Runtime, kpeer: Path) -> None:
     async def body() -> None:
         async with runtime.inproc_server() as server:
+            # Long enough (64 MiB) that pings certainly cross the transfer: with 8 MiB the
+            # session could end before the first ping's answer was read (asyncio, loaded).
             result = await spdy_client(runtime, server, kpeer,
-                                       f"command=source&command={8 << 20}&stdout=true",
+                                       f"command=source&command={64 << 20}&stdout=true",
                                        ping_interval="1ms")
-            assert result.stdout_bytes == 8 << 20
+            assert result.stdout_bytes == 64 << 20
             assert result.pongs >= 1
     runtime.run(body)
 

@@ -78,6 +78,7 @@ from ._runtime.options import (
     DEFAULT_HEAD_TIMEOUT,
     DEFAULT_MAX_PENDING,
     LINGER,
+    REPLY_BACKLOG,
     ExecOptions,
     client_ssl_context,
 )
@@ -209,14 +210,13 @@ class _Pump(ConnectionCore, asyncio.BufferedProtocol):
             transport.write(data)
 
     def _flush_received(self) -> None:
-        # After a read, write what it queued now rather than scheduling a callback. While
-        # the transport holds more than its high-water mark, what a read queued (pongs,
-        # ping echoes) stays in the session, where such replies are bounded (the
-        # transport's buffer is not): a peer that pings and never reads cannot grow it.
-        # Writers of data go on filling the transport, bounded by drain(), so uploads keep
-        # the socket busy; resume_writing() sends what the reads left.
-        if not self._writing_paused:
-            self._flush()
+        # After a read, write what it queued now. A transport holding far more than its
+        # mark means a peer that does not read: replies stay in the session (bounded).
+        transport = self._transport
+        if (self._writing_paused and transport is not None and not transport.is_closing()
+                and transport.get_write_buffer_size() > REPLY_BACKLOG):
+            return
+        self._flush()
 
     def _wake_drainers(self) -> None:
         while self._drain_waiters:

@@ -25,6 +25,7 @@ __all__ = [
     "DEFAULT_PONG_TIMEOUT",
     "LINGER",
     "MAX_PENDING_RESIZES",
+    "REPLY_BACKLOG",
     "ExecOptions",
     "ServerAddress",
     "client_ssl_context",
@@ -54,6 +55,9 @@ DEFAULT_HEAD_TIMEOUT: Final = 10.0
 #: Connections of one server that may be waiting for their request head at once; past it
 #: the oldest is dropped (see ``_runtime.core.PendingConnections``).
 DEFAULT_MAX_PENDING: Final = 256
+#: Bytes a transport may hold before what reads queue (pongs, ping echoes) stops going
+#: into it: far above the high-water mark, which writers of data stop at (drain()).
+REPLY_BACKLOG: Final = 1 << 20
 
 
 # --------------------------------------------------------------------------- URLs
