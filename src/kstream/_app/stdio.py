@@ -27,26 +27,27 @@ import asyncio
 import os
 import stat
 import sys
-from collections.abc import AsyncIterable
 from typing import TYPE_CHECKING, Final
 
 from .._errors import KstreamError
 
 if TYPE_CHECKING:
-    from .._runtime.process import RemoteProcess
+    from .._runtime.process import RemoteOutput, RemoteProcess
 
 __all__ = ["PIPE_SIZE", "READ_SIZE", "StdinThread", "enlarge_pipe", "forward_output",
            "forward_stdin"]
 
 #: Most bytes read from stdin at once (the session cuts them into 32 KiB messages).
-READ_SIZE: Final = 256 * 1024
+READ_SIZE: Final = 120 * 1024
 #: The capacity asked for a pipe on stdin or stdout (Linux ``F_SETPIPE_SZ``; 1 MiB is the
 #: most an unprivileged process may ask by default, ``/proc/sys/fs/pipe-max-size``).
 PIPE_SIZE: Final = 1 << 20
 #: Blocks the reader thread may read ahead of the connection.
 _THREAD_QUEUE: Final = 8
-#: ``fcntl.F_SETPIPE_SZ`` (Linux; Python 3.10+ names it only where the platform has it).
+#: ``fcntl.F_SETPIPE_SZ`` and ``F_GETPIPE_SZ`` (Linux values; Python names them only where
+#: the platform has them).
 _F_SETPIPE_SZ: Final = 1031
+_F_GETPIPE_SZ: Final = 1032
 
 
 def enlarge_pipe(fd: int) -> None:
@@ -62,7 +63,7 @@ def enlarge_pipe(fd: int) -> None:
             return
         import fcntl
 
-        if fcntl.fcntl(fd, _F_SETPIPE_SZ) < PIPE_SIZE:
+        if fcntl.fcntl(fd, _F_GETPIPE_SZ) < PIPE_SIZE:
             fcntl.fcntl(fd, _F_SETPIPE_SZ, PIPE_SIZE)
     except OSError:
         pass  # over the system's limit, or not ours to change: keep the pipe as it is
@@ -214,7 +215,7 @@ async def forward_stdin(process: RemoteProcess, verbose: bool, fd: int = 0) -> N
         sys.stderr.flush()
 
 
-async def forward_output(stream: AsyncIterable[bytes], fd: int) -> None:
+async def forward_output(stream: RemoteOutput, fd: int) -> None:
     """Write every chunk of ``stream`` (remote stdout or stderr) to ``fd``.
 
     Raises:
@@ -222,7 +223,7 @@ async def forward_output(stream: AsyncIterable[bytes], fd: int) -> None:
     """
     enlarge_pipe(fd)
     loop = asyncio.get_running_loop()
-    async for data in stream:
+    while data := await stream.read(READ_SIZE):
         view = memoryview(data)
         while view:
             try:
