@@ -62,7 +62,7 @@ def _compile_kstream(remarks: list[str]) -> None:
 
     package = Path(kstream.__file__).resolve().parent
     if compileall.compile_dir(package, quiet=1):
-        remarks.append(f"whole process: kstream's bytecode compiled first ({package}), as "
+        remarks.append("whole process: kstream's bytecode was compiled before the runs, as "
                        "an installation has it.")
 
 

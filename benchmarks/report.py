@@ -217,8 +217,11 @@ def write_markdown(path: Path, results: Sequence[Result], *, machine: dict[str, 
     lines += [f"| {key} | {value} |" for key, value in machine.items()]
     lines += ["", "## Targets", "", "| target | measured | verdict |",
               "|---|---|---|"]
+    # A run of some benchmarks (--only) lists the targets of what it measured only.
+    measured_groups = {result.group for result in results}
     lines += [f"| {target.text} | {value} | {verdict} |"
-              for target, value, verdict in evaluate_targets(results)]
+              for target, value, verdict in evaluate_targets(results)
+              if target.group in measured_groups]
     if remarks:
         lines += ["", "## Remarks", "", *(f"- {remark}" for remark in remarks)]
     for group, cases in _groups(results).items():
@@ -396,3 +399,40 @@ def _headline_panel(axis: Any, group: str, cases: dict[str, list[Result]]) -> No
     axis.set_title(title, fontsize=11)
     axis.tick_params(axis="x", labelsize=9)
     axis.grid(axis="x", alpha=0.3)
+
+
+# --------------------------------------------------------------------------- re-plotting
+
+
+def read_json(path: Path) -> list[Result]:
+    """The rows of a results file written by :func:`write_json`."""
+    document = json.loads(path.read_text())
+    return [Result(**row) for row in document["results"]]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m benchmarks.report RESULTS.json...``: redraw the charts of saved runs.
+
+    Each ``results-<mode>.json`` gets its ``results-<mode>.png`` (and, when it holds
+    whole-process figures, ``headline-<mode>.png``) written again beside it, from its
+    figures: a change of the charts needs no new run.
+    """
+    import sys
+
+    paths = [Path(arg) for arg in (sys.argv[1:] if argv is None else argv)]
+    if not paths:
+        print("usage: python -m benchmarks.report RESULTS.json...", file=sys.stderr)
+        return 2
+    for path in paths:
+        results = read_json(path)
+        mode = path.stem.removeprefix("results-")
+        written = [name for name, ok in (
+            (path.with_suffix(".png").name, write_plot(path.with_suffix(".png"), results)),
+            (f"headline-{mode}.png",
+             write_headline(path.with_name(f"headline-{mode}.png"), results))) if ok]
+        print(f"{path}: {', '.join(written) or 'nothing to draw'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
