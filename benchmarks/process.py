@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import IO, Final
 
 from ._harness import Config, Result
-from .loopback import KUBECTL_FOR, Servers, kubectl_binary
+from .loopback import KUBECTL_FOR, Servers, _peer_cpu_seconds, kubectl_binary
 
 __all__ = ["GROUPS", "bench_process", "kstream_command"]
 
@@ -151,21 +151,28 @@ def _check_sink(output: IO[bytes], size: int) -> None:
         raise RuntimeError(f"sink received {count} bytes of {size}: {text!r}")
 
 
-def _side_by_side(runs: int, clients: dict[str, Callable[[], tuple[float, float]]],
-                  warmup: int) -> dict[str, tuple[list[float], list[float]]]:
-    """Run every client ``runs`` times, taking turns; return each one's walls and CPU."""
+_Measured = dict[str, tuple[list[float], list[float], list[float]]]
+
+
+def _side_by_side(servers: Servers, runs: int,
+                  clients: dict[str, Callable[[], tuple[float, float]]],
+                  warmup: int) -> _Measured:
+    """Run every client ``runs`` times, taking turns; return each one's walls, CPU
+    seconds and the Go peer's CPU seconds during its runs."""
     for _ in range(warmup):
         for run in clients.values():
             run()
-    measured: dict[str, tuple[list[float], list[float]]] = {
-        name: ([], []) for name in clients}
+    measured: _Measured = {name: ([], [], []) for name in clients}
     for index in range(runs):
         # Alternate who goes first, so neither always runs right after the other.
         order = list(clients) if index % 2 == 0 else list(reversed(clients))
         for name in order:
+            peer_before = _peer_cpu_seconds(servers)
             wall, cpu = clients[name]()
-            measured[name][0].append(wall)
-            measured[name][1].append(cpu)
+            walls, cpus, peer = measured[name]
+            walls.append(wall)
+            cpus.append(cpu)
+            peer.append(_peer_cpu_seconds(servers) - peer_before)
     return measured
 
 
@@ -176,12 +183,13 @@ def _median_text(values: Sequence[float]) -> str:
     return f"{value:.2f}"
 
 
-def _rows(group: str, case: str, measured: dict[str, tuple[list[float], list[float]]],
-          nbytes: int, note: str) -> list[Result]:
+def _rows(group: str, case: str, measured: _Measured, nbytes: int,
+          note: str) -> list[Result]:
     return [Result(group, case, name, walls, nbytes, baseline=name.startswith("kubectl"),
-                   extra={"client CPU s": _median_text(cpus)}, note=note if index == 0
-                   else "")
-            for index, (name, (walls, cpus)) in enumerate(measured.items())]
+                   extra={"client CPU s": _median_text(cpus),
+                          "Go peer CPU s": _median_text(peer)},
+                   note=note if index == 0 else "")
+            for index, (name, (walls, cpus, peer)) in enumerate(measured.items())]
 
 
 def bench_process(config: Config, servers: Servers, remarks: list[str]) -> list[Result]:
@@ -202,9 +210,10 @@ def bench_process(config: Config, servers: Servers, remarks: list[str]) -> list[
         if binary is not None:
             clients[f"kubectl {version}"] = partial(
                 _run, _kubectl(servers, binary, [_POD, "--", "exit", "0"]))
-    results += _rows("process-start", "exec -- true", _side_by_side(start_runs, clients, 1),
-                     0, "wall time of the whole process, median of "
-                        f"{start_runs}; kstream with its default transport (auto)")
+    started = _side_by_side(servers, start_runs, clients, 1)
+    results += _rows("process-start", "exec -- true", started, 0,
+                     f"wall time of the whole process, median of {start_runs}; kstream "
+                     "with its default transport (auto)")
 
     with tempfile.TemporaryFile() as output:
         for transport, kstream_transport in _KSTREAM_TRANSPORT.items():
@@ -218,7 +227,8 @@ def bench_process(config: Config, servers: Servers, remarks: list[str]) -> list[
                 clients[f"kubectl {version}"] = partial(
                     _upload, _kubectl(servers, binary, upload_args), size, output)
             results += _rows("process-upload", transport,
-                             _side_by_side(config.e2e_runs, clients, 0 if smoke else 1),
+                             _side_by_side(servers, config.e2e_runs, clients,
+                                           0 if smoke else 1),
                              size, f"head -c {size} /dev/zero | CLIENT exec -i … -- sink")
 
             size = config.download_bytes
@@ -229,7 +239,7 @@ def bench_process(config: Config, servers: Servers, remarks: list[str]) -> list[
                 clients[f"kubectl {version}"] = partial(
                     _run, _kubectl(servers, binary, download_args), download=True)
             results += _rows("process-download", transport,
-                             _side_by_side(config.e2e_runs, clients, 0),
+                             _side_by_side(servers, config.e2e_runs, clients, 0),
                              size, f"CLIENT exec … -- source {size} | cat > /dev/null")
     return results
 

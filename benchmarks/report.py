@@ -377,9 +377,10 @@ def _headline_panel(axis: Any, group: str, cases: dict[str, list[Result]]) -> No
             value = row.median * 1e3 if group == "process-start" else row.mbps()
             unit = "ms" if group == "process-start" else "MB/s"
             note = f"{value:,.0f} {unit}"
-            if not row.baseline and baseline is not None:
-                speed = baseline.median / row.median * (row.nbytes / baseline.nbytes
-                                                        if baseline.nbytes else 1.0)
+            if not row.baseline and baseline is not None and group == "process-start":
+                note += f"  ({row.median / baseline.median:.1f}× {baseline.impl}'s time)"
+            elif not row.baseline and baseline is not None:
+                speed = row.mbps() / baseline.mbps()
                 note += f"  ({speed:.2f}× {baseline.impl})"
             labels.append(prefix + row.impl)
             values.append(value)
@@ -395,7 +396,8 @@ def _headline_panel(axis: Any, group: str, cases: dict[str, list[Result]]) -> No
     size = next((row.nbytes for rows in cases.values() for row in rows if row.nbytes), 0)
     title = _HEADLINE_PANELS[group]
     if size:
-        title = title.replace("\n", f", {size / (1 << 20):,.0f} MiB\n", 1)
+        amount = f"{size >> 30} GiB" if size >= 1 << 30 else f"{size / (1 << 20):,.0f} MiB"
+        title = title.replace("\n", f", {amount}\n", 1)
     axis.set_title(title, fontsize=11)
     axis.tick_params(axis="x", labelsize=9)
     axis.grid(axis="x", alpha=0.3)
