@@ -33,7 +33,8 @@ PARTS: Final = (
       "concurrent", "_asyncio", "select", "subprocess", "signal", "threading")),
     ("dataclasses, inspect, enum, typing, re", ("dataclasses", "inspect", "enum", "typing",
                                                "re", "ast", "dis", "sre_", "_sre")),
-    ("argparse, json, other standard library", ("",)),
+    ("interpreter start (site, encodings), argparse, json, urllib, other standard library",
+     ("",)),
 )
 
 
