@@ -11,11 +11,11 @@ stdin is read according to what it is:
   blocking, up to :data:`READ_SIZE`; a pipe we read is first enlarged to
   :data:`PIPE_SIZE`, so a fast writer fills large reads and a transfer costs few turns
   of the loop;
-* a regular file or a device that is always readable (``/dev/zero``): read directly, one
-  :data:`READ_SIZE` block per turn (selectors refuse such descriptors, and they never
-  block);
-* anything the selector refuses otherwise: a reader thread with blocking reads, which
-  works everywhere, handing blocks to the loop through a bounded queue.
+* a regular file or a block device: read directly, one :data:`READ_SIZE` block per turn
+  of the loop (such reads never block, and selectors refuse these descriptors);
+* anything the selector refuses otherwise (``/dev/null``, or a terminal where the
+  platform cannot poll one): a reader thread with blocking reads, which works
+  everywhere, handing blocks to the loop through a bounded queue.
 
 Output is written with blocking writes of whole chunks (a stdout pipe is enlarged too);
 a descriptor someone else made non-blocking is waited on with ``add_writer``.
@@ -76,15 +76,12 @@ def enlarge_pipe(fd: int) -> None:
 
 
 def _always_readable(fd: int) -> bool:
-    # Regular files and devices other than terminals (/dev/null, /dev/zero) never block a
-    # read, and epoll refuses them.
+    # Regular files and block devices never block a read (and epoll refuses them).
     try:
         mode = os.fstat(fd).st_mode
     except OSError:
         return False
-    if stat.S_ISREG(mode) or stat.S_ISBLK(mode):
-        return True
-    return stat.S_ISCHR(mode) and not os.isatty(fd)
+    return stat.S_ISREG(mode) or stat.S_ISBLK(mode)
 
 
 async def _wait_ready(loop: asyncio.AbstractEventLoop, fd: int, *, write: bool) -> None:
@@ -136,7 +133,7 @@ async def _forward_readable(process: RemoteProcess, fd: int) -> None:
 
 
 async def _forward_file(process: RemoteProcess, fd: int) -> None:
-    # Regular files and always-readable devices: no wait, one block per loop turn.
+    # Regular files and block devices: no wait, one block per loop turn.
     while data := _read(fd) or b"":
         await _send(process, data)
 
