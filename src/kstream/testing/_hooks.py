@@ -52,7 +52,8 @@ class NodeHooks(ServeHooks):
         argv = tuple(value for key, value in request.query if key == "command") \
             if subresource == "exec" else ()
         record = SessionRecord(pod=pod.name, namespace=pod.namespace,
-                               subresource=subresource, argv=argv)
+                               subresource=subresource, argv=argv,
+                               offered=tuple(request.protocols))
         if faults.close_after_bytes_out == 0:
             tap = install_tap(request, close_after_out=None, close_after_in=None,
                               answer_pings=True, on_out=record.count_out,

@@ -17,7 +17,8 @@ import shutil
 import ssl
 import tempfile
 import threading
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from types import TracebackType
 from typing import Any, Self
 
@@ -47,6 +48,10 @@ class FakeNode:
         faults: faults for every pod without its own (see :class:`Faults`).
         tls: serve HTTPS with a fresh local CA (the default) rather than plain HTTP.
         token: the bearer token; a random one by default.
+        tls_cert: serve HTTPS with this PEM certificate (chain) instead of a fresh CA,
+            with ``tls_key``; :attr:`certificate` is then this chain.
+        tls_key: the PEM private key of ``tls_cert`` (may be the same file).
+        log: called with the engine's line per session (``kstream serve``'s log).
 
     Attributes:
         faults: the node-wide faults, read at each upgrade: assign to change them.
@@ -54,11 +59,16 @@ class FakeNode:
     """
 
     def __init__(self, *, faults: Faults | None = None, tls: bool = True,
-                 token: str | None = None) -> None:
+                 token: str | None = None, tls_cert: str | os.PathLike[str] | None = None,
+                 tls_key: str | os.PathLike[str] | None = None,
+                 log: Callable[[str], None] | None = None) -> None:
         self.faults = faults or _NO_FAULTS
         self.sessions: list[SessionRecord] = []
-        self._tls = tls
+        self._tls = tls or tls_cert is not None
         self._token = token
+        self._tls_cert = None if tls_cert is None else os.fspath(tls_cert)
+        self._tls_key = None if tls_key is None else os.fspath(tls_key)
+        self._log = log
         self._pods: dict[tuple[str, str], PodDeclaration] = {}
         self._handle: ServerHandle | None = None
         self._directory: str | None = None
@@ -126,6 +136,22 @@ class FakeNode:
         loop.call_soon_threadsafe(run)
         done.wait(_THREAD_TIMEOUT)
 
+    def wait_for_session(self, index: int, timeout: float) -> SessionRecord:
+        """Wait for session number ``index`` (0-based) from synchronous code.
+
+        For a node ``in_thread`` (the ``kstream_node`` fixture) whose client runs in
+        another process, such as kubectl.
+
+        Raises:
+            TimeoutError: it did not come within ``timeout`` seconds.
+        """
+        deadline = time.monotonic() + timeout
+        while len(self.sessions) <= index:
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"session #{index} did not come within {timeout} s")
+            time.sleep(0.01)
+        return self.sessions[index]
+
     # ----------------------------------------------------------------- addresses
 
     def _running(self) -> ServerHandle:
@@ -191,7 +217,8 @@ class FakeNode:
         self._directory = tempfile.mkdtemp(prefix="kstream-fakenode-")
         try:
             handle = await start(token=self._token, plain_http=not self._tls, pods=specs,
-                                 hooks=hooks)
+                                 tls_cert=self._tls_cert, tls_key=self._tls_key,
+                                 log=self._log, hooks=hooks)
         except BaseException:
             shutil.rmtree(self._directory, ignore_errors=True)
             raise

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 from .._status_types import Status
@@ -26,6 +27,7 @@ class SessionRecord:
         transport: ``"websocket"`` or ``"spdy"``.
         protocol: the negotiated protocol (``"v5.channel.k8s.io"``, ``"v4.channel.k8s.io"``
             over SPDY, ...).
+        offered: the protocols the client offered, in its order.
         stdin_bytes: stdin bytes the pod read.
         stdout_bytes: stdout bytes the pod wrote (after a stall fault's cut).
         stderr_bytes: stderr bytes the pod wrote.
@@ -46,6 +48,7 @@ class SessionRecord:
     tty: bool = False
     transport: str = ""
     protocol: str = ""
+    offered: tuple[str, ...] = ()
     stdin_bytes: int = 0
     stdout_bytes: int = 0
     stderr_bytes: int = 0
@@ -62,3 +65,16 @@ class SessionRecord:
     def count_out(self, count: int) -> None:
         """Add ``count`` bytes sent to the client."""
         self.bytes_to_client += count
+
+    def wait_finished(self, timeout: float) -> bool:
+        """Wait until the session is over (from synchronous code: a node ``in_thread``).
+
+        Returns:
+            Whether it finished within ``timeout`` seconds.
+        """
+        deadline = time.monotonic() + timeout
+        while not self.finished:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.01)
+        return True
