@@ -87,7 +87,8 @@ def test_kubectl_127_stdout_and_stderr_kept_apart(stub: FakeNode, cache: Path) -
     assert result.stderr == b"err\n"
 
 
-def test_kubectl_127_missing_binary_is_a_failure_not_an_exit_code(stub: FakeNode, cache: Path) -> None:
+def test_kubectl_127_missing_binary_is_a_failure_not_an_exit_code(stub: FakeNode,
+                                                                  cache: Path) -> None:
     result = _run(stub, cache, "1.27", ["exec", "p", "--", "/nonexistent/kstream-test-binary"])
     assert result.returncode == 1
     assert b"error executing command in container" in result.stderr
