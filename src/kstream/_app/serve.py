@@ -605,9 +605,11 @@ class ServerHandle:
     async def close(self) -> None:
         """Stop listening, end every session and process."""
         self.server.close()
-        await self.app.close()
+        # The sessions end first (cancelled, their processes killed), then the pods,
+        # which wait for every killed process.
         with contextlib.suppress(Exception):
             await self.server.wait_closed()
+        await self.app.close()
         if self.redact is not None:
             logging.getLogger("kstream").removeFilter(self.redact)
 
