@@ -139,13 +139,13 @@ class WireTap(asyncio.Transport):
     def write(self, data: bytes | bytearray | memoryview) -> None:
         if self._cut:
             return
-        chunk = bytes(data)
+        chunk: bytes | bytearray | memoryview = data  # copied only when cut or filtered
         if self._pongs is not None:
-            chunk = self._pongs.feed(chunk)
+            chunk = self._pongs.feed(bytes(chunk))
         if self._budget is not None:
-            chunk = chunk[:self._budget]
+            chunk = bytes(chunk[:self._budget])
             self._budget -= len(chunk)
-        if chunk:
+        if len(chunk):
             self._on_out(len(chunk))
             self._real.write(chunk)
         if self._budget == 0:
