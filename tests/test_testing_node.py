@@ -292,3 +292,18 @@ def test_the_plugin_module_imports_no_kstream() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_the_kit_package_loads_the_engine_on_first_use() -> None:
+    code = ("import sys, kstream.testing\n"
+            "print('kstream._app.serve' in sys.modules)\n"
+            "from kstream.testing import FakeNode\n"
+            "print('kstream._app.serve' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True)
+    assert result.stdout.split() == ["False", "True"]
+    import kstream.testing
+
+    assert set(kstream.testing.__all__) <= set(dir(kstream.testing))
+    with pytest.raises(AttributeError):
+        kstream.testing.Nothing  # type: ignore[attr-defined]  # noqa: B018

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from .._resize import TerminalSize
@@ -110,7 +110,7 @@ class PodExec:
     stdin: StdinStream
     stdout: OutputStream
     stderr: OutputStream
-    _session: ServerExec
+    _session: ServerExec = field(repr=False)
 
     @property
     def terminal_sizes(self) -> AsyncIterator[TerminalSize]:
