@@ -307,3 +307,49 @@ def test_the_kit_package_loads_the_engine_on_first_use() -> None:
     assert set(kstream.testing.__all__) <= set(dir(kstream.testing))
     with pytest.raises(AttributeError):
         kstream.testing.Nothing  # type: ignore[attr-defined]  # noqa: B018
+
+
+async def _sizes(exec_: PodExec) -> int:
+    """Reports each terminal size; stderr joins stdout on a terminal."""
+    await exec_.stderr.write(b"tty\n" if exec_.tty else b"no tty\n")
+    async for size in exec_.terminal_sizes:
+        await exec_.stdout.write(f"{size.width}x{size.height}\n".encode())
+        if size.width == 1:
+            return 0
+    return 1
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_handlers_see_terminal_sizes_and_one_output_stream(transport: str) -> None:
+    async def body(node: FakeNode) -> None:
+        async with await kstream.asyncio.open_exec(
+                node.server, "default", "sizes", ["x"], tty=True, stdin=True,
+                headers=node.headers, ssl=node.ssl, transport=transport) as process:
+            await process.resize(80, 24)
+            assert await process.stdout.readexactly(10) == b"tty\n80x24\n"
+            await process.resize(1, 1)
+            assert await process.stdout.read() == b"1x1\n"
+            assert await process.wait() == 0
+        assert node.sessions[-1].tty
+
+    node = FakeNode()
+    node.add_pod("sizes", handler=_sizes)
+    _on_asyncio(body, node)
+
+
+def test_attach_to_a_handler_pod_joins_its_main_process_with_its_faults() -> None:
+    async def body(node: FakeNode) -> None:
+        async with await kstream.asyncio.open_attach(
+                node.server, "default", "both", stdin=True, headers=node.headers,
+                ssl=node.ssl) as process:
+            process.stdin.write(b"0123456789")
+            assert await process.stdout.readexactly(4) == b"0123"
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(process.stdout.read(1), 0.3)
+        record = node.sessions[-1]
+        assert (record.subresource, record.argv, record.stdout_bytes) == ("attach", (), 4)
+
+    node = FakeNode()
+    node.add_pod("both", command=["cat"], handler=_echo,
+                 faults=Faults(stall_output_after=4))
+    _on_asyncio(body, node)
