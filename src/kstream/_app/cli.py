@@ -464,11 +464,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             subparser.error(f"unrecognized arguments: {' '.join(extras)}")
         return _run_serve(subparser, args, command)
     flags = [extra for extra in extras if extra.startswith("-") and extra != "-"]
-    if flags:
-        subparser.error(f"unrecognized arguments: {' '.join(flags)}")
     positionals = [*args.positionals, *(extra for extra in extras if extra not in flags)]
     try:
+        # Before unknown flags: in `exec POD ls -l`, what is missing is the "--".
         args.pod = check_positionals(args.subcommand, positionals, command)
     except ValueError as exc:
         subparser.error(str(exc))
+    if flags:
+        subparser.error(f"unrecognized arguments: {' '.join(flags)}")
     return _run_remote(args, command, attach=args.subcommand == "attach")
