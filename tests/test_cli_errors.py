@@ -9,6 +9,7 @@ wording is kubectl's where kubectl has one (checked against kubectl 1.27 and 1.3
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import socket
 import subprocess
@@ -148,9 +149,12 @@ class _RefusingServer:
                 connection, _ = self._listener.accept()
             except OSError:
                 return
-            with connection:
+            with connection, contextlib.suppress(OSError):
                 connection.settimeout(10)
-                head = b""
+                head = connection.recv(4096)
+                if head[:1] == b"\x16":  # a TLS handshake: answer as Go's HTTP server
+                    connection.sendall(b"HTTP/1.0 400 Bad Request\r\n\r\n")
+                    continue
                 while b"\r\n\r\n" not in head:
                     chunk = connection.recv(4096)
                     if not chunk:
@@ -186,6 +190,58 @@ def test_both_transports_refused_names_both_failures() -> None:
         "Error from server (Forbidden): spdy is off\\x1b]0;owned\\x07 here (after WebSocket "
         "first: error: upgrade rejected: HTTP 400 Bad Request: <html>\\x1b[2Jno websocket "
         "here)")
+
+
+def test_both_transports_refused_travel_with_the_error() -> None:
+    import asyncio
+
+    from kstream import UpgradeRejectedError
+    from kstream._runtime.errors import earlier_attempts
+    from kstream.asyncio import open_exec
+
+    refusing = _RefusingServer()
+    try:
+        with pytest.raises(UpgradeRejectedError) as raised:
+            asyncio.run(open_exec(f"http://127.0.0.1:{refusing.port}", "default", "demo",
+                                  ["true"]))
+    finally:
+        refusing.close()
+    assert raised.value.status_code == 403
+    [(transport, first)] = earlier_attempts(raised.value)
+    assert transport == "websocket"
+    assert isinstance(first, UpgradeRejectedError) and first.status_code == 400
+    assert raised.value.__notes__[0].startswith(
+        "kstream: the websocket attempt failed first: upgrade rejected: HTTP 400")
+
+
+def test_a_server_that_hangs_up_or_speaks_no_tls() -> None:
+    refusing = _RefusingServer()
+    with socket.socket() as hanging_up:
+        hanging_up.bind(("127.0.0.1", 0))
+        hanging_up.listen(8)
+        port = hanging_up.getsockname()[1]
+
+        def hang_up() -> None:
+            with contextlib.suppress(OSError):
+                while True:
+                    hanging_up.accept()[0].close()
+
+        threading.Thread(target=hang_up, daemon=True).start()
+        try:
+            closed, plain = kstream_all(
+                ["exec", "--server", f"http://127.0.0.1:{port}", "--token", "t", "demo",
+                 "--", "true"],
+                ["exec", "--server", f"https://127.0.0.1:{refusing.port}", "--token", "t",
+                 "demo", "--", "true"])
+        finally:
+            refusing.close()
+    # (With "(connection reset by peer)" when the close finds the request unread.)
+    assert one_line(closed).startswith(f"Unable to connect to the server 127.0.0.1:{port}: "
+                                       f"the server closed the connection before answering")
+    # kubectl: "Unable to connect to the server: http: server gave HTTP response to HTTPS
+    # client".
+    assert one_line(plain) == (f"Unable to connect to the server 127.0.0.1:{refusing.port}: "
+                               f"tls: the server does not speak TLS (is it http://?)")
 
 
 # --------------------------------------------------------------------------- arguments

@@ -226,6 +226,8 @@ class _Run:
 
     address: ServerAddress | None = None
     timeout: float | None = None
+    #: The upgrade was accepted: what fails now fails in the session.
+    connected: bool = False
     #: A signal that ended the run (the process then ends by it).
     signal: int | None = None
 
@@ -283,6 +285,7 @@ async def _remote(args: argparse.Namespace, command: list[str], *, attach: bool,
     else:
         process = await open_exec(connection.server, connection.namespace, args.pod,
                                   command, **options)
+    run.connected = True
     # Leaving this block closes the connection, whatever ends the run (Ctrl-C, a closed
     # pipe): the server then ends the remote process, as with kubectl.
     async with process:
@@ -355,7 +358,8 @@ def _run_remote(args: argparse.Namespace, command: list[str], *, attach: bool) -
         _print_error(describe_failure(exc, None))
         return 1
     except Exception as exc:  # one line, never a traceback
-        _print_error(describe_failure(exc, run.address, run.timeout))
+        _print_error(describe_failure(exc, run.address, run.timeout,
+                                      connecting=not run.connected))
         return 1
     if code:
         # kubectl prints it whenever the remote exit code is not 0.

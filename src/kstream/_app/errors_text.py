@@ -19,7 +19,7 @@ import ssl
 from typing import Final
 
 from .._errors import KstreamError, UpgradeRejectedError
-from .._runtime.errors import earlier_attempts
+from .._runtime.errors import ConnectionLostError, earlier_attempts
 from .._runtime.options import ServerAddress
 
 __all__ = ["describe_failure", "describe_rejection", "first_line", "printable"]
@@ -118,9 +118,14 @@ def _describe_os_error(exc: OSError, address: ServerAddress, timeout: float | No
         why = exc.verify_message or exc.reason or "certificate verify failed"
         return _unable(address, f"tls: failed to verify certificate: {printable(str(why))}")
     if isinstance(exc, ssl.SSLError):
+        if exc.reason == "WRONG_VERSION_NUMBER":
+            # kubectl: "http: server gave HTTP response to HTTPS client".
+            return _unable(address, "tls: the server does not speak TLS (is it http://?)")
         return _unable(address, f"tls: {printable(exc.reason or str(exc))}")
     if isinstance(exc, TimeoutError):
         return _describe_timeout(exc, address, timeout)
+    if isinstance(exc, ConnectionResetError) and not str(exc):
+        return _unable(address, "the server reset the connection")
     why = exc.strerror or str(exc) or type(exc).__name__
     return _unable(address, printable(why))
 
@@ -133,23 +138,33 @@ def _describe_timeout(exc: TimeoutError, address: ServerAddress,
                             f"(--request-timeout sets this deadline)")
 
 
-def _describe_one(exc: BaseException, address: ServerAddress, timeout: float | None) -> str:
+def _describe_one(exc: BaseException, address: ServerAddress, timeout: float | None,
+                  connecting: bool) -> str:
     if isinstance(exc, UpgradeRejectedError):
         return describe_rejection(exc)
     if isinstance(exc, OSError) and not isinstance(exc, KstreamError):
         return _describe_os_error(exc, address, timeout)
+    if connecting and isinstance(exc, ConnectionLostError):
+        cause = exc.__cause__
+        why = f" ({cause.strerror.lower()})" if isinstance(cause, OSError) \
+            and cause.strerror else ""
+        return _unable(address, f"the server closed the connection before answering{why}")
+    if connecting and isinstance(exc, KstreamError):
+        return _unable(address, printable(str(exc) or type(exc).__name__))
     text = str(exc) or type(exc).__name__
     return f"error: {printable(text)}"
 
 
 def describe_failure(exc: BaseException, address: ServerAddress | None,
-                     timeout: float | None = None) -> str:
+                     timeout: float | None = None, *, connecting: bool = False) -> str:
     """The one line printed for an ``exec``/``attach`` that failed.
 
     Args:
         exc: what opening or running the session raised.
         address: the server, once known (``None`` when the kubeconfig failed).
         timeout: the connect deadline in force, to say what timed out.
+        connecting: the failure came before the upgrade was accepted (a broken or
+            garbled answer is then said to be the server's).
 
     Returns:
         The line: kubectl's wording, the server named; with ``--transport auto``, when
@@ -157,9 +172,9 @@ def describe_failure(exc: BaseException, address: ServerAddress | None,
     """
     if address is None:
         return f"error: {printable(str(exc) or type(exc).__name__)}"
-    line = _describe_one(exc, address, timeout)
+    line = _describe_one(exc, address, timeout, connecting)
     earlier = [f"{_TRANSPORT_NAMES.get(transport, transport)} first: "
-               f"{_describe_one(failure, address, timeout)}"
+               f"{_describe_one(failure, address, timeout, True)}"
                for transport, failure in earlier_attempts(exc)]
     earlier = [text for text in earlier if not text.endswith(": " + line)]
     if earlier:
