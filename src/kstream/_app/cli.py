@@ -461,7 +461,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _bench.main(arguments[1:])
     options, command = _split_command(arguments)
     parser = build_parser()
-    args, extras = parser.parse_known_args(normalize_verbosity(options))
+    if options[:1] in (["exec"], ["attach"]):
+        options = normalize_verbosity(options)
+    args, extras = parser.parse_known_args(options)
     subparser = _subparser(parser, args.subcommand)
     if args.subcommand == "serve":
         if extras:
