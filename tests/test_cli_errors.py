@@ -19,7 +19,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from servehelper import ServeProcess, clean_env
+from servehelper import ServeProcess, clean_env, kubectl_dir
 
 _TIMEOUT = 60
 
@@ -309,6 +309,35 @@ def test_exit_code_line_and_server_text(server: ServeProcess) -> None:
     assert escaped.returncode == 1
     assert "\x1b" not in line and "\r" not in line
     assert 'exec: "\\x1b[31mred\\rx": executable file not found in $PATH' in line
+
+
+# --------------------------------------------------------------------------- kubectl
+
+
+def _last_line(result: subprocess.CompletedProcess[bytes]) -> str:
+    # kubectl also logs its discovery retries (klog lines "E1206 22:22:15.006 ...").
+    lines = [line for line in result.stderr.decode().splitlines()
+             if not (line[:1] in "EIW" and line[1:5].isdigit())]
+    return lines[-1]
+
+
+@pytest.mark.parametrize("version", ["1.27", "1.33"])
+def test_kubectl_says_the_same(server: ServeProcess, version: str) -> None:
+    binary = kubectl_dir() / f"kubectl.{version}"
+    assert binary.exists(), f"kubectl {version} is missing: {binary}"
+    config = ["--kubeconfig", str(server.kubeconfig)]
+    situations = [
+        ["--server", "https://127.0.0.1:1", "--token", "t", "demo", "--", "true"],
+        [*config, "demo", "--", "sh", "-c", "exit 3"],
+        [*config, "a b", "--", "true"],
+    ]
+    with ThreadPoolExecutor(2 * len(situations)) as pool:
+        theirs = list(pool.map(lambda args: subprocess.run(
+            [str(binary), "exec", *args], capture_output=True, timeout=_TIMEOUT,
+            env=clean_env(), stdin=subprocess.DEVNULL, check=False), situations))
+        ours = list(pool.map(lambda args: kstream("exec", *args), situations))
+    assert [(r.returncode, _last_line(r)) for r in theirs] == \
+        [(r.returncode, one_line(r)) for r in ours]
 
 
 # --------------------------------------------------------------------------- units
