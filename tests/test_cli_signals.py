@@ -16,10 +16,10 @@ import subprocess
 import sys
 import termios
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
-from servehelper import ServeProcess, clean_env
+from servehelper import ServeProcess, clean_env, kubectl_dir
 
 _TIMEOUT = 30
 
@@ -52,10 +52,18 @@ def _kstream(*args: str) -> subprocess.Popen[bytes]:
                             stderr=subprocess.PIPE)
 
 
+def _kubectl(*args: str) -> subprocess.Popen[bytes]:
+    binary = kubectl_dir() / "kubectl.1.33"
+    assert binary.exists(), f"kubectl is missing: {binary}"
+    return subprocess.Popen([str(binary), *args], env=clean_env(), stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+@pytest.mark.parametrize("client", [_kstream, _kubectl], ids=["kstream", "kubectl"])
 def test_ctrl_c_during_exec_is_silent_and_ends_the_remote_process(
-        server: ServeProcess) -> None:
-    process = _kstream("exec", "--kubeconfig", str(server.kubeconfig), "-i", "demo", "--",
-                       "sh", "-c", "echo $$; exec sleep 1000")
+        server: ServeProcess, client: Callable[..., subprocess.Popen[bytes]]) -> None:
+    process = client("exec", "--kubeconfig", str(server.kubeconfig), "-i", "demo", "--",
+                     "sh", "-c", "echo $$; exec sleep 1000")
     try:
         assert process.stdout is not None
         remote = int(process.stdout.readline())
@@ -89,11 +97,14 @@ def test_ctrl_c_during_attach_is_silent(server: ServeProcess) -> None:
     assert (again.returncode, again.stderr) == (0, b"")
 
 
-def test_a_closed_pipe_ends_quietly_with_141(server: ServeProcess) -> None:
+@pytest.mark.parametrize("client", ["kstream", "kubectl"])
+def test_a_closed_pipe_ends_quietly_with_141(server: ServeProcess, client: str) -> None:
     # `kstream exec ... | head -1` in bash, as a user types it.
-    script = ('"$0" -m kstream exec --kubeconfig "$1" demo -- sh -c "echo \\$\\$; exec yes" '
+    program = [sys.executable, "-m", "kstream"] if client == "kstream" \
+        else [str(kubectl_dir() / "kubectl.1.33")]
+    script = ('"$@" exec --kubeconfig "$0" demo -- sh -c "echo \\$\\$; exec yes" '
               '| head -1; echo "${PIPESTATUS[0]}"')
-    result = subprocess.run(["bash", "-c", script, sys.executable, str(server.kubeconfig)],
+    result = subprocess.run(["bash", "-c", script, str(server.kubeconfig), *program],
                             capture_output=True, timeout=_TIMEOUT, env=clean_env(),
                             check=False)
     remote, status = result.stdout.decode().split()
