@@ -16,7 +16,7 @@ import subprocess
 import sys
 import termios
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 import pytest
 from servehelper import ServeProcess, clean_env, kubectl_dir
@@ -124,10 +124,11 @@ def _controlling_terminal() -> None:
 class _Terminal:
     """A pseudo-terminal that is the controlling terminal of a ``kstream`` process."""
 
-    def __init__(self, *args: str) -> None:
+    def __init__(self, *args: str, program: Sequence[str] = (sys.executable, "-m",
+                                                             "kstream")) -> None:
         self.master, slave = pty.openpty()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "kstream", *args], stdin=slave, stdout=slave,
+            [*program, *args], stdin=slave, stdout=slave,
             stderr=slave, env=clean_env(), preexec_fn=_controlling_terminal)
         os.close(slave)
         self.seen = bytearray()
@@ -174,6 +175,19 @@ def test_attach_tty_to_a_main_process_without_one_falls_back(server: ServeProces
         assert terminal.process.wait(timeout=_TIMEOUT) == -signal.SIGINT
         assert terminal.canonical()
         assert b"Traceback" not in terminal.seen
+    finally:
+        terminal.close()
+
+
+def test_kubectl_attach_tty_falls_back_with_the_same_line(server: ServeProcess) -> None:
+    binary = kubectl_dir() / "kubectl.1.33"
+    assert binary.exists(), f"kubectl is missing: {binary}"
+    terminal = _Terminal("attach", "--kubeconfig", str(server.kubeconfig), "-i", "-t", "demo",
+                         program=[str(binary)])
+    try:
+        assert terminal.read_until(
+            b"error: Unable to use a TTY - container main did not allocate one\r\n"), \
+            terminal.seen
     finally:
         terminal.close()
 
