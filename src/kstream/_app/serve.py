@@ -31,6 +31,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
+from urllib.parse import unquote
 
 from .._errors import KstreamError
 from .._http import query_bool
@@ -342,7 +343,9 @@ class ServeApp:
 
     async def _pod_route(self, request: ServerRequest, parts: list[str]) -> None:
         # /api/v1/namespaces/{ns}/pods/{name}[/{subresource}]
-        namespace, name = parts[3], parts[5]
+        # The path arrives escaped (split_target checks, never decodes): the apiserver
+        # decodes names, so its messages say pods "a b", not pods "a%20b".
+        namespace, name = unquote(parts[3]), unquote(parts[5])
         subresource = parts[6] if len(parts) == 7 else None
         key = (namespace, name)
         pod = self._pods.get(key)
