@@ -14,18 +14,23 @@ import shlex
 import signal
 import sys
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
 
-from .._errors import KstreamError, UpgradeRejectedError
 from .._version import __version__
+from .args import check_positionals, normalize_verbosity, port_number
+from .exits import exit_by_signal
 from .flags import connection_flags
 
 # Start-up is part of the product: what only some commands use is imported where they
 # use it (asyncio, the adapter, the kubeconfig loader, ssl, termios), so that
 # `kstream --version` or `--help` loads none of it. tests/test_cli_startup.py checks.
 if TYPE_CHECKING:
+    import asyncio
 
+    from .._runtime.options import ServerAddress
     from ..asyncio import RemoteProcess
+    from .kubeconfig import ClusterConnection
 
 __all__ = ["build_parser", "main", "parse_pod_option"]
 
@@ -45,8 +50,14 @@ def _stream_flags(parser: argparse.ArgumentParser) -> None:
                         help="offer this subprotocol (repeatable), e.g. "
                              "v4.base64.channel.k8s.io or v3.channel.k8s.io")
     parser.add_argument("-v", "--verbose", action="count", default=0,
-                        help="print the negotiated transport and protocol on stderr")
-    parser.add_argument("pod", help="the pod's name")
+                        help="print the negotiated transport and protocol on stderr "
+                             "(kubectl's -v=N is accepted too)")
+    # kubectl's -v=N, rewritten by args.normalize_verbosity; it sets the same counter.
+    parser.add_argument("--verbosity", dest="verbose", type=int, default=argparse.SUPPRESS,
+                        help=argparse.SUPPRESS)
+    # Read by args.check_positionals: kubectl's hint for a command without "--".
+    parser.add_argument("positionals", nargs="*", metavar="POD",
+                        help="the pod: NAME, pod/NAME, pods/NAME or po/NAME")
 
 
 def parse_pod_option(text: str) -> tuple[str, str, tuple[str, ...]]:
@@ -91,7 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
     connection_flags(exec_parser)
     _stream_flags(exec_parser)
 
-    attach_parser = commands.add_parser("attach", help="attach to a pod's main process")
+    attach_parser = commands.add_parser("attach", help="attach to a pod's main process",
+                                        usage="kstream attach [flags] POD")
     connection_flags(attach_parser)
     _stream_flags(attach_parser)
 
@@ -102,7 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="run a local node that kubectl can exec into")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
-    serve.add_argument("--port", type=int, default=0, help="port to bind (0: a free one)")
+    serve.add_argument("--port", type=port_number, default=0,
+                       help="port to bind (0: a free one)")
     serve.add_argument("--token", help="bearer token clients must send (default: random)")
     serve.add_argument("--kubeconfig", metavar="PATH",
                        help="write a kubeconfig for this server to PATH")
@@ -138,14 +151,6 @@ def _print_error(message: str) -> None:
     sys.stderr.flush()
 
 
-def _describe_rejection(exc: UpgradeRejectedError) -> str:
-    # kubectl's wording for an API error: `Error from server (NotFound): pods "x" not found`.
-    status = exc.status
-    if status is not None and status.message:
-        return f"Error from server ({status.reason or 'Failure'}): {status.message}"
-    return f"error: {exc}"
-
-
 @contextlib.contextmanager
 def _raw_terminal(enabled: bool) -> Iterator[None]:
     if not enabled:
@@ -167,7 +172,41 @@ def _terminal_size() -> tuple[int, int]:
     return size.columns, size.lines
 
 
-async def _remote(args: argparse.Namespace, command: list[str], *, attach: bool) -> int:
+@dataclass(slots=True)
+class _Run:
+    """What describes an ``exec``/``attach`` failure, filled in as the run goes."""
+
+    address: ServerAddress | None = None
+    timeout: float | None = None
+    #: The upgrade was accepted: what fails now fails in the session.
+    connected: bool = False
+    #: A signal that ended the run (the process then ends by it).
+    signal: int | None = None
+
+
+async def _attach_tty(args: argparse.Namespace, connection: ClusterConnection,
+                      run: _Run) -> bool:
+    # kubectl attach -t reads the pod first: a main process started without a terminal
+    # gets none, else raw mode would leave Ctrl-C with nothing to act on it.
+    from .errors_text import printable
+    from .podinfo import container_tty
+
+    assert run.address is not None
+    found = await container_tty(run.address, connection.namespace, args.pod,
+                                args.container, headers=connection.headers,
+                                context=connection.ssl_context,
+                                server_hostname=connection.server_hostname,
+                                timeout=run.timeout)
+    if found is not None and not found[1]:
+        _print_error(f"error: Unable to use a TTY - container {printable(found[0])} "
+                     f"did not allocate one")
+        return False
+    return True
+
+
+async def _remote(args: argparse.Namespace, command: list[str], *, attach: bool,
+                  run: _Run) -> int:
+    from .._runtime.options import DEFAULT_CONNECT_TIMEOUT, parse_server
     from ..asyncio import open_attach, open_exec
     from .kubeconfig import ConfigOverrides, load_config
 
@@ -176,16 +215,22 @@ async def _remote(args: argparse.Namespace, command: list[str], *, attach: bool)
         token=args.token, certificate_authority=args.certificate_authority,
         insecure_skip_tls_verify=args.insecure_skip_tls_verify,
         tls_server_name=args.tls_server_name))
+    run.address = parse_server(connection.server)
+    # kubectl's --request-timeout: unset means the default deadline, 0 none at all.
+    run.timeout = (DEFAULT_CONNECT_TIMEOUT if args.request_timeout is None
+                   else args.request_timeout or None)
     use_tty = args.tty and args.stdin and os.isatty(0)
     if args.tty and not use_tty:
         # kubectl exec.go SetupTTY: a TTY needs -i and a terminal on stdin.
         _print_error("Unable to use a TTY - input is not a terminal or the right kind of file")
+    if attach and use_tty:
+        use_tty = await _attach_tty(args, connection, run)
     options: dict[str, Any] = dict(
         container=args.container, stdin=args.stdin, stdout=True, stderr=not use_tty,
         tty=use_tty, headers=connection.headers, ssl=connection.ssl_context,
         server_hostname=connection.server_hostname, transport=args.transport,
         protocols=tuple(args.protocol) if args.protocol else None,
-        fallback=args.transport == "auto", connect_timeout=args.request_timeout,
+        fallback=args.transport == "auto", connect_timeout=run.timeout,
     )
     if attach:
         process = await open_attach(connection.server, connection.namespace, args.pod,
@@ -193,13 +238,28 @@ async def _remote(args: argparse.Namespace, command: list[str], *, attach: bool)
     else:
         process = await open_exec(connection.server, connection.namespace, args.pod,
                                   command, **options)
-    if args.verbose:
-        _print_error(f"kstream: transport {process.transport}, protocol {process.protocol}")
-    return await _run_session(process, args.stdin, use_tty, args.verbose > 0)
+    run.connected = True
+    # Leaving this block closes the connection, whatever ends the run (Ctrl-C, a closed
+    # pipe): the server then ends the remote process, as with kubectl.
+    async with process:
+        if args.verbose:
+            _print_error(f"kstream: transport {process.transport}, protocol "
+                         f"{process.protocol}")
+        return await _run_session(process, args.stdin, use_tty, args.verbose > 0, run)
+
+
+#: Signals that end a session with a terminal in raw mode: the terminal is restored
+#: first (kubectl's interrupt handler does the same).
+_TTY_SIGNALS: Final = (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+
+
+def _stop_on(signum: int, run: _Run, task: asyncio.Task[Any]) -> None:
+    run.signal = signum
+    task.cancel()
 
 
 async def _run_session(process: RemoteProcess, stdin: bool, use_tty: bool,
-                       verbose: bool) -> int:
+                       verbose: bool, run: _Run) -> int:
     import asyncio
 
     from .stdio import forward_output, forward_stdin
@@ -209,17 +269,24 @@ async def _run_session(process: RemoteProcess, stdin: bool, use_tty: bool,
     if not use_tty:
         tasks.append(asyncio.create_task(forward_output(process.stderr, 2)))
     stdin_task = asyncio.create_task(forward_stdin(process, verbose)) if stdin else None
+    main_task = asyncio.current_task()
+    assert main_task is not None
     with _raw_terminal(use_tty):
         if use_tty:
             await process.resize(*_terminal_size())
             loop.add_signal_handler(signal.SIGWINCH, lambda: loop.create_task(
                 process.resize(*_terminal_size())))
+            for signum in _TTY_SIGNALS:
+                loop.add_signal_handler(signum, _stop_on, signum, run, main_task)
         try:
             await asyncio.gather(*tasks)
             code: int = await process.wait()
         finally:
             if use_tty:
-                loop.remove_signal_handler(signal.SIGWINCH)
+                for signum in (signal.SIGWINCH, *_TTY_SIGNALS):
+                    loop.remove_signal_handler(signum)
+            for task in tasks:
+                task.cancel()
             if stdin_task is not None:
                 stdin_task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -233,20 +300,29 @@ def _run_remote(args: argparse.Namespace, command: list[str], *, attach: bool) -
         return 1
     import asyncio
 
+    from .errors_text import describe_failure
     from .kubeconfig import KubeconfigError
 
+    run = _Run()
     try:
-        code = asyncio.run(_remote(args, command, attach=attach))
-    except UpgradeRejectedError as exc:
-        _print_error(_describe_rejection(exc))
-        return 1
+        code = asyncio.run(_remote(args, command, attach=attach, run=run))
+    except KeyboardInterrupt:
+        exit_by_signal(signal.SIGINT)  # Ctrl-C: silent, as kubectl (the shell shows 130)
+    except asyncio.CancelledError:
+        if run.signal is None:
+            raise
+        exit_by_signal(run.signal)
+    except BrokenPipeError:
+        exit_by_signal(signal.SIGPIPE)  # `kstream exec ... | head`: quiet, like kubectl
     except KubeconfigError as exc:
-        _print_error(f"error: {exc}")
+        _print_error(describe_failure(exc, None))
         return 1
-    except (KstreamError, OSError, TimeoutError, ValueError) as exc:
-        _print_error(f"error: {exc or type(exc).__name__}")
+    except Exception as exc:  # one line, never a traceback
+        _print_error(describe_failure(exc, run.address, run.timeout,
+                                      connecting=not run.connected))
         return 1
-    if code and args.verbose:
+    if code:
+        # kubectl prints it whenever the remote exit code is not 0.
         _print_error(f"command terminated with exit code {code}")
     return code
 
@@ -274,7 +350,12 @@ async def _serve(args: argparse.Namespace) -> int:
         loop.add_signal_handler(signum, stop.set)
     try:
         if args.kubeconfig:
-            handle.write_kubeconfig(args.kubeconfig)
+            try:
+                handle.write_kubeconfig(args.kubeconfig)
+            except OSError as exc:
+                _print_error(f"kstream serve: error: --kubeconfig {args.kubeconfig}: "
+                             f"{exc.strerror or exc}")
+                return 1
         print(f"kstream serve: listening on {handle.url}", flush=True)
         if args.kubeconfig:
             print(f"kstream serve: kubeconfig written to {args.kubeconfig}", flush=True)
@@ -288,7 +369,43 @@ async def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_serve(parser: argparse.ArgumentParser, args: argparse.Namespace,
+               command: list[str]) -> int:
+    if command:
+        parser.error("serve takes no command")
+    if args.tls_key is not None and args.tls_cert is None:
+        parser.error("--tls-key needs --tls-cert")
+    if args.plain_http and args.tls_cert is not None:
+        parser.error("--plain-http and --tls-cert exclude each other")
+    import asyncio
+
+    from .serve_errors import check_files, describe_start_error
+
+    problem = check_files(tls_cert=args.tls_cert, tls_key=args.tls_key,
+                          kubeconfig=args.kubeconfig)
+    if problem is None:
+        try:
+            return asyncio.run(_serve(args))
+        except KeyboardInterrupt:
+            exit_by_signal(signal.SIGINT)  # before the server was up
+        except Exception as exc:
+            problem = describe_start_error(exc, host=args.host, port=args.port,
+                                           tls_cert=args.tls_cert, tls_key=args.tls_key)
+            if problem is None:
+                raise
+    _print_error(f"kstream serve: error: {problem}")
+    return 1
+
+
 # --------------------------------------------------------------------------- main
+
+
+def _subparser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            found: argparse.ArgumentParser = action.choices[name]
+            return found
+    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -298,7 +415,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv: the arguments after the program name (``sys.argv[1:]`` by default).
 
     Returns:
-        The process exit code: the remote exit code for ``exec``, 1 for errors.
+        The process exit code: the remote exit code for ``exec``, 1 for errors, 2 for
+        a command line that does not parse (with the subcommand's usage).
     """
     arguments = list(sys.argv[1:] if argv is None else argv)
     if arguments[:1] == ["bench"]:
@@ -307,15 +425,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _bench.main(arguments[1:])
     options, command = _split_command(arguments)
     parser = build_parser()
-    args = parser.parse_args(options)
+    if options[:1] in (["exec"], ["attach"]):
+        options = normalize_verbosity(options)
+    args, extras = parser.parse_known_args(options)
+    subparser = _subparser(parser, args.subcommand)
     if args.subcommand == "serve":
-        if command:
-            parser.error("serve takes no command")
-        if args.tls_key is not None and args.tls_cert is None:
-            parser.error("--tls-key needs --tls-cert")
-        if args.plain_http and args.tls_cert is not None:
-            parser.error("--plain-http and --tls-cert exclude each other")
-        import asyncio
-
-        return asyncio.run(_serve(args))
+        if extras:
+            subparser.error(f"unrecognized arguments: {' '.join(extras)}")
+        return _run_serve(subparser, args, command)
+    flags = [extra for extra in extras if extra.startswith("-") and extra != "-"]
+    positionals = [*args.positionals, *(extra for extra in extras if extra not in flags)]
+    try:
+        # Before unknown flags: in `exec POD ls -l`, what is missing is the "--".
+        args.pod = check_positionals(args.subcommand, positionals, command)
+    except ValueError as exc:
+        subparser.error(str(exc))
+    if flags:
+        subparser.error(f"unrecognized arguments: {' '.join(flags)}")
     return _run_remote(args, command, attach=args.subcommand == "attach")

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 
+from .args import request_timeout
+
 __all__ = ["connection_flags"]
 
 
@@ -22,5 +24,8 @@ def connection_flags(parser: argparse.ArgumentParser) -> None:
                        help="do not check the server's certificate (insecure)")
     group.add_argument("--tls-server-name",
                        help="server name to use for certificate validation")
-    group.add_argument("--request-timeout", type=float, default=None, metavar="SECONDS",
-                       help="give up connecting after this many seconds")
+    group.add_argument("--request-timeout", type=request_timeout, default=None,
+                       metavar="DURATION",
+                       help="give up connecting and upgrading after this long: seconds "
+                            "(30) or a duration (30s, 1m); 0 for no deadline (default "
+                            "30s)")

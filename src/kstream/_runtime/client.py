@@ -174,7 +174,8 @@ OPEN_EXEC_DOC = """Run ``command`` in a pod's container and return the running p
             heartbeat.
         pong_timeout: seconds without a pong before :class:`PingTimeoutError`
             (default 60).
-        connect_timeout: bound on connect + TLS + upgrade, per attempt (default: none).
+        connect_timeout: bound on connect + TLS + upgrade, per attempt (default 30 s,
+            as client-go's dialer; ``None``: no bound).
         buffer_limit: unread bytes per output channel before reading stops (default
             1 MiB).
         {connection}

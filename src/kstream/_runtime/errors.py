@@ -20,8 +20,10 @@ __all__ = [
     "PingTimeoutError",
     "RemoteCommandError",
     "connection_lost_error",
+    "earlier_attempts",
     "outcome_returncode",
     "receive_error",
+    "record_earlier_attempts",
 ]
 
 
@@ -128,6 +130,46 @@ def receive_error(exc: ProtocolError, *, at_eof: bool) -> ProtocolError:
     lost = ConnectionLostError(str(exc))
     lost.__cause__ = exc
     return lost
+
+
+# --------------------------------------------------------------------------- fallback
+
+#: The attribute holding what the earlier attempts of a fallback run failed with.
+_EARLIER = "_kstream_earlier_attempts"
+
+
+def record_earlier_attempts(exc: BaseException,
+                            earlier: Sequence[tuple[str, BaseException]]) -> None:
+    """Attach to the last attempt's error what the earlier attempts failed with.
+
+    With ``transport="auto"``, a refused WebSocket upgrade is followed by SPDY; when SPDY
+    fails too, its error is raised (callers still catch the same types), and the
+    WebSocket failure travels with it: in :func:`earlier_attempts`, and as a note that a
+    traceback shows.
+
+    Args:
+        exc: the error the last attempt raised.
+        earlier: ``(transport, error)`` of each earlier attempt, in order.
+    """
+    if not earlier:
+        return
+    setattr(exc, _EARLIER, tuple(earlier))
+    for transport, failure in earlier:
+        exc.add_note(f"kstream: the {transport} attempt failed first: "
+                     f"{failure or type(failure).__name__}")
+
+
+def earlier_attempts(exc: BaseException) -> tuple[tuple[str, BaseException], ...]:
+    """Return ``(transport, error)`` of the attempts that failed before ``exc``'s.
+
+    Args:
+        exc: what opening a session raised.
+
+    Returns:
+        The earlier failures, oldest first; ``()`` when there was a single attempt.
+    """
+    found = getattr(exc, _EARLIER, ())
+    return found if isinstance(found, tuple) else ()
 
 
 # --------------------------------------------------------------------------- results

@@ -14,13 +14,13 @@ from .._exec.fallback import Attempt, plan, should_fall_back
 from .._exec.session import ClientExecSession
 from .._exec.spdy_client import SpdyExecClient
 from .._ws.connection import WebSocketChannelConnection
+from .errors import record_earlier_attempts
 from .options import ExecOptions, ServerAddress
 
 __all__ = ["new_client_session", "open_first_accepted"]
 
 _log = logging.getLogger("kstream")
 _T = TypeVar("_T")
-
 
 
 def new_client_session(address: ServerAddress, target: str, attempt: Attempt,
@@ -70,14 +70,28 @@ async def open_first_accepted(options: ExecOptions,
     """
     attempts = plan(stdin=options.stdin, transport=options.transport,
                     protocols=options.protocols, fallback=options.fallback and fallback)
+    earlier: list[tuple[str, BaseException]] = []
     for index, attempt in enumerate(attempts):
         try:
             return await connect(attempt)
+        except TimeoutError as exc:
+            # The runtimes' deadlines (asyncio.timeout) raise a TimeoutError without a
+            # message: say which deadline passed.
+            if str(exc):
+                record_earlier_attempts(exc, earlier)
+                raise
+            timed_out = TimeoutError(f"connecting and upgrading over {attempt.transport} "
+                                     f"took longer than {options.connect_timeout:g} s"
+                                     if options.connect_timeout else
+                                     f"connecting over {attempt.transport} timed out")
+            record_earlier_attempts(timed_out, earlier)
+            raise timed_out from exc
         except Exception as exc:
             if index + 1 < len(attempts) and should_fall_back(exc):
                 _log.debug("upgrade over %s rejected (%s); trying %s", attempt.transport,
                            exc, attempts[index + 1].transport)
+                earlier.append((attempt.transport, exc))
                 continue
+            record_earlier_attempts(exc, earlier)
             raise
     raise AssertionError("plan() returns at least one attempt")
-

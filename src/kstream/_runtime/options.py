@@ -19,6 +19,7 @@ from .._exec.fallback import TRANSPORTS
 __all__ = [
     "CLOSE_GRACE",
     "DEFAULT_BUFFER_LIMIT",
+    "DEFAULT_CONNECT_TIMEOUT",
     "DEFAULT_HEAD_TIMEOUT",
     "DEFAULT_MAX_PENDING",
     "DEFAULT_PING_INTERVAL",
@@ -37,6 +38,9 @@ __all__ = [
 DEFAULT_PING_INTERVAL: Final = 5.0
 #: Time without a pong after which the peer is declared dead (client-go: 12 x 5 s + 1 s).
 DEFAULT_PONG_TIMEOUT: Final = 60.0
+#: Seconds connecting, TLS and the upgrade may take, per attempt, unless told otherwise:
+#: a silent server must not hang a client forever (client-go's dialer gives up after 30 s).
+DEFAULT_CONNECT_TIMEOUT: Final = 30.0
 #: Bytes a channel may hold unread before the adapter stops reading the socket.
 DEFAULT_BUFFER_LIMIT: Final = 1 << 20
 
@@ -147,7 +151,8 @@ class ExecOptions:
         fallback: move to the next transport when an upgrade is rejected.
         ping_interval: seconds between pings (``None`` or 0: no heartbeat).
         pong_timeout: seconds without a pong before :class:`PingTimeoutError`.
-        connect_timeout: bound on TCP/TLS connect plus upgrade, per attempt.
+        connect_timeout: bound on TCP/TLS connect plus upgrade, per attempt (``None``:
+            no bound).
         buffer_limit: unread bytes a channel may hold before reading stops.
     """
 
@@ -161,7 +166,7 @@ class ExecOptions:
     fallback: bool = True
     ping_interval: float | None = DEFAULT_PING_INTERVAL
     pong_timeout: float = DEFAULT_PONG_TIMEOUT
-    connect_timeout: float | None = None
+    connect_timeout: float | None = DEFAULT_CONNECT_TIMEOUT
     buffer_limit: int = DEFAULT_BUFFER_LIMIT
 
     @classmethod
@@ -169,7 +174,8 @@ class ExecOptions:
               tty: bool = False, headers: Sequence[tuple[str, str]] = (),
               transport: str = "auto", protocols: Sequence[str] | None = None,
               fallback: bool = True, ping_interval: float | None = DEFAULT_PING_INTERVAL,
-              pong_timeout: float = DEFAULT_PONG_TIMEOUT, connect_timeout: float | None = None,
+              pong_timeout: float = DEFAULT_PONG_TIMEOUT,
+              connect_timeout: float | None = DEFAULT_CONNECT_TIMEOUT,
               buffer_limit: int = DEFAULT_BUFFER_LIMIT) -> ExecOptions:
         """Validate and normalise the keyword arguments of ``open_exec``.
 
@@ -193,8 +199,9 @@ class ExecOptions:
             raise ValueError("pong_timeout must be a positive number of seconds")
         if ping_interval is not None and (ping_interval < 0 or not math.isfinite(ping_interval)):
             raise ValueError("ping_interval must be None or a non-negative number of seconds")
-        if connect_timeout is not None and connect_timeout <= 0:
-            raise ValueError("connect_timeout must be positive")
+        if connect_timeout is not None and not (connect_timeout > 0
+                                                and math.isfinite(connect_timeout)):
+            raise ValueError("connect_timeout must be None or a positive number of seconds")
         if isinstance(protocols, str):
             raise ValueError("protocols must be a sequence of names, not a string")
         return cls(stdin=stdin, stdout=stdout, stderr=stderr, tty=tty,

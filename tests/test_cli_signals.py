@@ -1,0 +1,206 @@
+"""Ctrl-C, closed pipes and terminals: ``kstream exec``/``attach`` end as kubectl ends.
+
+kubectl dies of the signal (SIGINT: the shell shows 130; SIGPIPE: 141) and prints
+nothing; the server then ends the remote process. With a terminal, raw mode is always
+restored, and ``attach -t`` to a main process without a terminal falls back to none.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import pty
+import select
+import signal
+import subprocess
+import sys
+import termios
+import time
+from collections.abc import Callable, Iterator, Sequence
+
+import pytest
+from servehelper import ServeProcess, clean_env, kubectl_dir
+
+_TIMEOUT = 30
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
+    """One ``kstream serve`` for the module: ``demo`` runs ``cat``, ``sleeper`` sleeps."""
+    with ServeProcess(tmp_path_factory.mktemp("serve"), "--pod", "demo",
+                      "--pod", "sleeper=sleep 1000") as running:
+        yield running
+
+
+def _gone(pid: int, timeout: float = 10.0) -> bool:
+    """Whether process ``pid`` ends (or is a zombie) within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                if stat.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    return True
+        except FileNotFoundError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _kstream(*args: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-m", "kstream", *args], env=clean_env(),
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+
+
+def _kubectl(*args: str) -> subprocess.Popen[bytes]:
+    binary = kubectl_dir() / "kubectl.1.33"
+    assert binary.exists(), f"kubectl is missing: {binary}"
+    return subprocess.Popen([str(binary), *args], env=clean_env(), stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+@pytest.mark.parametrize("client", [_kstream, _kubectl], ids=["kstream", "kubectl"])
+def test_ctrl_c_during_exec_is_silent_and_ends_the_remote_process(
+        server: ServeProcess, client: Callable[..., subprocess.Popen[bytes]]) -> None:
+    process = client("exec", "--kubeconfig", str(server.kubeconfig), "-i", "demo", "--",
+                     "sh", "-c", "echo $$; exec sleep 1000")
+    try:
+        assert process.stdout is not None
+        remote = int(process.stdout.readline())
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=_TIMEOUT)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    # Killed by SIGINT, as kubectl: the shell reports 128 + 2 = 130.
+    assert (process.returncode, err) == (-signal.SIGINT, b"")
+    assert _gone(remote), "the remote process outlived the client"
+
+
+def test_ctrl_c_during_attach_is_silent(server: ServeProcess) -> None:
+    config = str(server.kubeconfig)
+    process = _kstream("attach", "--kubeconfig", config, "-i", "sleeper")
+    try:
+        time.sleep(1.5)  # attached
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=_TIMEOUT)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert (process.returncode, err) == (-signal.SIGINT, b"")
+    # As in Kubernetes, leaving an attach does not end the main process.
+    again = subprocess.run([sys.executable, "-m", "kstream", "exec", "--kubeconfig", config,
+                            "sleeper", "--", "true"], capture_output=True, timeout=_TIMEOUT,
+                           env=clean_env(), check=False)
+    assert (again.returncode, again.stderr) == (0, b"")
+
+
+@pytest.mark.parametrize("client", ["kstream", "kubectl"])
+def test_a_closed_pipe_ends_quietly_with_141(server: ServeProcess, client: str) -> None:
+    # `kstream exec ... | head -1` in bash, as a user types it.
+    program = [sys.executable, "-m", "kstream"] if client == "kstream" \
+        else [str(kubectl_dir() / "kubectl.1.33")]
+    script = ('"$@" exec --kubeconfig "$0" demo -- sh -c "echo \\$\\$; exec yes" '
+              '| head -1; echo "${PIPESTATUS[0]}"')
+    result = subprocess.run(["bash", "-c", script, str(server.kubeconfig), *program],
+                            capture_output=True, timeout=_TIMEOUT, env=clean_env(),
+                            check=False)
+    remote, status = result.stdout.decode().split()
+    assert (status, result.stderr) == ("141", b"")
+    assert _gone(int(remote)), "the remote process outlived the client"
+
+
+# --------------------------------------------------------------------------- terminals
+
+
+def _controlling_terminal() -> None:
+    # The child's stdin (the pty) becomes its controlling terminal: ^C is a SIGINT.
+    os.setsid()
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
+class _Terminal:
+    """A pseudo-terminal that is the controlling terminal of a ``kstream`` process."""
+
+    def __init__(self, *args: str, program: Sequence[str] = (sys.executable, "-m",
+                                                             "kstream")) -> None:
+        self.master, slave = pty.openpty()
+        self.process = subprocess.Popen(
+            [*program, *args], stdin=slave, stdout=slave,
+            stderr=slave, env=clean_env(), preexec_fn=_controlling_terminal)
+        os.close(slave)
+        self.seen = bytearray()
+
+    def read_until(self, marker: bytes, timeout: float = 20.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while marker not in self.seen:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not select.select([self.master], [], [], remaining)[0]:
+                return False
+            try:
+                chunk = os.read(self.master, 4096)
+            except OSError:
+                return False
+            if not chunk:
+                return False
+            self.seen += chunk
+        return True
+
+    def canonical(self) -> bool:
+        """The terminal is in its cooked mode (line editing, echo), not raw."""
+        flags = termios.tcgetattr(self.master)[3]
+        return bool(flags & termios.ICANON and flags & termios.ECHO and flags & termios.ISIG)
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+        os.close(self.master)
+
+
+def test_attach_tty_to_a_main_process_without_one_falls_back(server: ServeProcess) -> None:
+    terminal = _Terminal("attach", "--kubeconfig", str(server.kubeconfig), "-i", "-t", "demo")
+    try:
+        # kubectl 1.27-1.33 print exactly this line, then attach without a terminal.
+        assert terminal.read_until(
+            b"error: Unable to use a TTY - container main did not allocate one\r\n"), \
+            terminal.seen
+        time.sleep(0.5)  # attached
+        assert terminal.canonical()
+        os.write(terminal.master, b"hello\r")
+        assert terminal.read_until(b"hello\r\nhello\r\n"), terminal.seen  # echo, then cat
+        os.write(terminal.master, b"\x03")  # Ctrl-C works: no raw mode
+        assert terminal.process.wait(timeout=_TIMEOUT) == -signal.SIGINT
+        assert terminal.canonical()
+        assert b"Traceback" not in terminal.seen
+    finally:
+        terminal.close()
+
+
+def test_kubectl_attach_tty_falls_back_with_the_same_line(server: ServeProcess) -> None:
+    binary = kubectl_dir() / "kubectl.1.33"
+    assert binary.exists(), f"kubectl is missing: {binary}"
+    terminal = _Terminal("attach", "--kubeconfig", str(server.kubeconfig), "-i", "-t", "demo",
+                         program=[str(binary)])
+    try:
+        assert terminal.read_until(
+            b"error: Unable to use a TTY - container main did not allocate one\r\n"), \
+            terminal.seen
+    finally:
+        terminal.close()
+
+
+def test_raw_mode_is_restored_when_terminated(server: ServeProcess) -> None:
+    terminal = _Terminal("exec", "--kubeconfig", str(server.kubeconfig), "-i", "-t", "demo",
+                         "--", "sh", "-c", "echo ready; exec sleep 1000")
+    try:
+        assert terminal.read_until(b"ready"), terminal.seen
+        assert not terminal.canonical()  # raw while the session runs
+        terminal.process.send_signal(signal.SIGTERM)
+        assert terminal.process.wait(timeout=_TIMEOUT) == -signal.SIGTERM
+        assert terminal.canonical()
+        assert b"Traceback" not in terminal.seen
+    finally:
+        terminal.close()
