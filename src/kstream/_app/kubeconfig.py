@@ -642,12 +642,17 @@ def _connection(context_name: str | None, context: Mapping[str, Any],
     )
 
 
-def _proxy(server: str, proxy_url: object, environ: Mapping[str, str]) -> str | None:
-    """The proxy to reach ``server`` through, as a URL (see :func:`choose_proxy`)."""
-    from .._runtime.proxy import choose_proxy  # no proxy code for most commands
+_PROXY_VARIABLES: Final = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy")
 
+
+def _proxy(server: str, proxy_url: object, environ: Mapping[str, str]) -> str | None:
+    """The proxy to reach ``server`` through, as a URL (``choose_proxy`` decides)."""
     if proxy_url is not None and not isinstance(proxy_url, str):
         raise KubeconfigError("proxy-url must be a string")
+    if not proxy_url and not any(environ.get(name) for name in _PROXY_VARIABLES):
+        return None  # the common case loads no proxy code
+    from .._runtime.proxy import choose_proxy
+
     try:
         proxy = choose_proxy(server, proxy_url or None, environ)
     except ValueError as exc:
