@@ -444,6 +444,36 @@ def test_proxy_refusing_the_credentials(runtime: str, scheme: str, serve: ServeP
     assert "secret" not in str(caught.value)
 
 
+@pytest.fixture(scope="module")
+def plain_serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
+    with ServeProcess(tmp_path_factory.mktemp("plain"), "--plain-http") as server:
+        yield server
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_http_server_through_http_proxy(runtime: str, plain_serve: ServeProcess,
+                                        proxies: Proxies, tmp_path: Path) -> None:
+    # HTTP_PROXY (not HTTPS_PROXY) for an http:// server; the token rides in the path.
+    environ = {"HTTP_PROXY": proxies.url("http"), "HTTPS_PROXY": "http://127.0.0.1:9"}
+    connection = load_config(_kubeconfig(plain_serve, tmp_path), environ=environ)
+    assert connection.server.startswith(f"http://{KUBE_TEST}:")
+    assert connection.proxy == proxies.url("http") and connection.headers == ()
+    assert _exec(runtime, connection).stdout == b"THROUGH THE PROXY\n"
+    assert proxies.targets[-1].startswith(f"http {KUBE_TEST}:")
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_https_proxy_is_verified(runtime: str, plain_serve: ServeProcess, proxies: Proxies,
+                                 tmp_path: Path) -> None:
+    # An http:// server has no CA of its own: the proxy's self-signed certificate is
+    # checked against the system's trust store, and refused, as client-go refuses it.
+    environ = {"HTTP_PROXY": proxies.url("https")}
+    connection = load_config(_kubeconfig(plain_serve, tmp_path), environ=environ)
+    with pytest.raises(ProxyError, match=r"TLS: .*certificate verify failed") as caught:
+        _exec(runtime, connection)
+    assert "secret" not in str(caught.value)
+
+
 def test_invalid_proxy_url_in_the_kubeconfig(serve: ServeProcess, tmp_path: Path) -> None:
     with pytest.raises(KubeconfigError, match=r"proxy-url: .*unsupported scheme 'ftp'"):
         load_config(_kubeconfig(serve, tmp_path, **{"proxy-url": "ftp://p:21"}), environ={})

@@ -103,15 +103,18 @@ async def _through_http_proxy(loop: asyncio.AbstractEventLoop, protocol: asyncio
                               context: ssl.SSLContext | None, hostname: str | None) -> None:
     import ssl
 
-    from .._runtime.proxy import ConnectExchange
+    from .._runtime.proxy import ConnectExchange, ProxyError
 
     address = request.address
     done: asyncio.Future[None] = loop.create_future()
     tunnel = _Tunnel(ConnectExchange(proxy, address.host, address.port), done)
     # client-go dials an https proxy with the server's TLS configuration.
     proxy_context = (context or ssl.create_default_context()) if proxy.scheme == "https" else None
-    await loop.create_connection(lambda: tunnel, proxy.host, proxy.port, ssl=proxy_context,
-                                 server_hostname=proxy.host if proxy_context else None)
+    try:
+        await loop.create_connection(lambda: tunnel, proxy.host, proxy.port, ssl=proxy_context,
+                                     server_hostname=proxy.host if proxy_context else None)
+    except ssl.SSLError as exc:
+        raise ProxyError(f"proxy {proxy.redacted()}: TLS: {exc}") from exc
     transport = tunnel.transport
     assert transport is not None
     try:
@@ -124,8 +127,9 @@ async def _through_http_proxy(loop: asyncio.AbstractEventLoop, protocol: asyncio
             transport = tls
         else:
             transport.set_protocol(protocol)
-            transport.resume_reading()
     except BaseException:
         transport.abort()
         raise
     protocol.connection_made(transport)
+    if context is None:
+        transport.resume_reading()  # paused when the tunnel opened; start_tls resumes it

@@ -36,7 +36,7 @@ async def open_stream(request: ExecRequest, context: ssl.SSLContext | None) -> t
         return trio.SocketStream(await _socks5(proxy, address.host, address.port))
     import ssl
 
-    from .._runtime.proxy import ConnectExchange
+    from .._runtime.proxy import ConnectExchange, ProxyError
 
     stream: trio.abc.Stream = await trio.open_tcp_stream(proxy.host, proxy.port)
     try:
@@ -44,7 +44,10 @@ async def open_stream(request: ExecRequest, context: ssl.SSLContext | None) -> t
             tls = trio.SSLStream(stream, context or ssl.create_default_context(),
                                  server_hostname=proxy.host, https_compatible=True)
             stream = tls
-            await tls.do_handshake()
+            try:
+                await tls.do_handshake()
+            except trio.BrokenResourceError as exc:  # trio's wrapper of the ssl error
+                raise ProxyError(f"proxy {proxy.redacted()}: TLS: {exc.__cause__}") from exc
         exchange = ConnectExchange(proxy, address.host, address.port)
         await stream.send_all(exchange.request())
         while not exchange.receive_data(await stream.receive_some(_RECEIVE_SIZE)):
