@@ -111,12 +111,25 @@ def test_environment_proxy_is_never_used_for_loopback() -> None:
     ("https://[2001:db8::1]:6443", "[2001:db8::1]:6443", True),
     ("https://[2001:db8::1]:6443", "2001:db8::1", True),
     ("https://kube.example.com", "10.0.0.0/8,, :80", False),
+    ("https://kube.example.com", "10.0.0.0/99,[::1,kube.example.com:https", False),
+    ("https://10.1.2.3", "10.0.0.0/99, 10.1.2.3", True),
+    ("https://[::1]", "[::1]", True),  # loopback: never proxied anyway
 ])
 def test_no_proxy(server: str, no_proxy: str, bypass: bool) -> None:
     proxy = _env_proxy(server, HTTPS_PROXY="http://p:1", NO_PROXY=no_proxy)
     assert (proxy is None) == bypass
     proxy = _env_proxy(server, HTTPS_PROXY="http://p:1", no_proxy=no_proxy)
     assert (proxy is None) == bypass
+
+
+def test_environment_values_go_ignores() -> None:
+    # Values that parse neither as given nor with http:// are ignored, as in Go.
+    assert _env_proxy("https://k", HTTPS_PROXY="http://[bad") is None
+    assert _env_proxy("https://k", HTTPS_PROXY="http://p:port") is None
+    # A server URL without a host, or with a bad port, has no proxy.
+    assert choose_proxy("https://", None, {"HTTPS_PROXY": "http://p:1"}) is None
+    assert choose_proxy("https://k:port", None, {"HTTPS_PROXY": "http://p:1"}) is None
+    assert choose_proxy("https://[k", None, {"HTTPS_PROXY": "http://p:1"}) is None
 
 
 def test_kubeconfig_proxy_url_wins_over_the_environment() -> None:
@@ -272,6 +285,9 @@ class Proxies:
     def _resolve(host: str) -> str:
         return "127.0.0.1" if host == KUBE_TEST else host
 
+    #: A server name for which the proxies close the connection instead of answering.
+    CLOSE = "close.test"
+
     async def _http(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         with contextlib.closing(writer):
             head = await reader.readuntil(b"\r\n\r\n")
@@ -284,6 +300,8 @@ class Proxies:
                 writer.write(b"HTTP/1.1 407 Proxy Authentication Required\r\n\r\n")
                 return
             host, _, port = target.rpartition(":")
+            if host == self.CLOSE:
+                return
             self.targets.append(f"{'https' if writer.get_extra_info('sslcontext') else 'http'}"
                                 f" {target} auth={given_auth is not None}")
             upstream = await asyncio.open_connection(self._resolve(host.strip("[]")),
@@ -472,6 +490,17 @@ def test_https_proxy_is_verified(runtime: str, plain_serve: ServeProcess, proxie
     with pytest.raises(ProxyError, match=r"TLS: .*certificate verify failed") as caught:
         _exec(runtime, connection)
     assert "secret" not in str(caught.value)
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_proxy_closing_during_connect(runtime: str, scheme: str, serve: ServeProcess,
+                                      proxies: Proxies, tmp_path: Path) -> None:
+    path = _kubeconfig(serve, tmp_path, **{"proxy-url": proxies.url(scheme)})
+    connection = load_config(path, environ={}, overrides=ConfigOverrides(
+        server=f"https://{Proxies.CLOSE}:6443"))
+    with pytest.raises(ProxyError, match="closed the connection"):
+        _exec(runtime, connection)
 
 
 def test_invalid_proxy_url_in_the_kubeconfig(serve: ServeProcess, tmp_path: Path) -> None:

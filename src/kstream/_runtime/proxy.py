@@ -124,9 +124,9 @@ def parse_proxy_url(text: str) -> ProxyURL:
 def _parse_environment_proxy(text: str) -> ProxyURL | None:
     # httpproxy parseProxy: a value without a known scheme is read as http://value; a
     # value that parses neither way is ignored, as Go ignores it.
-    if urlsplit(text).scheme not in PROXY_SCHEMES:
-        text = "http://" + text
     try:
+        if urlsplit(text).scheme not in PROXY_SCHEMES:
+            text = "http://" + text
         return parse_proxy_url(text)
     except ValueError:
         return None
@@ -142,7 +142,7 @@ def _first(environ: Mapping[str, str], *names: str) -> str:
 
 def _no_proxy(host: str, port: int, no_proxy: str) -> bool:
     """``NO_PROXY`` matching as httpproxy's ``useProxy`` (with its IPs, CIDRs, domains)."""
-    host = host.lower().strip().rstrip(".")
+    host = host.lower().strip()
     try:
         ip: ipaddress.IPv4Address | ipaddress.IPv6Address | None = ipaddress.ip_address(host)
     except ValueError:
@@ -222,6 +222,10 @@ def proxy_from_environment(scheme: str, host: str, port: int,
     proxy = _parse_environment_proxy(value) if value else None
     if proxy is None:
         return None
+    if scheme != "https" and environ.get("REQUEST_METHOD"):
+        # Before looking at the host, as Go does.
+        raise ValueError("refusing to use HTTP_PROXY value in CGI environment; "
+                         "see golang.org/s/cgihttpproxy")
     lowered = host.lower()
     if lowered == "localhost":
         return None
@@ -232,9 +236,6 @@ def proxy_from_environment(scheme: str, host: str, port: int,
         pass
     if _no_proxy(lowered, port, _first(environ, "NO_PROXY", "no_proxy")):
         return None
-    if scheme != "https" and environ.get("REQUEST_METHOD"):
-        raise ValueError("refusing to use HTTP_PROXY value in CGI environment; "
-                         "see golang.org/s/cgihttpproxy")
     return proxy
 
 
@@ -255,12 +256,12 @@ def choose_proxy(server: str, proxy_url: str | None,
     """
     if proxy_url:
         return parse_proxy_url(proxy_url)
-    parts = urlsplit(server)
-    scheme = parts.scheme or "https"
     try:
+        parts = urlsplit(server)
+        scheme = parts.scheme or "https"
         port = parts.port or (443 if scheme == "https" else 80)
     except ValueError:
-        return None
+        return None  # connecting reports the malformed server
     if not parts.hostname:
         return None
     return proxy_from_environment(scheme, parts.hostname, port, environ)
