@@ -275,11 +275,11 @@ class Proxies:
         await self._stop.wait()
         for server in servers.values():
             server.close()
-        # Relays still running end with the loop.
-        current = asyncio.current_task()
-        for task in asyncio.all_tasks():
-            if task is not current:
-                task.cancel()
+        # Relays still running end here, before the loop closes.
+        others = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+        for task in others:
+            task.cancel()
+        await asyncio.gather(*others, return_exceptions=True)
 
     @staticmethod
     def _resolve(host: str) -> str:
