@@ -21,6 +21,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 import trio
@@ -536,3 +537,17 @@ def test_overrides_keep_the_proxy(serve: ServeProcess, proxies: Proxies,
     path = _kubeconfig(serve, tmp_path, **{"proxy-url": proxies.url("socks5")})
     connection = load_config(path, environ={}, overrides=ConfigOverrides(namespace="x"))
     assert connection.proxy == proxies.url("socks5")
+
+
+@given(st.sampled_from(["http", "https", "socks5"]),
+       st.sampled_from(["p", "10.0.0.1", "::1", "proxy.corp"]),
+       st.integers(min_value=1, max_value=65535),
+       st.none() | st.text(min_size=1, max_size=8),
+       st.none() | st.text(max_size=8))
+def test_proxy_url_round_trip(scheme: str, host: str, port: int, user: str | None,
+                              password: str | None) -> None:
+    proxy = ProxyURL(scheme, host, port, user, None if user is None else password)
+    assert parse_proxy_url(proxy.url()) == proxy
+    if proxy.password:
+        hidden = ":" + quote(proxy.password, safe="") + "@"
+        assert proxy.redacted() == proxy.url().replace(hidden, ":xxxxx@", 1)

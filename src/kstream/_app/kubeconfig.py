@@ -15,7 +15,7 @@ Follows client-go's ``tools/clientcmd`` (``loader.go``, ``client_config.go``,
   (``client.authentication.k8s.io/v1`` and ``v1beta1`` ``ExecCredential``) -- for
   ``https`` servers only: like client-go (``client_config.go``, "only try to read the
   auth information if we are secure"), nothing of the user is read, run or sent for an
-  ``http`` server (a token in the server URL's path, as ``kstream serve --plain`` writes
+  ``http`` server (a token in the server URL's path, as ``kstream serve --plain-http`` writes
   it, still reaches it);
 * the proxy: the cluster's ``proxy-url``, else ``HTTPS_PROXY`` / ``HTTP_PROXY`` /
   ``NO_PROXY`` (:mod:`kstream._runtime.proxy`).
@@ -116,7 +116,7 @@ class ClusterConnection:
     ssl_context: ssl.SSLContext | None = None
     server_hostname: str | None = None
     context_name: str | None = None
-    proxy: str | None = None
+    proxy: str | None = field(default=None, repr=False)  # may hold a password
 
 
 @dataclass(slots=True)
@@ -659,18 +659,7 @@ def _proxy(server: str, proxy_url: object, environ: Mapping[str, str]) -> str | 
         raise KubeconfigError(f"{'proxy-url' if proxy_url else 'proxy'}: {exc}") from None
     if proxy is None:
         return None
-    if proxy_url:
-        return proxy_url
-    user = ""
-    if proxy.username is not None:
-        from urllib.parse import quote
-
-        user = quote(proxy.username, safe="")
-        if proxy.password is not None:
-            user += ":" + quote(proxy.password, safe="")
-        user += "@"
-    host = f"[{proxy.host}]" if ":" in proxy.host else proxy.host
-    return f"{proxy.scheme}://{user}{host}:{proxy.port}"
+    return proxy_url or proxy.url()
 
 
 def _apply_to_in_cluster(connection: ClusterConnection,

@@ -31,7 +31,7 @@ import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import h11
 
@@ -75,11 +75,20 @@ class ProxyURL:
     username: str | None = None
     password: str | None = None
 
+    def url(self) -> str:
+        """The URL, credentials included (:func:`parse_proxy_url` reads it back)."""
+        return self._render(None if self.password is None else quote(self.password, safe=""))
+
     def redacted(self) -> str:
         """The URL without its password, fit for a message (Go's ``URL.Redacted``)."""
+        return self._render("xxxxx" if self.password else None)
+
+    def _render(self, password: str | None) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        user = f"{self.username}:xxxxx@" if self.password else (
-            f"{self.username}@" if self.username else "")
+        user = ""
+        if self.username is not None:
+            user = quote(self.username, safe="")
+            user += f":{password}@" if password is not None else "@"
         return f"{self.scheme}://{user}{host}:{self.port}"
 
     def authorization(self) -> str | None:
