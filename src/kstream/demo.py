@@ -52,7 +52,8 @@ async def _exec(connection: ClusterConnection, command: Sequence[str], *, transp
     async with process:
         stdout, stderr = await asyncio.gather(process.stdout.read(), process.stderr.read())
         code = await process.wait()
-    print(f"  $ {shlex.join(command)}")
+    fed = f"    # stdin: {stdin!r}" if stdin is not None else ""
+    print(f"  $ {shlex.join(command)}{fed}")
     print(f"    negotiated: {process.transport} {process.protocol}")
     for name, data in (("stdout", stdout), ("stderr", stderr)):
         if data:
