@@ -3,10 +3,17 @@ would, and ends with the commands to try by hand."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
-from servehelper import clean_env
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The environment for client processes, without proxies or stray kube settings."""
+    env = {key: value for key, value in os.environ.items()
+           if not key.upper().endswith("_PROXY") and not key.startswith("KUBE")}
+    env.update(extra)
+    return env
 
 
 def test_demo_runs_and_ends_with_a_hint() -> None:

@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from servehelper import ServeProcess
 
 import kstream.asyncio
 from kstream.kubeconfig import ConfigOverrides, KubeconfigError, load_config
+from kstream.testing import FakeNode
 
 
 def _config(server: str, user: dict[str, Any], **cluster: Any) -> dict[str, Any]:
@@ -125,13 +125,14 @@ def test_in_cluster_configuration_honours_https_proxy(tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def plain_serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
-    with ServeProcess(tmp_path_factory.mktemp("plain"), "--plain-http") as server:
-        yield server
+def plain_node() -> Iterator[FakeNode]:
+    """``kstream serve --plain-http``'s engine: its kubeconfig is the one serve writes."""
+    with FakeNode(tls=False).in_thread() as node:
+        yield node
 
 
-def test_serve_plain_http_token_in_the_path_still_works(plain_serve: ServeProcess) -> None:
-    connection = load_config(str(plain_serve.kubeconfig), environ={})
+def test_serve_plain_http_token_in_the_path_still_works(plain_node: FakeNode) -> None:
+    connection = load_config(plain_node.kubeconfig, environ={})
     assert connection.headers == ()
     assert "/kstream/" in connection.server  # the token travels in the path
 
@@ -140,3 +141,4 @@ def test_serve_plain_http_token_in_the_path_still_works(plain_serve: ServeProces
                                          ["echo", "plain"], timeout=30, check=True)
 
     assert asyncio.run(main()).stdout == b"plain\n"
+    assert plain_node.sessions[-1].argv == ("echo", "plain")

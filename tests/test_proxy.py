@@ -3,8 +3,9 @@
 The choice (``proxy-url``, ``HTTPS_PROXY``/``HTTP_PROXY``, ``NO_PROXY``) and
 :class:`ConnectExchange` are checked as functions. Then both runtimes exec through an
 HTTP CONNECT proxy, the same proxy behind TLS, and a SOCKS5 proxy, all on 127.0.0.1 (a
-small asyncio server in a thread, :class:`Proxies`), into ``kstream serve`` named
-``kube.test``: a name only the proxies resolve, so an exec that succeeds went through one.
+small asyncio server in a thread, :class:`Proxies`), into a :class:`FakeNode` (the engine
+of ``kstream serve``) named ``kube.test``: a name only the proxies resolve, so an exec
+that succeeds went through one.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import asyncio
 import base64
 import contextlib
 import json
+import os
 import ssl
 import struct
 import subprocess
@@ -27,10 +29,10 @@ import pytest
 import trio
 from hypothesis import given
 from hypothesis import strategies as st
-from servehelper import ServeProcess, clean_env, make_certificate
 
 import kstream.asyncio
 import kstream.trio
+from kstream._app import certs
 from kstream._runtime.proxy import (
     ConnectExchange,
     ProxyError,
@@ -40,6 +42,7 @@ from kstream._runtime.proxy import (
     proxy_from_environment,
 )
 from kstream.kubeconfig import ConfigOverrides, KubeconfigError, load_config
+from kstream.testing import FakeNode
 
 # --------------------------------------------------------------------------- choosing
 
@@ -354,19 +357,35 @@ class Proxies:
             await asyncio.gather(pump(reader, up_writer), pump(up_reader, writer))
 
 
+def clean_env(**extra: str) -> dict[str, str]:
+    """The environment for client processes, without proxies or stray kube settings."""
+    env = {key: value for key, value in os.environ.items()
+           if not key.upper().endswith("_PROXY") and not key.startswith("KUBE")}
+    env.update(extra)
+    return env
+
+
 @pytest.fixture(scope="module")
 def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    return make_certificate(tmp_path_factory.mktemp("certs"),
-                            san=f"IP:127.0.0.1,DNS:localhost,DNS:{KUBE_TEST}")
+    """``(chain, key)`` of a certificate for 127.0.0.1, localhost and ``kube.test``.
+
+    Made by ``kstream serve``'s own CA maker; the node and the TLS proxy both present it.
+    """
+    generated = certs.generate(KUBE_TEST)
+    assert {"127.0.0.1", "localhost", KUBE_TEST} <= set(generated.names)
+    directory = tmp_path_factory.mktemp("certs")
+    chain, key = directory / "chain.pem", directory / "key.pem"
+    chain.write_bytes(generated.cert_pem)
+    key.write_bytes(generated.key_pem)
+    return chain, key
 
 
 @pytest.fixture(scope="module")
-def serve(tmp_path_factory: pytest.TempPathFactory,
-          certificate: tuple[Path, Path]) -> Iterator[ServeProcess]:
+def node(certificate: tuple[Path, Path]) -> Iterator[FakeNode]:
+    """A TLS node whose certificate also names ``kube.test``."""
     cert, key = certificate
-    with ServeProcess(tmp_path_factory.mktemp("serve"), "--tls-cert", str(cert),
-                      "--tls-key", str(key)) as server:
-        yield server
+    with FakeNode(tls_cert=cert, tls_key=key).in_thread() as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
@@ -377,9 +396,9 @@ def proxies(certificate: tuple[Path, Path]) -> Iterator[Proxies]:
         yield running
 
 
-def _kubeconfig(serve: ServeProcess, tmp_path: Path, **cluster: str) -> str:
-    """Serve's kubeconfig, naming the server ``kube.test`` and with ``cluster`` added."""
-    config = serve.config()
+def _kubeconfig(node: FakeNode, tmp_path: Path, **cluster: str) -> str:
+    """The node's kubeconfig, naming the server ``kube.test`` and with ``cluster`` added."""
+    config = json.loads(Path(node.kubeconfig).read_text())
     entry = config["clusters"][0]["cluster"]
     entry["server"] = entry["server"].replace("127.0.0.1", KUBE_TEST)
     entry.update(cluster)
@@ -408,9 +427,9 @@ RUNTIMES = ("asyncio", "trio")
 
 @pytest.mark.parametrize("runtime", RUNTIMES)
 @pytest.mark.parametrize("scheme", ["http", "https", "socks5"])
-def test_exec_through_the_kubeconfig_proxy_url(runtime: str, scheme: str, serve: ServeProcess,
+def test_exec_through_the_kubeconfig_proxy_url(runtime: str, scheme: str, node: FakeNode,
                                                proxies: Proxies, tmp_path: Path) -> None:
-    path = _kubeconfig(serve, tmp_path, **{"proxy-url": proxies.url(scheme)})
+    path = _kubeconfig(node, tmp_path, **{"proxy-url": proxies.url(scheme)})
     connection = load_config(path, environ={})
     assert connection.proxy == proxies.url(scheme)
     before = len(proxies.targets)
@@ -418,32 +437,34 @@ def test_exec_through_the_kubeconfig_proxy_url(runtime: str, scheme: str, serve:
     assert done.stdout == b"THROUGH THE PROXY\n"
     port = connection.server.rsplit(":", 1)[1]
     assert proxies.targets[before:] == [f"{scheme} {KUBE_TEST}:{port} auth=True"]
+    assert node.sessions[-1].argv == ("tr", "a-z", "A-Z")
 
 
 @pytest.mark.parametrize("runtime", RUNTIMES)
-def test_spdy_through_a_proxy_without_credentials(runtime: str, serve: ServeProcess,
+def test_spdy_through_a_proxy_without_credentials(runtime: str, node: FakeNode,
                                                   proxies: Proxies, tmp_path: Path) -> None:
-    path = _kubeconfig(serve, tmp_path, **{"proxy-url": proxies.url("http", auth=False)})
+    path = _kubeconfig(node, tmp_path, **{"proxy-url": proxies.url("http", auth=False)})
     done = _exec(runtime, load_config(path, environ={}), transport="spdy")
     assert done.stdout == b"THROUGH THE PROXY\n"
     assert proxies.targets[-1].endswith("auth=False")
+    assert node.sessions[-1].transport == "spdy"
 
 
 @pytest.mark.parametrize("runtime", RUNTIMES)
-def test_https_proxy_from_the_environment(runtime: str, serve: ServeProcess,
+def test_https_proxy_from_the_environment(runtime: str, node: FakeNode,
                                           proxies: Proxies, tmp_path: Path) -> None:
     # An https proxy is verified with the cluster's CA, as client-go does.
-    connection = load_config(_kubeconfig(serve, tmp_path), environ={
+    connection = load_config(_kubeconfig(node, tmp_path), environ={
         "HTTPS_PROXY": proxies.url("https"), "NO_PROXY": "example.com,10.0.0.0/8"})
     assert connection.proxy == proxies.url("https")
     assert _exec(runtime, connection).returncode == 0
 
 
 @pytest.mark.parametrize("runtime", RUNTIMES)
-def test_no_proxy_connects_directly(runtime: str, serve: ServeProcess, proxies: Proxies,
+def test_no_proxy_connects_directly(runtime: str, node: FakeNode, proxies: Proxies,
                                     tmp_path: Path) -> None:
     # kube.test resolves nowhere but in the proxies: the direct attempt fails to resolve.
-    connection = load_config(_kubeconfig(serve, tmp_path), environ={
+    connection = load_config(_kubeconfig(node, tmp_path), environ={
         "HTTPS_PROXY": proxies.url("http"), "NO_PROXY": ".test"})
     assert connection.proxy is None
     with pytest.raises(OSError) as caught:
@@ -453,10 +474,10 @@ def test_no_proxy_connects_directly(runtime: str, serve: ServeProcess, proxies: 
 
 @pytest.mark.parametrize("runtime", RUNTIMES)
 @pytest.mark.parametrize("scheme", ["http", "socks5"])
-def test_proxy_refusing_the_credentials(runtime: str, scheme: str, serve: ServeProcess,
+def test_proxy_refusing_the_credentials(runtime: str, scheme: str, node: FakeNode,
                                         proxies: Proxies, tmp_path: Path) -> None:
     wrong = proxies.url(scheme).replace("alice", "mallory")
-    connection = load_config(_kubeconfig(serve, tmp_path, **{"proxy-url": wrong}),
+    connection = load_config(_kubeconfig(node, tmp_path, **{"proxy-url": wrong}),
                              environ={})
     with pytest.raises(ProxyError) as caught:
         _exec(runtime, connection)
@@ -464,17 +485,18 @@ def test_proxy_refusing_the_credentials(runtime: str, scheme: str, serve: ServeP
 
 
 @pytest.fixture(scope="module")
-def plain_serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
-    with ServeProcess(tmp_path_factory.mktemp("plain"), "--plain-http") as server:
-        yield server
+def plain_node() -> Iterator[FakeNode]:
+    """A plain-HTTP node (as ``kstream serve --plain-http``): the token is in its URL."""
+    with FakeNode(tls=False).in_thread() as running:
+        yield running
 
 
 @pytest.mark.parametrize("runtime", RUNTIMES)
-def test_http_server_through_http_proxy(runtime: str, plain_serve: ServeProcess,
+def test_http_server_through_http_proxy(runtime: str, plain_node: FakeNode,
                                         proxies: Proxies, tmp_path: Path) -> None:
     # HTTP_PROXY (not HTTPS_PROXY) for an http:// server; the token rides in the path.
     environ = {"HTTP_PROXY": proxies.url("http"), "HTTPS_PROXY": "http://127.0.0.1:9"}
-    connection = load_config(_kubeconfig(plain_serve, tmp_path), environ=environ)
+    connection = load_config(_kubeconfig(plain_node, tmp_path), environ=environ)
     assert connection.server.startswith(f"http://{KUBE_TEST}:")
     assert connection.proxy == proxies.url("http") and connection.headers == ()
     assert _exec(runtime, connection).stdout == b"THROUGH THE PROXY\n"
@@ -482,12 +504,12 @@ def test_http_server_through_http_proxy(runtime: str, plain_serve: ServeProcess,
 
 
 @pytest.mark.parametrize("runtime", RUNTIMES)
-def test_https_proxy_is_verified(runtime: str, plain_serve: ServeProcess, proxies: Proxies,
+def test_https_proxy_is_verified(runtime: str, plain_node: FakeNode, proxies: Proxies,
                                  tmp_path: Path) -> None:
-    # An http:// server has no CA of its own: the proxy's self-signed certificate is
+    # An http:// server has no CA of its own: the proxy's certificate (from a local CA) is
     # checked against the system's trust store, and refused, as client-go refuses it.
     environ = {"HTTP_PROXY": proxies.url("https")}
-    connection = load_config(_kubeconfig(plain_serve, tmp_path), environ=environ)
+    connection = load_config(_kubeconfig(plain_node, tmp_path), environ=environ)
     with pytest.raises(ProxyError, match=r"TLS: .*certificate verify failed") as caught:
         _exec(runtime, connection)
     assert "secret" not in str(caught.value)
@@ -495,46 +517,46 @@ def test_https_proxy_is_verified(runtime: str, plain_serve: ServeProcess, proxie
 
 @pytest.mark.parametrize("runtime", RUNTIMES)
 @pytest.mark.parametrize("scheme", ["http", "https"])
-def test_proxy_closing_during_connect(runtime: str, scheme: str, serve: ServeProcess,
+def test_proxy_closing_during_connect(runtime: str, scheme: str, node: FakeNode,
                                       proxies: Proxies, tmp_path: Path) -> None:
-    path = _kubeconfig(serve, tmp_path, **{"proxy-url": proxies.url(scheme)})
+    path = _kubeconfig(node, tmp_path, **{"proxy-url": proxies.url(scheme)})
     connection = load_config(path, environ={}, overrides=ConfigOverrides(
         server=f"https://{Proxies.CLOSE}:6443"))
     with pytest.raises(ProxyError, match="closed the connection"):
         _exec(runtime, connection)
 
 
-def test_invalid_proxy_url_in_the_kubeconfig(serve: ServeProcess, tmp_path: Path) -> None:
+def test_invalid_proxy_url_in_the_kubeconfig(node: FakeNode, tmp_path: Path) -> None:
     with pytest.raises(KubeconfigError, match=r"proxy-url: .*unsupported scheme 'ftp'"):
-        load_config(_kubeconfig(serve, tmp_path, **{"proxy-url": "ftp://p:21"}), environ={})
+        load_config(_kubeconfig(node, tmp_path, **{"proxy-url": "ftp://p:21"}), environ={})
 
 
-def test_the_cli_honours_https_proxy(serve: ServeProcess, proxies: Proxies,
+def test_the_cli_honours_https_proxy(node: FakeNode, proxies: Proxies,
                                      tmp_path: Path) -> None:
     env = clean_env(HTTPS_PROXY=proxies.url("http"))
     completed = subprocess.run(
-        [sys.executable, "-m", "kstream", "exec", "--kubeconfig", _kubeconfig(serve, tmp_path),
+        [sys.executable, "-m", "kstream", "exec", "--kubeconfig", _kubeconfig(node, tmp_path),
          "-i", "demo", "--", "tr", "a-z", "A-Z"],
         input=b"cli\n", capture_output=True, env=env, timeout=60, check=False)
     assert (completed.returncode, completed.stdout) == (0, b"CLI\n"), completed.stderr
     assert proxies.targets[-1].startswith(f"http {KUBE_TEST}:")
 
 
-def test_the_cli_reports_a_refused_proxy_in_one_line(serve: ServeProcess, proxies: Proxies,
+def test_the_cli_reports_a_refused_proxy_in_one_line(node: FakeNode, proxies: Proxies,
                                                      tmp_path: Path) -> None:
     wrong = proxies.url("http").replace("alice", "mallory")
     completed = subprocess.run(
         [sys.executable, "-m", "kstream", "exec", "--kubeconfig",
-         _kubeconfig(serve, tmp_path, **{"proxy-url": wrong}), "demo", "--", "true"],
+         _kubeconfig(node, tmp_path, **{"proxy-url": wrong}), "demo", "--", "true"],
         capture_output=True, env=clean_env(), timeout=60, check=False)
     assert completed.returncode != 0
     assert b"Traceback" not in completed.stderr
     assert b"407" in completed.stderr and b"secret" not in completed.stderr
 
 
-def test_overrides_keep_the_proxy(serve: ServeProcess, proxies: Proxies,
+def test_overrides_keep_the_proxy(node: FakeNode, proxies: Proxies,
                                   tmp_path: Path) -> None:
-    path = _kubeconfig(serve, tmp_path, **{"proxy-url": proxies.url("socks5")})
+    path = _kubeconfig(node, tmp_path, **{"proxy-url": proxies.url("socks5")})
     connection = load_config(path, environ={}, overrides=ConfigOverrides(namespace="x"))
     assert connection.proxy == proxies.url("socks5")
 
