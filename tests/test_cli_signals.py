@@ -205,13 +205,15 @@ class _Terminal:
 
 
 def test_attach_tty_to_a_main_process_without_one_falls_back(server: FakeNode) -> None:
+    first = len(server.sessions)
     terminal = _Terminal("attach", "--kubeconfig", str(server.kubeconfig), "-i", "-t", "demo")
     try:
         # kubectl 1.27-1.33 print exactly this line, then attach without a terminal.
         assert terminal.read_until(
             b"error: Unable to use a TTY - container main did not allocate one\r\n"), \
             terminal.seen
-        time.sleep(0.5)  # attached
+        record = server.wait_for_session(first, _TIMEOUT)  # attached
+        assert (record.subresource, record.tty) == ("attach", False)
         assert terminal.canonical()
         os.write(terminal.master, b"hello\r")
         assert terminal.read_until(b"hello\r\nhello\r\n"), terminal.seen  # echo, then cat
