@@ -5,7 +5,8 @@ Three ways to put both ends of an exec in one test:
 * **Sans-IO pairs** (:class:`Pair`): a kstream client connection and a server connection
   wired back to back in memory. :func:`exec_pair` pairs the exec sessions for any
   transport and protocol (:data:`EXEC_PROTOCOLS`: five WebSocket subprotocols, SPDY v1-v4),
-  :func:`websocket_pair` and :func:`spdy_pair` the bare connections. :meth:`Pair.pump`
+  :func:`websocket_pair` and :func:`spdy_pair` the bare connections, :func:`raw_exec_pair`
+  kstream's client session against a bare server connection that writes anything. :meth:`Pair.pump`
   moves bytes both ways until both sides are quiet, cut into the reads a
   :data:`~kstream.testing.strategies.Chunker` chooses (``strategies.chunkers()``).
 * **Runtime pairs** (:func:`asyncio_exec_pair`, :func:`trio_exec_pair`): kstream's client
@@ -57,6 +58,7 @@ __all__ = [
     "SocketPump",
     "asyncio_exec_pair",
     "exec_pair",
+    "raw_exec_pair",
     "spdy_pair",
     "transfer",
     "trio_exec_pair",
@@ -277,6 +279,39 @@ def exec_pair(transport: str = "websocket", protocol: str = WEBSOCKET_PROTOCOLS[
     pair.pump()
     assert SessionReady() in pair.client_events, pair.client_events
     assert SessionReady() in pair.server_events, pair.server_events
+    return pair
+
+
+def raw_exec_pair(protocol: str = WEBSOCKET_PROTOCOLS[0], *, stdin: bool = False,
+                  split: Callable[[bytes], list[bytes]] | None = None,
+                  ) -> Pair[ClientExecSession, WebSocketChannelConnection]:
+    """kstream's exec client session against a bare WebSocket server connection.
+
+    The server side is the connection below the server session, so a test writes any
+    bytes on any channel: a status document of its choosing on the error channel
+    (``server.send_data(ERROR, document)``), malformed ones included, then
+    ``server.close()``. :attr:`ClientExecSession.result` is what kstream's clients (both
+    runtimes run this session) report.
+
+    Args:
+        protocol: the WebSocket subprotocol (one of :data:`WEBSOCKET_PROTOCOLS`).
+        stdin: the exec has stdin.
+        split: the pair's read cutter.
+
+    Returns:
+        The pair, upgraded; the server sent the hello on stdout.
+    """
+    query = "&stdin=true" if stdin else ""
+    target = f"/api/v1/namespaces/default/pods/p/exec?command=cat&stdout=true{query}"
+    pair: Pair[ClientExecSession, WebSocketChannelConnection] = Pair(
+        ClientExecSession(WebSocketChannelConnection.client(
+            host="127.0.0.1", target=target, protocols=(protocol,)), tty=False),
+        WebSocketChannelConnection.server(), split)
+    pair.pump()
+    assert [type(e) for e in pair.server_events] == [UpgradeRequested], pair.server_events
+    pair.server.accept(hello=1)
+    pair.pump()
+    assert SessionReady() in pair.client_events, pair.client_events
     return pair
 
 
