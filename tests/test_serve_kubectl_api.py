@@ -7,12 +7,14 @@ pod documents, the pod log, the streamed response.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -236,3 +238,67 @@ def test_streamed_response_has_no_length_and_closes() -> None:
                                       b"Connection: close\r\n\r\nhello world")
     with pytest.raises(LocalProtocolError):
         session.respond(200)
+
+
+@pytest.mark.parametrize(("status", "headers"), [
+    (101, []), (600, []), (200, [("", "x")]), (200, [("a:b", "x")]),
+    (200, [("X-Text", "caf\u00e9 \u2603")]), (200, [("X-Nul", "a\0b")]),
+])
+def test_streamed_response_refuses_what_it_cannot_write(
+        status: int, headers: list[tuple[str, str]]) -> None:
+    session = ServerExecSession()
+    session.receive_data(b"GET /log HTTP/1.1\r\nHost: h\r\n\r\n")
+    with pytest.raises(LocalProtocolError):
+        session.respond_streaming(status, headers)
+    assert not session.answered
+
+
+async def _stream_three_parts(request: Any) -> None:
+    body = await request.respond_streaming(200, [("Content-Type", "text/plain")])
+    for part in (b"one ", b"two ", b"three"):
+        body.write(part)
+        await body.drain()
+    body.write(b"")
+    await body.aclose()
+    assert body.closed
+    body.write(b"dropped")  # after the end: dropped, no error
+
+
+STREAMED = (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n"
+            b"one two three")
+
+
+def test_streamed_response_on_asyncio() -> None:
+    import kstream.asyncio
+
+    async def main() -> bytes:
+        async with await kstream.asyncio.start_server(_stream_three_parts) as server:
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            writer.write(b"GET /log HTTP/1.1\r\nHost: h\r\n\r\n")
+            data = await reader.read()
+            writer.close()
+            await writer.wait_closed()
+            return data
+
+    assert asyncio.run(asyncio.wait_for(main(), TIMEOUT)) == STREAMED
+
+
+def test_streamed_response_on_trio() -> None:
+    import trio
+    import trio.testing
+
+    import kstream.trio
+
+    async def main() -> bytes:
+        client, server = trio.testing.memory_stream_pair()
+        received = b""
+        with trio.fail_after(TIMEOUT):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(kstream.trio.serve_stream, _stream_three_parts, server)
+                await client.send_all(b"GET /log HTTP/1.1\r\nHost: h\r\n\r\n")
+                while chunk := await client.receive_some():
+                    received += chunk
+                await client.aclose()
+        return received
+
+    assert trio.run(main) == STREAMED
