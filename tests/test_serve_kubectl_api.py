@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from kstream import LocalProtocolError, RequestReceived, ServerExecSession
-from kstream._app.kubeapi import human_duration, wants_table
+from kstream._app.kubeapi import _go_duration, human_duration, wants_table
 from kstream._app.podlog import PodLog
 
 VERSIONS = ("1.33", "1.27")
@@ -117,11 +117,14 @@ def test_logs_show_the_main_process_output(version: str, kubeconfig: Path) -> No
     assert "got hi" in attached.stdout, attached.stderr
     logs = kubectl(version, kubeconfig, "logs", pod)
     assert logs.returncode == 0, logs.stderr
-    assert logs.stdout.splitlines() == ["hello", "oops", "got hi"]
+    # stdout and stderr interleaved as read (two pipes: their relative order may vary).
+    lines = logs.stdout.splitlines()
+    assert sorted(lines) == ["got hi", "hello", "oops"] and lines.index("hello") < lines.index(
+        "got hi")
     tail = kubectl(version, kubeconfig, "logs", pod, "--tail=1")
-    assert tail.stdout == "got hi\n"
+    assert tail.stdout == lines[-1] + "\n"
     limited = kubectl(version, kubeconfig, "logs", pod, "--limit-bytes=3")
-    assert limited.stdout == "hel"
+    assert limited.stdout == logs.stdout[:3]
 
 
 @pytest.mark.parametrize("version", VERSIONS)
@@ -177,6 +180,21 @@ def test_what_serve_does_not_do_is_refused_clearly(version: str, kubeconfig: Pat
     assert result.returncode == 1
     assert says in result.stderr, result.stderr
     assert "pods only" in result.stderr
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_watch_reports_no_change_until_its_timeout(version: str, kubeconfig: Path) -> None:
+    result = kubectl(version, kubeconfig, "get", "pods", "-w", "--request-timeout=2s")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0].split()[:3] == ["NAME", "READY", "STATUS"]
+
+
+@pytest.mark.parametrize(("text", "seconds"), [
+    ("3s", 3.0), ("1m30s", 90.0), ("1h", 3600.0), ("250ms", 0.25), ("1.5s", 1.5),
+    ("", None), ("3", None), ("s", None), ("3x", None),
+])
+def test_go_durations(text: str, seconds: float | None) -> None:
+    assert _go_duration(text) == seconds
 
 
 @pytest.mark.parametrize("version", VERSIONS)

@@ -20,6 +20,7 @@ services, ...): listed, kubectl sends the request and prints our message, instea
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import time
@@ -42,6 +43,8 @@ __all__ = ["API_RESOURCES", "CONTAINER", "KubeApi", "human_duration", "pod_docum
 CONTAINER: Final = "main"
 #: How often a follower of a log checks that its client is still there, in seconds.
 _FOLLOW_CHECK: Final = 1.0
+#: Longest a watch lasts, in seconds (the apiserver's default request timeout).
+_MAX_WATCH: Final = 1800
 #: What serve does, for refusal messages.
 _SERVED: Final = "it stands in for pods only (get, list, logs, exec, attach)"
 
@@ -296,9 +299,9 @@ class KubeApi:
     async def _pods_route(self, request: ServerRequest, namespace: str | None,
                           tail: list[str]) -> None:
         if not tail:
-            if request.method in ("GET", "HEAD") and query_bool(request.query, "watch"):
-                await _fail(request, _refusal(
-                    400, "kstream serve does not watch pods (its pods never change)"))
+            if request.method == "GET" and request.upgrade is None \
+                    and query_bool(request.query, "watch"):
+                await _watch(request)
                 return
             pods = [pod for key, pod in self._pods.items()
                     if namespace is None or key[0] == namespace]
@@ -407,6 +410,37 @@ class KubeApi:
             if log.end == position:
                 await log.wait(_FOLLOW_CHECK)
         await body.aclose()
+
+
+async def _watch(request: ServerRequest) -> None:
+    """A watch of pods: they never change, so no event comes before the watch times out.
+
+    As an apiserver, the watch ends after the client's ``timeoutSeconds`` (or ``timeout``),
+    at most :data:`_MAX_WATCH` seconds, or when the client leaves.
+    """
+    seconds = float(_MAX_WATCH)
+    for key, value in request.query:
+        if key == "timeoutSeconds" and value.isdigit():
+            seconds = min(seconds, int(value))
+        elif key == "timeout" and (duration := _go_duration(value)) is not None:
+            seconds = min(seconds, duration)
+    body = await request.respond_streaming(200, [("Content-Type", "application/json")])
+    deadline = time.monotonic() + seconds
+    while not body.closed and (left := deadline - time.monotonic()) > 0:
+        await asyncio.sleep(min(left, _FOLLOW_CHECK))
+    await body.aclose()
+
+
+_GO_DURATION: Final = re.compile(r"(?:([0-9]+(?:\.[0-9]*)?)(h|m|s|ms))+")
+_GO_UNITS: Final = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+
+
+def _go_duration(text: str) -> float | None:
+    """Seconds of a Go duration such as ``3s`` or ``1m30s`` (``None`` if not one)."""
+    if not _GO_DURATION.fullmatch(text):
+        return None
+    return sum(float(number) * _GO_UNITS[unit]
+               for number, unit in re.findall(r"([0-9]+(?:\.[0-9]*)?)(ms|h|m|s)", text))
 
 
 def _log_problem(query: Sequence[tuple[str, str]], pod: Pod) -> str | None:
