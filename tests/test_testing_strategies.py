@@ -29,7 +29,7 @@ from kstream.testing.strategies import (
     client_go_outcome,
 )
 
-SOME = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SOME = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 # --------------------------------------------------------------------------- status
@@ -220,3 +220,34 @@ def test_chunkers_rebuild_the_data(chunker: strategies.Chunker, payload: bytes) 
     assert b"".join(pieces) == payload
     assert all(pieces)
     assert chunker(payload) == pieces
+
+
+# --------------------------------------------------------------------------- packaging
+
+
+def test_only_the_strategies_module_imports_hypothesis() -> None:
+    import ast
+    from pathlib import Path
+
+    import kstream
+
+    root = Path(kstream.__file__).parent
+    importers = set()
+    for path in root.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = ([alias.name for alias in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            if any(name.split(".")[0] == "hypothesis" for name in names):
+                importers.add(path.relative_to(root).as_posix())
+    assert importers == {"testing/strategies.py"}
+
+
+def test_the_pairs_load_without_hypothesis() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, kstream.testing.pairs\n"
+            "print('hypothesis' in sys.modules)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True, timeout=60)
+    assert result.stdout.strip() == "False"
