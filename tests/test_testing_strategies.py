@@ -56,7 +56,7 @@ def test_malformed_status_documents_are_protocol_errors(document: bytes) -> None
 def test_valid_documents_cover_every_kind_of_outcome() -> None:
     kinds: set[str] = set()
 
-    @settings(max_examples=300, deadline=None, database=None)
+    @settings(max_examples=120, deadline=None, database=None)
     @given(strategies.status_documents())
     def collect(document: bytes) -> None:
         outcome = client_go_outcome(document)

@@ -372,6 +372,7 @@ def exit_codes() -> st.SearchStrategy[int]:
 
 
 _OP_CONTINUATION, _OP_TEXT, _OP_BINARY = 0x0, 0x1, 0x2
+_LARGE: Final = bytes(range(256))
 _OP_CLOSE, _OP_PING, _OP_PONG = 0x8, 0x9, 0xA
 
 
@@ -452,7 +453,7 @@ def channel_messages(protocol: str, *, channels: st.SearchStrategy[int] | None =
     Args:
         protocol: one of :data:`CHANNEL_PROTOCOLS`.
         channels: the channels to draw (default 0..4).
-        data: the channel data to draw (default: up to 300 bytes, sometimes 70 KiB).
+        data: the channel data to draw (default: up to 300 bytes, sometimes 64-68 KiB).
 
     Returns:
         A strategy of :class:`ChannelMessage`.
@@ -464,8 +465,9 @@ def channel_messages(protocol: str, *, channels: st.SearchStrategy[int] | None =
     return _channel_message(
         protocol, channels if channels is not None else st.integers(0, 4),
         data if data is not None else st.one_of(
-            st.binary(max_size=300), st.binary(min_size=70_000, max_size=70_000)
-            .map(lambda b: b or b"x"), st.just(b"")),
+            st.binary(max_size=300), st.just(b""),
+            # Large: past the 16-bit length form and client-go's 32 KiB pieces.
+            st.integers(65_536, 70_000).map(lambda n: (_LARGE * (n // len(_LARGE) + 1))[:n])),
     )
 
 
