@@ -2,7 +2,7 @@
 
 kubectl asks for discovery and for the pod before it execs; the Go peer (``kpeer serve``)
 only speaks exec. This front answers ``GET /api``, ``/apis``, ``/api/v1`` and the pod GET
-itself (the same documents as ``tests/kubeapi_stub.py``), and hands every upgrade request
+itself (documents shaped like ``kstream serve``'s), and hands every upgrade request
 to the Go peer unchanged, then copies the bytes both ways with ``os.splice`` (kernel to
 kernel through a pipe: no Python copy, so the front costs every client the same little).
 

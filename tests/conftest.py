@@ -26,3 +26,21 @@ def go_server(kpeer: Path) -> Iterator[GoPeerServer]:
     """A running ``kpeer serve`` with default options."""
     with GoPeerServer(kpeer) as server:
         yield server
+
+
+# --- TLS files for tests' own servers (kstream._app.certs, as kstream serve makes them) --
+
+
+@pytest.fixture
+def tls_files(tmp_path: Path) -> tuple[Path, Path]:
+    """``(chain, key)`` for 127.0.0.1: a serving certificate and its CA, and its key.
+
+    Clients trust the chain file (``cafile=``): it holds the CA that signed the server.
+    """
+    from kstream._app import certs
+
+    generated = certs.generate("127.0.0.1")
+    chain, key = tmp_path / "chain.pem", tmp_path / "key.pem"
+    chain.write_bytes(generated.cert_pem)
+    key.write_bytes(generated.key_pem)
+    return chain, key

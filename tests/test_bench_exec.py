@@ -1,4 +1,4 @@
-"""``kstream bench exec`` against ``kstream serve`` (127.0.0.1, a child process), issue 15.
+"""``kstream bench exec`` against a fake node (``kstream serve``'s engine, 127.0.0.1), issue 15.
 
 Nothing here asserts a speed: only that every transport the server offers is measured,
 kubectl beside them, that the outputs are written and that nothing is left behind.
@@ -7,6 +7,7 @@ kubectl beside them, that the outputs are written and that nothing is left behin
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import subprocess
 import sys
@@ -15,20 +16,29 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from servehelper import ServeProcess, clean_env
 
 from kstream import bench
 from kstream._app import bench as bench_cli
 from kstream.bench import ExecTarget, measure_exec
+from kstream.testing import FakeNode
 
 ALL_PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io", "v4.base64.channel.k8s.io",
                  "channel.k8s.io", "base64.channel.k8s.io", "SPDY/3.1")
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
-    with ServeProcess(tmp_path_factory.mktemp("serve"), "--pod", "demo") as running:
+def server() -> Iterator[FakeNode]:
+    """The node runs on a thread of this process: its pods' processes are our children."""
+    with FakeNode().in_thread() as running:
         yield running
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The environment for client processes, without proxies or stray kube settings."""
+    env = {key: value for key, value in os.environ.items()
+           if not key.upper().endswith("_PROXY") and not key.startswith("KUBE")}
+    env.update(extra)
+    return env
 
 
 def _children(pid: int) -> list[str]:
@@ -38,9 +48,9 @@ def _children(pid: int) -> list[str]:
     return children
 
 
-def _no_children_left(server: ServeProcess) -> bool:
+def _no_children_left(server: FakeNode) -> bool:
     deadline = time.monotonic() + 10
-    while _children(server.pid):
+    while _children(os.getpid()):
         if time.monotonic() > deadline:
             return False
         time.sleep(0.05)
@@ -48,7 +58,7 @@ def _no_children_left(server: ServeProcess) -> bool:
 
 
 @pytest.mark.timeout(240)
-def test_quick_run_reports_every_transport_and_kubectl(server: ServeProcess,
+def test_quick_run_reports_every_transport_and_kubectl(server: FakeNode,
                                                        tmp_path: Path) -> None:
     """The acceptance command, from outside a checkout, with --json and --plot."""
     assert shutil.which("kubectl"), "kubectl must be on PATH (the project installs it)"
@@ -84,7 +94,7 @@ def test_quick_run_reports_every_transport_and_kubectl(server: ServeProcess,
 
 
 @pytest.mark.timeout(120)
-def test_api_returns_rows(server: ServeProcess) -> None:
+def test_api_returns_rows(server: FakeNode) -> None:
     target = ExecTarget.from_kubeconfig("demo", kubeconfig=str(server.kubeconfig))
     assert "Bearer" not in repr(target)  # the credentials are never shown
     steps: list[str] = []
@@ -106,7 +116,7 @@ def test_api_returns_rows(server: ServeProcess) -> None:
 
 
 @pytest.mark.timeout(120)
-def test_failures_exit_1_with_the_reason(server: ServeProcess,
+def test_failures_exit_1_with_the_reason(server: FakeNode,
                                          capsys: pytest.CaptureFixture[str]) -> None:
     config = str(server.kubeconfig)
     assert bench_cli.main(["exec", "--kubeconfig", config, "nopod", "--no-kubectl",
@@ -127,7 +137,7 @@ def test_transfer_sizes_are_bounded(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 @pytest.mark.timeout(120)
-def test_a_failing_kubectl_leaves_the_kstream_rows(server: ServeProcess, tmp_path: Path) -> None:
+def test_a_failing_kubectl_leaves_the_kstream_rows(server: FakeNode, tmp_path: Path) -> None:
     fake = tmp_path / "kubectl"
     fake.write_text('#!/bin/sh\nif [ "$1" = version ]; then\n'
                     '  echo \'{"clientVersion": {"major": "1", "minor": "99"}}\'; exit 0\nfi\n'

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import base64
 import fcntl
 import os
 import pty
@@ -20,19 +19,29 @@ from pathlib import Path
 
 import pytest
 from peers.gopeer import GoPeerServer
-from servehelper import ServeProcess, clean_env
 
 from kstream._app.cli import _split_command, build_parser, parse_pod_option
+from kstream.testing import FakeNode
 
 _TIMEOUT = 60
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
-    """One ``kstream serve`` for the module."""
-    with ServeProcess(tmp_path_factory.mktemp("serve"), "--pod", "demo",
-                      "--pod", "team/box=cat") as running:
-        yield running
+def server() -> Iterator[FakeNode]:
+    """One fake node for the module (TLS with its own CA, as ``kstream serve``)."""
+    node = FakeNode()
+    node.add_pod("demo")
+    node.add_pod("box", namespace="team", command=["cat"])
+    with node.in_thread():
+        yield node
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The environment for client processes, without proxies or stray kube settings."""
+    env = {key: value for key, value in os.environ.items()
+           if not key.upper().endswith("_PROXY") and not key.startswith("KUBE")}
+    env.update(extra)
+    return env
 
 
 def kstream(*args: str, stdin: bytes = b"", env: dict[str, str] | None = None
@@ -67,7 +76,7 @@ PROTOCOLS = [
 
 @pytest.mark.parametrize(("transport", "protocol", "exit_form"), PROTOCOLS,
                          ids=[f"{t}-{p}" for t, p, _ in PROTOCOLS])
-def test_exec_every_transport_and_protocol(server: ServeProcess, transport: str,
+def test_exec_every_transport_and_protocol(server: FakeNode, transport: str,
                                           protocol: str, exit_form: str) -> None:
     binary = bytes(range(256)) * 4
     result = kstream(
@@ -91,7 +100,7 @@ def test_exec_every_transport_and_protocol(server: ServeProcess, transport: str,
 @pytest.mark.parametrize(("transport", "protocol"), [
     ("websocket", "v5.channel.k8s.io"), ("spdy", "v4.channel.k8s.io"),
     ("spdy", "v2.channel.k8s.io")])
-def test_stdin_forwarded_and_closed(server: ServeProcess, transport: str,
+def test_stdin_forwarded_and_closed(server: FakeNode, transport: str,
                                     protocol: str | None) -> None:
     payload = os.urandom(3 << 20)
     extra = ["--protocol", protocol] if protocol else []
@@ -101,7 +110,7 @@ def test_stdin_forwarded_and_closed(server: ServeProcess, transport: str,
     assert result.stdout == payload
 
 
-def test_stdin_on_v4_websocket_without_half_close(server: ServeProcess) -> None:
+def test_stdin_on_v4_websocket_without_half_close(server: FakeNode) -> None:
     # v4 cannot signal end of input: the command must stop by itself.
     result = kstream("exec", "--kubeconfig", str(server.kubeconfig), "-i", "-v",
                      "--transport", "websocket", "--protocol", "v4.base64.channel.k8s.io",
@@ -110,7 +119,7 @@ def test_stdin_on_v4_websocket_without_half_close(server: ServeProcess) -> None:
     assert result.stdout == b"hello"
 
 
-def test_exit_codes_and_double_dash(server: ServeProcess) -> None:
+def test_exit_codes_and_double_dash(server: FakeNode) -> None:
     config = str(server.kubeconfig)
     *codes, dashes = kstream_all(
         *(["exec", "--kubeconfig", config, "demo", "--", "sh", "-c", f"exit {code}"]
@@ -123,7 +132,7 @@ def test_exit_codes_and_double_dash(server: ServeProcess) -> None:
     assert dashes.stdout == b"--,-x,"
 
 
-def test_namespace_and_attach(server: ServeProcess) -> None:
+def test_namespace_and_attach(server: FakeNode) -> None:
     result = kstream("attach", "--kubeconfig", str(server.kubeconfig), "-n", "team", "-i",
                      "box", stdin=b"attached\n")
     assert (result.returncode, result.stdout) == (0, b"attached\n")
@@ -132,22 +141,20 @@ def test_namespace_and_attach(server: ServeProcess) -> None:
     assert b"kstream-pod-box-" in result.stdout
 
 
-def _ca_file(server: ServeProcess) -> str:
-    """The CA that ``kstream serve`` generated (TLS is its default), as a PEM file."""
-    path = server.kubeconfig.with_name("ca.pem")
-    cluster = server.config()["clusters"][0]["cluster"]
-    path.write_bytes(base64.b64decode(cluster["certificate-authority-data"]))
-    return str(path)
+def _ca_file(server: FakeNode) -> str:
+    """The CA the node generated (TLS is its default), as a PEM file."""
+    assert server.ca_file is not None
+    return server.ca_file
 
 
-def test_errors_print_the_server_message(server: ServeProcess) -> None:
+def test_errors_print_the_server_message(server: FakeNode) -> None:
     config = str(server.kubeconfig)
     missing, binary, container, no_command, refused, unreachable = kstream_all(
         ["exec", "--kubeconfig", config, "nopod", "--", "true"],
         ["exec", "--kubeconfig", config, "demo", "--", "kstream-no-such"],
         ["exec", "--kubeconfig", config, "-c", "side", "demo", "--", "true"],
         ["exec", "--kubeconfig", config, "demo"],
-        ["exec", "--server", server.url, "--certificate-authority", _ca_file(server),
+        ["exec", "--server", server.server, "--certificate-authority", _ca_file(server),
          "--token", "wrong", "demo", "--", "true"],
         ["exec", "--server", "http://127.0.0.1:1", "--token", "t", "--request-timeout", "5",
          "demo", "--", "true"],
@@ -166,12 +173,12 @@ def test_errors_print_the_server_message(server: ServeProcess) -> None:
     assert unreachable.stderr.startswith(b"error: ")
 
 
-def test_flags_environment_and_nothing(server: ServeProcess, tmp_path: Path) -> None:
+def test_flags_environment_and_nothing(server: FakeNode, tmp_path: Path) -> None:
     bare = clean_env(HOME=str(tmp_path))
     by_env = clean_env(HOME=str(tmp_path), KUBECONFIG=str(server.kubeconfig))
     flags, nothing = kstream_all(
         # --server and --token alone, nothing else configured.
-        ["exec", "--server", server.url, "--certificate-authority", _ca_file(server),
+        ["exec", "--server", server.server, "--certificate-authority", _ca_file(server),
          "--token", server.token, "demo", "--", "echo", "f"],
         ["exec", "demo", "--", "true"], env=bare)
     assert (flags.returncode, flags.stdout) == (0, b"f\n")
@@ -181,7 +188,7 @@ def test_flags_environment_and_nothing(server: ServeProcess, tmp_path: Path) -> 
     assert (from_env.returncode, from_env.stdout) == (0, b"env\n")
 
 
-def test_tty_without_terminal_is_dropped(server: ServeProcess) -> None:
+def test_tty_without_terminal_is_dropped(server: FakeNode) -> None:
     result = kstream("exec", "--kubeconfig", str(server.kubeconfig), "-i", "-t", "demo",
                      "--", "sh", "-c", "cat; test -t 0 || echo notty", stdin=b"x")
     assert result.stdout == b"xnotty\n"
@@ -249,7 +256,7 @@ def _set_size(fd: int, rows: int, columns: int) -> None:
     fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
 
 
-def test_tty_raw_mode_and_window_size_forwarding(server: ServeProcess) -> None:
+def test_tty_raw_mode_and_window_size_forwarding(server: FakeNode) -> None:
     master, slave = pty.openpty()
     _set_size(slave, 30, 100)
     process = subprocess.Popen(

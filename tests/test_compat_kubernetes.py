@@ -26,13 +26,14 @@ from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.stream import stream as original_stream
-from servehelper import ServeProcess, make_certificate
 from websocket import WebSocketConnectionClosedException
 
 import kstream
 import kstream.asyncio
+from kstream._app import certs
 from kstream.compat import kubernetes as compat
 from kstream.compat._common import parse_request, require
+from kstream.testing import FakeNode
 
 Stream = Callable[..., Any]
 
@@ -51,23 +52,28 @@ BOTH = pytest.mark.parametrize("stream", [original, compat.stream],
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
-    """One ``kstream serve`` over TLS for the module (its CA pinned in the kubeconfig)."""
-    directory = tmp_path_factory.mktemp("serve")
-    cert, key = make_certificate(directory)
-    with ServeProcess(directory, "--tls-cert", str(cert), "--tls-key", str(key)) as running:
+def server() -> Iterator[FakeNode]:
+    """One fake node over TLS for the module (its CA pinned in the kubeconfig)."""
+    with FakeNode().in_thread() as running:
         yield running
 
 
-def _configuration(server: ServeProcess) -> k8s_client.Configuration:
+def _another_ca(directory: Path) -> str:
+    """The file of a CA that did not sign the node's certificate."""
+    path = directory / "another-ca.crt"
+    path.write_bytes(certs.generate("127.0.0.1").ca_pem)
+    return str(path)
+
+
+def _configuration(server: FakeNode) -> k8s_client.Configuration:
     configuration = k8s_client.Configuration()
     k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
-        config_file=str(server.kubeconfig), client_configuration=configuration)
+        config_file=server.kubeconfig, client_configuration=configuration)
     return configuration
 
 
 @pytest.fixture(scope="module")
-def api(server: ServeProcess) -> Iterator[k8s_client.CoreV1Api]:
+def api(server: FakeNode) -> Iterator[k8s_client.CoreV1Api]:
     """A CoreV1Api configured from the kubeconfig ``kstream serve`` wrote."""
     api_client = k8s_client.ApiClient(_configuration(server))
     yield k8s_client.CoreV1Api(api_client)
@@ -429,7 +435,7 @@ def test_portforward_is_not_implemented(api: k8s_client.CoreV1Api) -> None:
 # --------------------------------------------------------------------------- configuration
 
 
-def test_refreshed_token_and_no_patching(server: ServeProcess) -> None:
+def test_refreshed_token_and_no_patching(server: FakeNode) -> None:
     configuration = _configuration(server)
     good = configuration.api_key["BearerToken"]
     configuration.api_key["BearerToken"] = "Bearer expired"
@@ -456,9 +462,9 @@ def test_refreshed_token_and_no_patching(server: ServeProcess) -> None:
         api_client.close()  # type: ignore[no-untyped-call]
 
 
-def test_tls_settings(server: ServeProcess, tmp_path: Path) -> None:
+def test_tls_settings(server: FakeNode, tmp_path: Path) -> None:
     configuration = _configuration(server)
-    configuration.ssl_ca_cert = str(make_certificate(tmp_path)[0])  # another CA
+    configuration.ssl_ca_cert = _another_ca(tmp_path)  # another CA
     configuration.ca_cert_data = None
     configuration.refresh_api_key_hook = None  # the loader's hook would reload the file
     with k8s_client.ApiClient(configuration) as api_client:
@@ -513,7 +519,7 @@ def _connect_proxy() -> Iterator[tuple[str, list[bytes]]]:
             sock.close()
 
 
-def test_proxy(server: ServeProcess) -> None:
+def test_proxy(server: FakeNode) -> None:
     configuration = _configuration(server)
     with _connect_proxy() as (proxy, seen):
         configuration.proxy = proxy
@@ -587,7 +593,7 @@ def test_select_on_sock(api: k8s_client.CoreV1Api) -> None:
         resp.sock.shutdown()
 
 
-def test_request_auth(server: ServeProcess) -> None:
+def test_request_auth(server: FakeNode) -> None:
     configuration = _configuration(server)
     token = configuration.api_key.pop("BearerToken")
     configuration.refresh_api_key_hook = None  # the loader's hook would put it back

@@ -19,28 +19,34 @@ from kubernetes_asyncio import client
 from kubernetes_asyncio import config as ka_config
 from kubernetes_asyncio.client.exceptions import ApiException
 from kubernetes_asyncio.stream import WsApiClient as OriginalWsApiClient
-from servehelper import ServeProcess, make_certificate
 
 import kstream
+from kstream._app import certs
 from kstream.compat import kubernetes_asyncio as compat
+from kstream.testing import FakeNode
 
 T = TypeVar("T")
 BOTH = pytest.mark.parametrize("ws_api_client", ["original", "compat"])
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
-    """One ``kstream serve`` over TLS for the module."""
-    directory = tmp_path_factory.mktemp("serve")
-    cert, key = make_certificate(directory)
-    with ServeProcess(directory, "--tls-cert", str(cert), "--tls-key", str(key)) as running:
+def server() -> Iterator[FakeNode]:
+    """One fake node over TLS for the module (its CA pinned in the kubeconfig)."""
+    with FakeNode().in_thread() as running:
         yield running
 
 
-def _run(server: ServeProcess, body: Callable[[client.Configuration], Awaitable[T]]) -> T:
+def _another_ca(directory: Path) -> str:
+    """The file of a CA that did not sign the node's certificate."""
+    path = directory / "another-ca.crt"
+    path.write_bytes(certs.generate("127.0.0.1").ca_pem)
+    return str(path)
+
+
+def _run(server: FakeNode, body: Callable[[client.Configuration], Awaitable[T]]) -> T:
     async def main() -> T:
         configuration = client.Configuration()
-        await ka_config.load_kube_config(config_file=str(server.kubeconfig),
+        await ka_config.load_kube_config(config_file=server.kubeconfig,
                                          client_configuration=configuration)
         try:
             return await body(configuration)
@@ -58,7 +64,7 @@ def _ws_class(name: str) -> Any:
 
 
 @BOTH
-def test_example_pod_exec(server: ServeProcess, ws_api_client: str) -> None:
+def test_example_pod_exec(server: FakeNode, ws_api_client: str) -> None:
     WsApiClient = _ws_class(ws_api_client)  # the example's name
 
     async def main(configuration: client.Configuration) -> Any:
@@ -92,7 +98,7 @@ def test_example_pod_exec(server: ServeProcess, ws_api_client: str) -> None:
 
 
 @BOTH
-def test_websocket_use_and_exit_code(server: ServeProcess, ws_api_client: str) -> None:
+def test_websocket_use_and_exit_code(server: FakeNode, ws_api_client: str) -> None:
     WsApiClient = _ws_class(ws_api_client)
 
     async def main(configuration: client.Configuration) -> tuple[bytes, bytes, int]:
@@ -119,7 +125,7 @@ def test_websocket_use_and_exit_code(server: ServeProcess, ws_api_client: str) -
 
 
 @BOTH
-def test_missing_binary(server: ServeProcess, ws_api_client: str) -> None:
+def test_missing_binary(server: FakeNode, ws_api_client: str) -> None:
     WsApiClient = _ws_class(ws_api_client)
 
     async def main(configuration: client.Configuration) -> bytes:
@@ -145,7 +151,7 @@ def test_missing_binary(server: ServeProcess, ws_api_client: str) -> None:
             compat.WsApiClient.parse_error_data(error)
 
 
-def test_stream_helper(server: ServeProcess) -> None:
+def test_stream_helper(server: FakeNode) -> None:
     async def main(configuration: client.Configuration) -> None:
         async with client.ApiClient(configuration) as api_client:  # a plain ApiClient
             api: Any = client.CoreV1Api(api_client)
@@ -191,9 +197,9 @@ def test_missing_package_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
         _ = compat.WsApiClient
 
 
-def test_wrong_ca(server: ServeProcess, tmp_path: Path) -> None:
+def test_wrong_ca(server: FakeNode, tmp_path: Path) -> None:
     async def main(configuration: client.Configuration) -> None:
-        configuration.ssl_ca_cert = str(make_certificate(tmp_path)[0])
+        configuration.ssl_ca_cert = _another_ca(tmp_path)
         async with compat.WsApiClient(configuration=configuration) as ws_api:
             v1_ws: Any = client.CoreV1Api(api_client=ws_api)
             with pytest.raises(ApiException, match="CERTIFICATE_VERIFY_FAILED"):
@@ -204,7 +210,7 @@ def test_wrong_ca(server: ServeProcess, tmp_path: Path) -> None:
 
 
 @BOTH
-def test_tty(server: ServeProcess, ws_api_client: str) -> None:
+def test_tty(server: FakeNode, ws_api_client: str) -> None:
     WsApiClient = _ws_class(ws_api_client)
 
     async def main(configuration: client.Configuration) -> Any:

@@ -10,6 +10,9 @@ it depends on its info string (the words after the opening fence):
 ``python no-run``
     Compiled but not executed (it must still be valid Python): examples that need a
     network, a cluster, a terminal, or that run forever.
+``python pytest``
+    A test module: written to a file and run by pytest in a fresh process (its tests
+    must pass), for examples of pytest fixtures such as ``kstream_node``.
 ``pycon``
     An interactive session, run by :mod:`doctest` in a fresh namespace: the output shown
     must be the output produced (``...`` matches anything, as doctest's ``ELLIPSIS``).
@@ -27,6 +30,8 @@ from __future__ import annotations
 
 import doctest
 import re
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PYTHON_LANGUAGES = frozenset({"python", "py", "python3"})
 PYCON_LANGUAGES = frozenset({"pycon"})
 NO_RUN = "no-run"
+PYTEST = "pytest"
 
 _OPENING = re.compile(r"^(?P<indent> *)(?P<fence>`{3,}|~{3,})(?P<info>.*)$")
 
@@ -131,10 +137,10 @@ def check_problem(block: Block) -> str:
     """Return why a Python block cannot be checked as written, or ``""``."""
     if block.problem:
         return block.problem
-    unknown = [flag for flag in block.flags if flag != NO_RUN]
+    unknown = [flag for flag in block.flags if flag not in (NO_RUN, PYTEST)]
     if unknown:
-        return (f"unknown word(s) {unknown} after {block.language!r}: the only one is "
-                f"{NO_RUN!r} (use 'text' for blocks that are not Python)")
+        return (f"unknown word(s) {unknown} after {block.language!r}: the only ones are "
+                f"{NO_RUN!r} and {PYTEST!r} (use 'text' for blocks that are not Python)")
     return ""
 
 
@@ -182,14 +188,27 @@ def run_pycon(block: Block, *, execute: bool) -> None:
 BLOCKS = python_blocks()
 
 
+def run_pytest(block: Block, directory: Path) -> None:
+    """Run a ``python pytest`` block as a test module (line numbers as in the file)."""
+    module = directory / f"test_{block.path.stem}_{block.line}.py"
+    module.write_text("\n" * (block.line - 1) + block.code, encoding="utf-8")
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(module)],
+        cwd=directory, capture_output=True, text=True, timeout=120, check=False)
+    if result.returncode != 0:
+        pytest.fail(f"{block.name}:\n{result.stdout}\n{result.stderr}", pytrace=False)
+
+
 @pytest.mark.timeout(30)
 @pytest.mark.parametrize("block", BLOCKS, ids=[block.name for block in BLOCKS])
-def test_documentation_example(block: Block) -> None:
+def test_documentation_example(block: Block, tmp_path: Path) -> None:
     problem = check_problem(block)
     if problem:
         pytest.fail(f"{block.name}: {problem}", pytrace=False)
     execute = NO_RUN not in block.flags
-    if block.kind == "pycon":
+    if execute and PYTEST in block.flags:
+        run_pytest(block, tmp_path)
+    elif block.kind == "pycon":
         run_pycon(block, execute=execute)
     else:
         run_python(block, execute=execute)

@@ -21,7 +21,6 @@ from pathlib import Path
 
 import pytest
 import trio
-from servehelper import make_certificate
 
 import kstream
 import kstream.asyncio
@@ -62,10 +61,10 @@ def _closed_within(port: int, seconds: float, send: bytes = b"") -> float:
 @pytest.mark.parametrize("send", [b"", b"GET /api/v1/namespaces/d/pods/p/exec HTTP/1.1\r\nHo"])
 @pytest.mark.parametrize("tls", [False, True])
 def test_asyncio_server_drops_a_client_without_a_request_head(
-        tmp_path: Path, send: bytes, tls: bool) -> None:
+        tls_files: tuple[Path, Path], send: bytes, tls: bool) -> None:
     options: dict[str, object] = {}
     if tls:
-        cert, key = make_certificate(tmp_path)
+        cert, key = tls_files
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(cert, key)
         options["ssl"] = context

@@ -1,9 +1,9 @@
-"""Real kubectl 1.27 .. 1.33 against ``kstream serve``, with the kubeconfig it writes.
+"""Real kubectl 1.27 .. 1.33 against ``kstream serve``'s engine (a FakeNode), with its kubeconfig.
 
 kubectl <= 1.28 speaks SPDY; 1.29 WebSocket v5 only with
 ``KUBECTL_REMOTE_COMMAND_WEBSOCKETS=true``; 1.30+ WebSocket v5 by default, SPDY when the
-variable is ``false`` (protocol-notes §5.1). Each case checks, from the server's session
-log, that the transport kubectl used is the one expected. A missing kubectl fails.
+variable is ``false`` (protocol-notes §5.1). Each case checks, from the node's session
+records, that the transport kubectl used is the one expected. A missing kubectl fails.
 """
 
 from __future__ import annotations
@@ -16,9 +16,11 @@ import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
-from servehelper import ServeProcess, clean_env, kubectl_dir, make_certificate
+
+from kstream.testing import FakeNode
 
 _TIMEOUT = 120
 
@@ -49,11 +51,33 @@ CLIENTS = [
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
-    """One ``kstream serve`` (TLS with its generated CA, the default) for the module."""
-    with ServeProcess(tmp_path_factory.mktemp("serve"),
-                      "--pod", "demo=cat", "--pod", "other=cat") as running:
-        yield running
+def server() -> Iterator[FakeNode]:
+    """One fake node (TLS with its generated CA, the default) for the module."""
+    node = FakeNode()
+    node.add_pod("demo", command=["cat"])
+    node.add_pod("other", command=["cat"])
+    with node.in_thread():
+        yield node
+
+
+def kubectl_dir() -> Path:
+    """The directory holding the versioned kubectl binaries (``kubectl.1.27`` ...)."""
+    kubectl = subprocess.run(["sh", "-c", 'readlink -f "$(command -v kubectl)"'],
+                             capture_output=True, text=True, check=False).stdout.strip()
+    return Path(kubectl).parent if kubectl else Path("/nonexistent")
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The environment for client processes, without proxies or stray kube settings."""
+    env = {key: value for key, value in os.environ.items()
+           if not key.upper().endswith("_PROXY") and not key.startswith("KUBE")}
+    env.update(extra)
+    return env
+
+
+def _config(server: FakeNode) -> dict[str, Any]:
+    document: dict[str, Any] = json.loads(Path(server.kubeconfig).read_text())
+    return document
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +86,7 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("home")
 
 
-def _kubectl(client: Client, server: ServeProcess, home: Path, *args: str,
+def _kubectl(client: Client, server: FakeNode, home: Path, *args: str,
              stdin: bytes = b"", kubeconfig: Path | None = None
              ) -> subprocess.CompletedProcess[bytes]:
     binary = kubectl_dir() / f"kubectl.{client.version}"
@@ -70,19 +94,19 @@ def _kubectl(client: Client, server: ServeProcess, home: Path, *args: str,
     env = clean_env(HOME=str(home))
     if client.websockets is not None:
         env["KUBECTL_REMOTE_COMMAND_WEBSOCKETS"] = client.websockets
-    before = len(server.log())
+    before = len(server.sessions)
     result = subprocess.run(
         [str(binary), "--kubeconfig", str(kubeconfig or server.kubeconfig), *args],
         input=stdin, capture_output=True, env=env, timeout=_TIMEOUT, check=False,
     )
-    sessions = server.sessions_since(before)
+    sessions = server.sessions[before:]
     assert sessions, f"no session reached the server: {result.stderr!r}"
-    assert f" over {client.transport}/" in sessions[-1], (sessions, result.stderr)
+    assert sessions[-1].transport == client.transport, (sessions, result.stderr)
     return result
 
 
 @pytest.mark.parametrize("client", CLIENTS, ids=str)
-def test_exec_stdin_8_mib_through_cat(client: Client, server: ServeProcess,
+def test_exec_stdin_8_mib_through_cat(client: Client, server: FakeNode,
                                       home: Path) -> None:
     payload = os.urandom(8 << 20)
     result = _kubectl(client, server, home, "exec", "-i", "demo", "--", "cat", stdin=payload)
@@ -92,7 +116,7 @@ def test_exec_stdin_8_mib_through_cat(client: Client, server: ServeProcess,
 
 
 @pytest.mark.parametrize("client", CLIENTS, ids=str)
-def test_exit_codes_propagate(client: Client, server: ServeProcess, home: Path) -> None:
+def test_exit_codes_propagate(client: Client, server: FakeNode, home: Path) -> None:
     for code in (0, 3, 255):
         result = _kubectl(client, server, home, "exec", "demo", "--",
                           "sh", "-c", f"exit {code}")
@@ -100,7 +124,7 @@ def test_exit_codes_propagate(client: Client, server: ServeProcess, home: Path) 
 
 
 @pytest.mark.parametrize("client", CLIENTS, ids=str)
-def test_stdout_and_stderr_apart(client: Client, server: ServeProcess, home: Path) -> None:
+def test_stdout_and_stderr_apart(client: Client, server: FakeNode, home: Path) -> None:
     result = _kubectl(client, server, home, "exec", "other", "--",
                       "sh", "-c", "printf out; printf err >&2; pwd")
     assert result.returncode == 0, result.stderr
@@ -110,21 +134,21 @@ def test_stdout_and_stderr_apart(client: Client, server: ServeProcess, home: Pat
 
 
 @pytest.mark.parametrize("client", CLIENTS, ids=str)
-def test_missing_binary_is_an_error(client: Client, server: ServeProcess, home: Path) -> None:
+def test_missing_binary_is_an_error(client: Client, server: FakeNode, home: Path) -> None:
     result = _kubectl(client, server, home, "exec", "demo", "--", "kstream-no-such-binary")
     assert result.returncode == 1
     assert b"executable file not found in $PATH" in result.stderr
 
 
 @pytest.mark.parametrize("client", CLIENTS, ids=str)
-def test_attach_with_stdin(client: Client, server: ServeProcess, home: Path) -> None:
+def test_attach_with_stdin(client: Client, server: FakeNode, home: Path) -> None:
     line = f"hello from kubectl {client}\n".encode()
     result = _kubectl(client, server, home, "attach", "-i", "demo", stdin=line)
     assert result.returncode == 0, result.stderr
     assert result.stdout == line
 
 
-def test_unknown_pod(server: ServeProcess, home: Path) -> None:
+def test_unknown_pod(server: FakeNode, home: Path) -> None:
     binary = kubectl_dir() / "kubectl.1.33"
     result = subprocess.run(
         [str(binary), "--kubeconfig", str(server.kubeconfig), "exec", "nopod", "--", "true"],
@@ -133,34 +157,35 @@ def test_unknown_pod(server: ServeProcess, home: Path) -> None:
     assert b'pods "nopod" not found' in result.stderr
 
 
-def test_default_is_tls_with_a_pinned_ca_and_a_bearer_token(server: ServeProcess) -> None:
+def test_default_is_tls_with_a_pinned_ca_and_a_bearer_token(server: FakeNode) -> None:
     # Every kubectl case of this module ran against this server: TLS, the generated CA
     # in the kubeconfig, and the token as a bearer header (not in the URL).
-    config = server.config()
+    config = _config(server)
     cluster = config["clusters"][0]["cluster"]
-    assert server.url.startswith("https://127.0.0.1:")
-    assert cluster["server"] == server.url
+    assert server.server.startswith("https://127.0.0.1:")
+    assert cluster["server"] == server.server
     assert "BEGIN CERTIFICATE" in base64.b64decode(cluster["certificate-authority-data"]).decode()
     assert "/kstream/" not in cluster["server"]
 
 
-def test_kubectl_over_plain_http_with_the_token_in_the_path(tmp_path: Path, home: Path) -> None:
+def test_kubectl_over_plain_http_with_the_token_in_the_path(home: Path) -> None:
     client = Client("1.33", None, "websocket")
-    with ServeProcess(tmp_path, "--plain-http") as plain:
-        assert plain.config()["clusters"][0]["cluster"]["server"].startswith(
-            f"{plain.url}/kstream/")
+    with FakeNode(tls=False).in_thread() as plain:
+        assert _config(plain)["clusters"][0]["cluster"]["server"] == plain.server
+        assert plain.server.startswith("http://127.0.0.1:")
+        assert plain.server.endswith(f"/kstream/{plain.token}")
         result = _kubectl(client, plain, home, "exec", "-i", "demo", "--", "cat",
                           stdin=b"plain\n")
         assert (result.stdout, result.returncode) == (b"plain\n", 0)
 
 
-def test_kubectl_over_tls(tmp_path: Path, home: Path) -> None:
-    cert, key = make_certificate(tmp_path)
+def test_kubectl_over_tls(tmp_path: Path, tls_files: tuple[Path, Path], home: Path) -> None:
+    cert, key = tls_files
     client = Client("1.33", None, "websocket")
-    with ServeProcess(tmp_path, "--tls-cert", str(cert), "--tls-key", str(key)) as tls_server:
-        assert tls_server.url.startswith("https://127.0.0.1:")
-        config = tls_server.config()
-        assert config["clusters"][0]["cluster"]["server"] == tls_server.url
+    with FakeNode(tls_cert=cert, tls_key=key).in_thread() as tls_server:
+        assert tls_server.server.startswith("https://127.0.0.1:")
+        config = _config(tls_server)
+        assert config["clusters"][0]["cluster"]["server"] == tls_server.server
         result = _kubectl(client, tls_server, home, "exec", "-i", "demo", "--",
                           "sh", "-c", "cat; exit 7", stdin=b"over tls\n")
         assert result.stdout == b"over tls\n"

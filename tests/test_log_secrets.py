@@ -15,7 +15,6 @@ import struct
 from pathlib import Path
 
 import pytest
-from servehelper import make_certificate
 
 import kstream.asyncio
 from kstream._app.serve import _RedactSecret
@@ -62,10 +61,10 @@ def test_serve_redacts_its_token_from_every_kstream_record() -> None:
 
 
 def test_a_tls_client_that_resets_leaves_no_task_exception(
-        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+        tls_files: tuple[Path, Path], caplog: pytest.LogCaptureFixture) -> None:
     # Closing an SSL transport after the peer's reset raised AttributeError inside
     # asyncio's sslproto ("Task exception was never retrieved"); found by make soak.
-    cert, key = make_certificate(tmp_path)
+    cert, key = tls_files
     server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     server_context.load_cert_chain(cert, key)
     client_context = ssl.create_default_context(cafile=str(cert))

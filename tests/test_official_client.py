@@ -15,24 +15,25 @@ import pytest
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 from kubernetes.stream import stream
-from servehelper import ServeProcess
+
+from kstream.testing import FakeNode
 
 PROTOCOLS = ["v5.channel.k8s.io", "v4.channel.k8s.io"]
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
-    """One ``kstream serve`` for the module."""
-    with ServeProcess(tmp_path_factory.mktemp("serve")) as running:
+def server() -> Iterator[FakeNode]:
+    """One fake node for the module (its ``demo`` pod runs local processes)."""
+    with FakeNode().in_thread() as running:
         yield running
 
 
 @pytest.fixture(scope="module")
-def core(server: ServeProcess) -> Iterator[k8s_client.CoreV1Api]:
+def core(server: FakeNode) -> Iterator[k8s_client.CoreV1Api]:
     """A CoreV1Api configured from the kubeconfig ``kstream serve`` wrote."""
     configuration = k8s_client.Configuration()
     k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
-        config_file=str(server.kubeconfig), client_configuration=configuration)
+        config_file=server.kubeconfig, client_configuration=configuration)
     api_client = k8s_client.ApiClient(configuration)
     yield k8s_client.CoreV1Api(api_client)
     api_client.close()  # type: ignore[no-untyped-call]

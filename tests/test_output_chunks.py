@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import socket
 import struct
-from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
-from servehelper import ServeProcess
 from test_session import open_pair
 
 import kstream
@@ -21,6 +20,7 @@ from kstream._exec.session import OUTPUT_CHUNK_SIZE
 from kstream._spdy.frames import DataFrame, FrameDecoder
 from kstream._ws.codec import OP_BINARY
 from kstream._ws.codec import FrameDecoder as WebSocketFrameDecoder
+from kstream.testing import FakeNode
 
 LIMIT = 32 * 1024
 
@@ -62,10 +62,10 @@ def test_output_is_cut_at_32_kib_on_the_wire(kind: str, size: int) -> None:
     assert len(sizes) == 2 * -(-size // LIMIT)
 
 
-def test_serve_sends_at_most_32_kib_per_message(tmp_path: Path) -> None:
+def test_serve_sends_at_most_32_kib_per_message() -> None:
     size = 1 << 20
-    with ServeProcess(tmp_path, "--plain-http", "--token", "t") as server:
-        host, port = server.url.removeprefix("http://").rsplit(":", 1)
+    with FakeNode(tls=False, token="t").in_thread() as server:
+        host, port = urlsplit(server.server).netloc.rsplit(":", 1)
         client = kstream.WebSocketChannelConnection.client(
             host=f"{host}:{port}", headers=[("Authorization", "Bearer t")],
             target=f"/api/v1/namespaces/default/pods/demo/exec?command=head&command=-c"

@@ -29,7 +29,6 @@ from kubernetes.stream import stream as k8s_stream
 from official_client import close_official, core_api, exec_with_official_client
 from peers.gopeer import SpdyClientError, SpdyClientResult, run_spdy_client
 from runtimes import Runtime, Served
-from servehelper import make_certificate
 
 import kstream.trio
 from kstream import RemoteProtocolError, UpgradeRejectedError
@@ -360,8 +359,8 @@ def test_unread_stdin_stays_bounded_on_the_server(runtime: Runtime) -> None:
 
 
 @pytest.mark.parametrize("transport", ["websocket", "spdy"])
-def test_tls_with_alpn(runtime: Runtime, tmp_path: Path, transport: str) -> None:
-    cert, key = make_certificate(tmp_path)
+def test_tls_with_alpn(runtime: Runtime, tls_files: tuple[Path, Path], transport: str) -> None:
+    cert, key = tls_files
     server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server_context.load_cert_chain(cert, key)
     server_context.set_alpn_protocols(["http/1.1"])

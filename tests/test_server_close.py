@@ -18,7 +18,6 @@ import ssl
 from pathlib import Path
 
 import pytest
-from servehelper import make_certificate
 
 import kstream
 import kstream.asyncio
@@ -27,8 +26,8 @@ from kstream.asyncio import ServerRequest
 SIZE = 8 << 20
 
 
-def _contexts(tmp_path: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
-    cert, key = make_certificate(tmp_path)
+def _contexts(tls_files: tuple[Path, Path]) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    cert, key = tls_files
     server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     server.load_cert_chain(cert, key)
     return server, ssl.create_default_context(cafile=str(cert))
@@ -51,8 +50,8 @@ async def _stream_out(request: ServerRequest) -> None:
     await session.exit(kstream.Status.success())
 
 
-def test_a_tls_close_sends_what_is_still_buffered(tmp_path: Path) -> None:
-    server_context, client_context = _contexts(tmp_path)
+def test_a_tls_close_sends_what_is_still_buffered(tls_files: tuple[Path, Path]) -> None:
+    server_context, client_context = _contexts(tls_files)
 
     async def scenario() -> tuple[int, int]:
         async with await kstream.asyncio.start_server(
@@ -66,8 +65,9 @@ def test_a_tls_close_sends_what_is_still_buffered(tmp_path: Path) -> None:
     assert asyncio.run(scenario()) == (SIZE, 0)
 
 
-def test_an_ended_tls_connection_leaves_no_cycle_holding_its_buffers(tmp_path: Path) -> None:
-    server_context, client_context = _contexts(tmp_path)
+def test_an_ended_tls_connection_leaves_no_cycle_holding_its_buffers(
+        tls_files: tuple[Path, Path]) -> None:
+    server_context, client_context = _contexts(tls_files)
 
     async def scenario() -> list[object]:
         async with await kstream.asyncio.start_server(_burst, ssl=server_context) as server:

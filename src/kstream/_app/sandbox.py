@@ -58,6 +58,8 @@ PIPE_CAPACITY: Final = 256 * 1024
 #: Chunks an attached session may have waiting before the main process is held back
 #: (at most ``ATTACH_QUEUE_CHUNKS * PIPE_READ_CHUNK`` bytes).
 ATTACH_QUEUE_CHUNKS: Final = 32
+#: Seconds to wait for a killed process to exit.
+_REAP_TIMEOUT: Final = 5.0
 #: The terminal's end-of-file character, written when a TTY session closes stdin (a
 #: terminal cannot be half-closed; this is what a person typing ^D does).
 _EOT: Final = b"\x04"
@@ -540,6 +542,8 @@ class MainProcess:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._pumps = []
+        if process is not None:
+            await _reaped(process)
 
 
 def force_end(handle: AttachHandle) -> None:
@@ -574,6 +578,7 @@ class Pod:
         self.env = dict(os.environ, HOSTNAME=name)
         self.main = MainProcess(main_argv, self.workdir, self.env)
         self._processes: set[SandboxProcess] = set()
+        self._reaping: set[asyncio.Task[None]] = set()
 
     async def spawn(self, argv: Sequence[str], *, tty: bool, stdin: bool, stdout: bool,
                     stderr: bool, size: tuple[int, int] | None = None) -> SandboxProcess:
@@ -592,11 +597,28 @@ class Pod:
         """Forget an exec process after its session ended, killing what is left of it."""
         process.close()
         self._processes.discard(process)
+        self._reap(process)
+
+    def _reap(self, process: SandboxProcess) -> None:
+        # A killed process is still waited for: until then its asyncio transport is open
+        # (a ResourceWarning if the loop ends first, as an in-process FakeNode's does).
+        task = asyncio.ensure_future(_reaped(process))
+        self._reaping.add(task)
+        task.add_done_callback(self._reaping.discard)
 
     async def close(self) -> None:
-        """Kill every process of the pod and remove its directory."""
+        """Kill every process of the pod, wait for them, and remove its directory."""
         for process in list(self._processes):
             process.close()
+            self._reap(process)
         self._processes.clear()
         await self.main.close()
+        if self._reaping:
+            await asyncio.wait(list(self._reaping))
         shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+async def _reaped(process: SandboxProcess) -> None:
+    """Wait (bounded) for a killed process to exit."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(process.wait(), _REAP_TIMEOUT)

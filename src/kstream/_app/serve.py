@@ -28,7 +28,7 @@ import ssl
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
@@ -59,6 +59,7 @@ __all__ = [
     "AcceptErrorLog",
     "PodSpec",
     "ServeApp",
+    "ServeHooks",
     "ServerHandle",
     "kubeconfig_document",
     "start",
@@ -145,6 +146,33 @@ def _not_found(name: str) -> Status:
                   reason="NotFound", details_name=name, details_kind="pods", code=404)
 
 
+# --------------------------------------------------------------------------- hooks
+
+
+#: Runs an accepted session the engine's own way (a sandbox process, or attach).
+SessionRunner = Callable[["ServerExec"], Awaitable[None]]
+
+
+class ServeHooks:
+    """Extension points of the session engine; the defaults change nothing.
+
+    ``kstream.testing`` subclasses it for handler pods, session records and faults.
+    """
+
+    async def before_accept(self, request: ServerRequest, pod: Pod, subresource: str) -> bool:
+        """Called before an exec/attach upgrade is accepted.
+
+        Returns:
+            ``False`` when the hook answered the request itself (the engine then stops).
+        """
+        return True
+
+    async def run_session(self, request: ServerRequest, session: ServerExec, pod: Pod,
+                          subresource: str, argv: Sequence[str], run: SessionRunner) -> None:
+        """Run an accepted session; ``await run(session)`` is what the engine does."""
+        await run(session)
+
+
 # --------------------------------------------------------------------------- the app
 
 
@@ -155,22 +183,29 @@ class ServeApp:
         token: the bearer token every request must carry.
         pods: the pods to serve; ``demo`` running ``cat`` when empty.
         log: called with one line per session (what ran, over which transport), if given.
+        hooks: the engine's extension points (:class:`ServeHooks`).
     """
 
     def __init__(self, token: str, pods: Sequence[PodSpec] = (),
-                 log: Callable[[str], None] | None = None) -> None:
+                 log: Callable[[str], None] | None = None,
+                 hooks: ServeHooks | None = None) -> None:
         if not token:
             raise ValueError("a token is required")
         self._token = token.encode("utf-8")
         self._pods: dict[tuple[str, str], Pod] = {}
         self._uids: dict[tuple[str, str], str] = {}
         for spec in pods or (PodSpec(DEFAULT_POD),):
-            key = (spec.namespace, spec.name)
-            self._pods[key] = Pod(spec.name, spec.namespace, spec.argv)
-            self._uids[key] = str(uuid.uuid4())
+            self.add_pod(spec)
         self._sessions: set[asyncio.Task[Any]] = set()
         self._log = log
+        self._hooks = hooks or ServeHooks()
         self._kubeapi = KubeApi(self._pods, self._uids, time.time())
+
+    def add_pod(self, spec: PodSpec) -> None:
+        """Serve one more pod (replacing one of the same namespace and name)."""
+        key = (spec.namespace, spec.name)
+        self._pods[key] = Pod(spec.name, spec.namespace, spec.argv)
+        self._uids[key] = str(uuid.uuid4())
 
     @property
     def pods(self) -> list[Pod]:
@@ -304,6 +339,8 @@ class ServeApp:
             return
         # With a terminal there is no separate stderr (kubelet httpstream.go NewOptions).
         stderr = stderr and not tty
+        if not await self._hooks.before_accept(request, pod, subresource):
+            return
         try:
             session = await request.accept(stdin=stdin, stdout=stdout, stderr=stderr, tty=tty)
         except KstreamError:
@@ -312,11 +349,16 @@ class ServeApp:
             what = f"exec {_loggable_argv(argv)}" if subresource == "exec" else "attach"
             self._log(f"{what} in {pod.namespace}/{pod.name} (stdin={stdin} tty={tty}) "
                       f"over {session.transport}/{session.protocol}")
-        if subresource == "exec":
-            await _run_exec(session, pod, argv, stdin=stdin, stdout=stdout, stderr=stderr,
-                            tty=tty)
-        else:
-            await _run_attach(session, pod, stdin=stdin, stdout=stdout, stderr=stderr, tty=tty)
+
+        async def run(session: ServerExec) -> None:
+            if subresource == "exec":
+                await _run_exec(session, pod, argv, stdin=stdin, stdout=stdout,
+                                stderr=stderr, tty=tty)
+            else:
+                await _run_attach(session, pod, stdin=stdin, stdout=stdout, stderr=stderr,
+                                  tty=tty)
+
+        await self._hooks.run_session(request, session, pod, subresource, argv, run)
 
 
 #: How much of an exec's argv the session log shows: an argv can be as long as the
@@ -503,9 +545,11 @@ class ServerHandle:
     async def close(self) -> None:
         """Stop listening, end every session and process."""
         self.server.close()
-        await self.app.close()
+        # The sessions end first (cancelled, their processes killed), then the pods,
+        # which wait for every killed process.
         with contextlib.suppress(Exception):
             await self.server.wait_closed()
+        await self.app.close()
         if self.redact is not None:
             logging.getLogger("kstream").removeFilter(self.redact)
 
@@ -541,7 +585,8 @@ def _bound_port(server: Any) -> int:
 async def start(*, host: str = "127.0.0.1", port: int = 0, token: str | None = None,
                 tls_cert: str | None = None, tls_key: str | None = None,
                 plain_http: bool = False, pods: Sequence[PodSpec] = (),
-                log: Callable[[str], None] | None = None) -> ServerHandle:
+                log: Callable[[str], None] | None = None,
+                hooks: ServeHooks | None = None) -> ServerHandle:
     """Start ``kstream serve`` in the running event loop.
 
     TLS is the default: without ``tls_cert`` a fresh local CA and a serving certificate
@@ -558,6 +603,7 @@ async def start(*, host: str = "127.0.0.1", port: int = 0, token: str | None = N
             the URL path, because kubectl sends no credentials over plain HTTP).
         pods: the pods to serve (``demo`` when empty).
         log: called with one line per session, if given.
+        hooks: the engine's extension points (:class:`ServeHooks`), if given.
 
     Returns:
         The running server; :meth:`ServerHandle.close` stops it. Its ``warnings`` say
@@ -587,7 +633,7 @@ async def start(*, host: str = "127.0.0.1", port: int = 0, token: str | None = N
         context = _server_context()
         _load_generated(context, generated)
         certificate = generated.ca_pem
-    app = ServeApp(token, pods, log)
+    app = ServeApp(token, pods, log, hooks)
     redact = _RedactSecret(token)
     logging.getLogger("kstream").addFilter(redact)
     try:
