@@ -1,8 +1,8 @@
 """kubectl against ``kstream serve`` beyond exec: get, logs, debug, and clear refusals.
 
-Real kubectl 1.33 and 1.27 (missing binaries fail the tests) against one ``kstream serve``
-child process over plain HTTP on 127.0.0.1, plus the pieces in memory: the Table and
-pod documents, the pod log, the streamed response.
+Real kubectl 1.33 and 1.27 (missing binaries fail the tests) against serve's engine (a
+``FakeNode``, over TLS on 127.0.0.1, with its kubeconfig), plus the pieces in memory: the
+Table and pod documents, the pod log, the streamed response.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import asyncio
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,10 +20,11 @@ import pytest
 from kstream import LocalProtocolError, RequestReceived, ServerExecSession
 from kstream._app.kubeapi import _go_duration, human_duration, wants_table
 from kstream._app.podlog import PodLog
+from kstream.testing import FakeNode
 
 VERSIONS = ("1.33", "1.27")
 #: A main process that greets, writes to stderr, then echoes stdin lines until EOF.
-CHAT = 'sh -c "echo hello; echo oops >&2; while read l; do echo got $l; done"'
+CHAT = ("sh", "-c", "echo hello; echo oops >&2; while read l; do echo got $l; done")
 TIMEOUT = 30
 
 
@@ -38,27 +38,16 @@ def kubectl_path(version: str) -> Path:
 
 @pytest.fixture(scope="module")
 def kubeconfig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    directory = tmp_path_factory.mktemp("serve-api")
-    config = directory / "kubeconfig"
-    pods = [arg for version in VERSIONS for arg in ("--pod", f"chat-{version[2:]}={CHAT}")]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "kstream", "serve", "--port", "0", "--plain-http",
-         "--kubeconfig", str(config), "--pod", "demo", *pods],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    try:
-        assert process.stdout is not None
-        banner = process.stdout.readline().decode()
-        assert "listening on" in banner, banner
+    """The kubeconfig of a node (serve's engine) with ``demo`` and one chat pod per kubectl."""
+    with FakeNode().in_thread() as node:
+        node.add_pod("demo")
+        for version in VERSIONS:
+            node.add_pod(f"chat-{version[2:]}", command=CHAT)
+        # kubectl's home (its cache) next to a copy of the kubeconfig.
+        home = tmp_path_factory.mktemp("kubectl-home")
+        config = home / "kubeconfig"
+        config.write_text(Path(node.kubeconfig).read_text())
         yield config
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        if process.stdout is not None:
-            process.stdout.close()
 
 
 def kubectl(version: str, config: Path, *args: str, input: bytes | None = None,
