@@ -11,6 +11,7 @@ import asyncio
 import json
 import os
 import subprocess
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -116,25 +117,51 @@ def test_logs_show_the_main_process_output(version: str, kubeconfig: Path) -> No
     assert limited.stdout == logs.stdout[:3]
 
 
+def kubectl_process(version: str, config: Path, *args: str) -> subprocess.Popen[str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("KUBE")}
+    env.update(KUBECONFIG=str(config), HOME=str(config.parent))
+    return subprocess.Popen([str(kubectl_path(version)), *args], env=env, text=True,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+
+
 @pytest.mark.parametrize("version", VERSIONS)
 def test_logs_follow_until_the_main_process_ends(version: str, kubeconfig: Path) -> None:
     pod = f"chat-{version[2:]}"
-    env_config = kubeconfig
-    follower = subprocess.Popen(
-        [str(kubectl_path(version)), "logs", "-f", "--tail=0", pod],
-        env={**{k: v for k, v in os.environ.items() if not k.startswith("KUBE")},
-             "KUBECONFIG": str(env_config), "HOME": str(env_config.parent)},
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    attach = kubectl_process(version, kubeconfig, "attach", "-i", pod)
+    follower: subprocess.Popen[str] | None = None
+    # Whatever hangs is killed: the test then fails on what it read.
+    def kill_all() -> None:
+        for process in (attach, follower):
+            if process is not None:
+                process.kill()
+
+    watchdog = threading.Timer(TIMEOUT, kill_all)
+    watchdog.start()
     try:
+        assert attach.stdout is not None and attach.stdin is not None
+        assert attach.stdout.readline() == "hello\n"  # the main process runs
+        follower = kubectl_process(version, kubeconfig, "logs", "-f", pod)
+        assert follower.stdout is not None
+        assert follower.stdout.readline() == "hello\n"  # the follower is connected
         # Closing the attached stdin ends the main process (stdinOnce): the follow ends.
-        kubectl(version, kubeconfig, "attach", "-i", pod, input=b"more\n")
-        stdout, stderr = follower.communicate(timeout=TIMEOUT)
+        attach.stdin.write("more\n")
+        attach.stdin.close()
+        rest = follower.stdout.read()
+        assert follower.wait() == 0
+        assert "got more" in rest.splitlines()
+        assert attach.wait() == 0
     finally:
-        if follower.poll() is None:
-            follower.kill()
-            follower.communicate()
-    assert follower.returncode == 0, stderr
-    assert "got more" in stdout.splitlines()
+        watchdog.cancel()
+        for process in (attach, follower):
+            if process is None:
+                continue
+            if process.poll() is None:
+                process.kill()
+            process.wait()
+            for stream in (process.stdin, process.stdout, process.stderr):
+                if stream is not None:
+                    stream.close()
 
 
 @pytest.mark.parametrize("version", VERSIONS)
