@@ -7,6 +7,7 @@ one message, a few bytes per message), as the apiserver relay and kubectl produc
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import pytest
@@ -85,7 +86,7 @@ class Pair:
 
     def from_server(self) -> list[Event]:
         data = self.server.data_to_send()
-        head, sep, rest = data.partition(b"\r\n\r\n")
+        head, _, rest = data.partition(b"\r\n\r\n")
         frames = rest if head.startswith(b"HTTP/1.1 101") else data
         self.server_messages += [(op, bytes(p)) for op, p, _, _
                                  in self._server_decoder.feed(frames)]
@@ -182,7 +183,7 @@ def test_pings_inside_and_outside() -> None:
 
 def test_close_sends_goaway_then_close_1000_and_reports_one_end() -> None:
     pair = Pair().upgrade()
-    rid, sid = pair.open()
+    rid, _ = pair.open()
     pair.server.close()
     pair.server.close()
     client, server = pair.pump()
@@ -231,6 +232,15 @@ def test_broken_spdy_inside_sends_goaway_and_close_1002() -> None:
     messages = ws_payloads(pair.client.data_to_send(), client=True)
     assert messages[0][1][:4] == b"\x80\x03\x00\x07"     # GOAWAY
     assert messages[1][1][:2] == (1002).to_bytes(2, "big")
+
+
+def test_broken_spdy_while_the_websocket_closes_raises_only() -> None:
+    pair = Pair().upgrade()
+    pair.client._ws.close()
+    frame = FrameEncoder(client=False).frame(OP_BINARY, b"\x80\x03\x00\x07\x00\x00\x00\x04"
+                                                        b"\x00\x00\x00\x00")
+    with pytest.raises(RemoteProtocolError):
+        pair.client.receive_data(frame)
 
 
 def test_a_101_without_the_subprotocol_is_a_rejection() -> None:
@@ -370,7 +380,7 @@ def _messages(data: bytes, cuts: Sequence[int], *, client: bool) -> bytes:
     """``data`` as binary messages cut at ``cuts``, framed by a client or a server."""
     encoder = FrameEncoder(client=client)
     points = sorted({c % (len(data) + 1) for c in cuts} | {0, len(data)})
-    return b"".join(encoder.frame(OP_BINARY, data[a:b]) for a, b in zip(points, points[1:])
+    return b"".join(encoder.frame(OP_BINARY, data[a:b]) for a, b in itertools.pairwise(points)
                     if b > a)
 
 
@@ -390,7 +400,7 @@ def _normalise(events: Sequence[Event]) -> list[Event]:
 
 def _chunks(data: bytes, reads: Sequence[int]) -> list[bytes]:
     points = sorted({r % (len(data) + 1) for r in reads} | {0, len(data)})
-    return [data[a:b] for a, b in zip(points, points[1:]) if b > a]
+    return [data[a:b] for a, b in itertools.pairwise(points) if b > a]
 
 
 def _client_side(message_cuts: Sequence[int], reads: Sequence[int]) -> list[Event]:
@@ -422,15 +432,17 @@ WHOLE_SERVER = _server_side([], [])
 
 
 def test_whole_exchange() -> None:
-    assert WHOLE_CLIENT == [
+    expected_client = [
         UpgradeAccepted(transport="tunnel", protocol=TUNNEL), ForwardReady(request_id=0),
         ForwardData(request_id=0, data=bytes(range(256)) * 300),
         ForwardError(request_id=0, message="boom"), ForwardEnded(request_id=0),
         ForwardClosed(request_id=0), ConnectionClosed(code=0, clean=True)]
-    assert WHOLE_SERVER == [
+    expected_server = [
         UpgradeAccepted(transport="tunnel", protocol=TUNNEL),
         ForwardRequested(request_id=0, port=8080),
         ForwardData(request_id=0, data=b"ping " * 3000), ForwardEnded(request_id=0)]
+    assert expected_client == WHOLE_CLIENT
+    assert expected_server == WHOLE_SERVER
 
 
 def test_every_frame_write_its_own_message_and_a_few_bytes_each() -> None:

@@ -31,10 +31,7 @@ from .._errors import LocalProtocolError, RemoteProtocolError, UpgradeRejectedEr
 from .._events import (
     ConnectionClosed,
     Event,
-    PingReceived,
-    PongReceived,
     UpgradeAccepted,
-    UpgradeRejected,
     UpgradeRequested,
 )
 from .._portforward.handshake import SPDY_PORT_FORWARD_PROTOCOL, TUNNEL_PREFIX, TUNNEL_PROTOCOL
@@ -108,8 +105,7 @@ class _Tunnel:
                 self._end_of_stream(event, events)
             elif isinstance(event, UpgradeAccepted):
                 events += self._on_accepted(event)
-            elif isinstance(event, (UpgradeRejected, UpgradeRequested, PingReceived,
-                                    PongReceived)):
+            else:  # UpgradeRejected, UpgradeRequested, PingReceived, PongReceived
                 events.append(event)
         return events
 
@@ -155,29 +151,19 @@ class _Tunnel:
             if self._ws.state is WebSocketState.OPEN:
                 self._ws.close(_PROTOCOL_ERROR, "SPDY protocol error")
             raise
-        return self._dedupe_closed(events)
+        if any(isinstance(event, ConnectionClosed) for event in events):
+            self._closed_reported = True   # GOAWAY: the WebSocket's close adds nothing
+        return events
 
     def _end_of_stream(self, closed: ConnectionClosed, events: list[Event]) -> None:
         inner = self._inner
-        if inner is not None:
-            # The inner session reports its requests' ends; the WebSocket's close is the
-            # connection's (one ConnectionClosed in all).
-            events += [e for e in inner.receive_data(b"")
-                       if not isinstance(e, ConnectionClosed)]
+        assert inner is not None  # the WebSocket reports its end only once open
+        # The inner session reports its requests' ends; the WebSocket's close is the
+        # connection's (one ConnectionClosed in all).
+        events += [e for e in inner.receive_data(b"") if not isinstance(e, ConnectionClosed)]
         if not self._closed_reported:
             self._closed_reported = True
             events.append(closed)
-
-    def _dedupe_closed(self, events: list[Event]) -> list[Event]:
-        """Keep only the first ConnectionClosed of the tunnel (GOAWAY, then the close)."""
-        out: list[Event] = []
-        for event in events:
-            if isinstance(event, ConnectionClosed):
-                if self._closed_reported:
-                    continue
-                self._closed_reported = True
-            out.append(event)
-        return out
 
     def _wrap(self) -> None:
         """Move the inner SPDY output into binary messages."""
