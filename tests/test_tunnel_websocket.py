@@ -284,3 +284,15 @@ def test_misuse_before_the_upgrade() -> None:
     server.receive_data(request)
     with pytest.raises(LocalProtocolError, match="cannot reject"):
         server.reject(403, headers=[("Bad Header", "x")])
+
+
+def test_a_second_key_line_does_not_hide_a_bad_first_one() -> None:
+    # Found by fuzzing: the key checked and the key answered must be the same line (the
+    # first, as Go reads it), else a non-ASCII first key escaped as UnicodeEncodeError.
+    request = (b"GET /t HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+               b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: \xa8bad\r\n"
+               b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+    for server in (BinaryWebSocket.server(), WebSocketChannelConnection.server()):
+        with pytest.raises(RemoteProtocolError, match="Sec-WebSocket-Key"):
+            server.receive_data(request)
+        assert server.data_to_send().startswith(b"HTTP/1.1 400 ")
