@@ -902,3 +902,20 @@ def test_an_error_stream_half_closed_on_its_syn_stream_still_carries_the_text() 
     texts = [bytes(f.data) for f in frames_of(raw.wire.frames, DataFrame)
              if f.stream_id == error_id and f.data]
     assert texts == [b"error forwarding port 80 to pod web, uid : refused"]
+
+
+def test_pending_pairs_are_bounded() -> None:
+    from kstream._portforward.spdy import MAX_PENDING_PAIRS
+
+    raw = RawClient()
+    for n in range(MAX_PENDING_PAIRS):
+        stream_id = raw.stream("data", request_id=str(n))
+        raw.flush()
+        raw.session.reset_stream(stream_id)   # no longer counts against the session
+    refused = raw.stream("data", request_id="last")
+    assert raw.flush() == []
+    rsts = frames_of(raw.wire.frames, RstStreamFrame)
+    assert rsts[-1] == RstStreamFrame(stream_id=refused, status=RstStatus.REFUSED_STREAM)
+    # A stream for a pair that already waits is still taken.
+    raw.stream("error", request_id="0")
+    assert raw.flush() == [ForwardRequested(request_id=0, port=80), ForwardReset(request_id=0)]
