@@ -1,18 +1,34 @@
 # The two set-up commands of the README: `make demo` and `make test`.
-# Both install what they need: the virtualenv, the Python packages, and the Debian
-# packages the interop peers are built from.
+# Each installs what it needs and nothing more: `make demo` kstream alone (its runtime
+# dependencies) in .venv; `make test` the test toolchain in the same .venv, and the
+# Debian packages the interop peers are built from.
 
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 DEBIAN_PACKAGES := golang-go golang-github-docker-spdystream-dev golang-github-gorilla-websocket-dev
 
-.PHONY: test demo lint typecheck pytest venv debian-deps bench fuzz soak clean
+.PHONY: test demo docs lint typecheck pytest venv debian-deps bench fuzz soak clean
 
+# Everything: kstream and the dev group (tests, linters, docs: it includes the docs
+# group, so it stands for the two other stamps too). pip >= 25.1 reads dependency groups.
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade "pip>=25.1"
 	$(PY) -m pip install -q -e . --group dev
+	touch $@ $(VENV)/.docs-installed $(VENV)/.demo-installed
+
+# kstream alone, for the demo: no group, so the venv's own pip will do.
+$(VENV)/.demo-installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -e .
+	touch $@
+
+# The API reference's tools only (make docs on its own).
+$(VENV)/.docs-installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade "pip>=25.1"
+	$(PY) -m pip install -q -e . --group docs
 	touch $@
 
 venv: $(VENV)/.installed
@@ -38,10 +54,15 @@ typecheck: venv
 pytest: venv debian-deps
 	$(PY) -m pytest -q --cov --cov-report=term
 
-test: lint typecheck pytest
+test: lint typecheck docs pytest
 
-demo: venv
-	$(PY) -m kstream.demo
+demo: $(VENV)/.demo-installed
+	@$(PY) -m kstream.demo
+
+# The API reference, from the docstrings, into docs/_build/html/api.html; any Sphinx
+# warning (an unreadable docstring, a duplicate) fails the build.
+docs: $(VENV)/.docs-installed
+	$(PY) -m sphinx -E -W --keep-going -q -b html docs docs/_build/html
 
 bench: venv debian-deps
 	$(PY) -m benchmarks
@@ -61,4 +82,4 @@ soak: venv debian-deps
 	$(PY) -m tests.soak --seconds $(SOAK_SECONDS)
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache tests/peers/go/bin
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache tests/peers/go/bin docs/_build

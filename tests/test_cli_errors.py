@@ -8,28 +8,47 @@ wording is kubectl's where kubectl has one (checked against kubectl 1.27 and 1.3
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import json
+import os
 import socket
 import subprocess
 import sys
 import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
-from servehelper import ServeProcess, clean_env, kubectl_dir
+
+from kstream.testing import FakeNode
 
 _TIMEOUT = 60
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
-    """One ``kstream serve`` for the module."""
-    with ServeProcess(tmp_path_factory.mktemp("serve"), "--pod", "demo",
-                      "--pod", "box") as running:
-        yield running
+def server() -> Iterator[FakeNode]:
+    """One fake node for the module (TLS with its own CA, as ``kstream serve``)."""
+    node = FakeNode()
+    node.add_pod("demo")
+    node.add_pod("box")
+    with node.in_thread():
+        yield node
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The environment for client processes, without proxies or stray kube settings."""
+    env = {key: value for key, value in os.environ.items()
+           if not key.upper().endswith("_PROXY") and not key.startswith("KUBE")}
+    env.update(extra)
+    return env
+
+
+def kubectl_dir() -> Path:
+    """The directory holding the versioned kubectl binaries (``kubectl.1.27`` ...)."""
+    kubectl = subprocess.run(["sh", "-c", 'readlink -f "$(command -v kubectl)"'],
+                             capture_output=True, text=True, check=False).stdout.strip()
+    return Path(kubectl).parent if kubectl else Path("/nonexistent")
 
 
 def kstream(*args: str) -> subprocess.CompletedProcess[bytes]:
@@ -65,25 +84,25 @@ def usage_error(result: subprocess.CompletedProcess[bytes], subcommand: str) -> 
     return errors[0].removeprefix(f"kstream {subcommand}: error: ")
 
 
-def _ca_file(server: ServeProcess) -> str:
-    path = server.kubeconfig.with_name("ca.pem")
-    cluster = server.config()["clusters"][0]["cluster"]
-    path.write_bytes(base64.b64decode(cluster["certificate-authority-data"]))
-    return str(path)
+def _ca_file(server: FakeNode) -> str:
+    """The CA the node generated (TLS is its default), as a PEM file."""
+    assert server.ca_file is not None
+    return server.ca_file
 
 
 # --------------------------------------------------------------------------- connecting
 
 
-def test_connection_failures_name_the_server(server: ServeProcess) -> None:
-    port = server.url.rsplit(":", 1)[1]
+def test_connection_failures_name_the_server(server: FakeNode) -> None:
+    assert server.server.startswith("https://127.0.0.1:")
+    port = server.server.rsplit(":", 1)[1]
     ca = _ca_file(server)
     refused, unknown, untrusted, wrong_name = kstream_all(
         ["exec", "--server", "https://127.0.0.1:1", "--token", "t", "demo", "--", "true"],
         ["exec", "--server", "https://kstream-no-such-host.invalid:6443", "--token", "t",
          "--request-timeout", "20", "demo", "--", "true"],
-        ["exec", "--server", server.url, "--token", "t", "demo", "--", "true"],
-        ["exec", "--server", server.url, "--token", "t", "--certificate-authority", ca,
+        ["exec", "--server", server.server, "--token", "t", "demo", "--", "true"],
+        ["exec", "--server", server.server, "--token", "t", "--certificate-authority", ca,
          "--tls-server-name", "wrong.example", "demo", "--", "true"])
     # kubectl's exact words.
     assert one_line(refused) == ("The connection to the server 127.0.0.1:1 was refused - "
@@ -276,7 +295,7 @@ def test_argument_errors_print_the_usage() -> None:
     assert usage_error(no_pod, "exec") == "pod, type/name or --filename must be specified"
 
 
-def test_kubectl_flags_and_pod_forms_are_accepted(server: ServeProcess) -> None:
+def test_kubectl_flags_and_pod_forms_are_accepted(server: FakeNode) -> None:
     config = ["--kubeconfig", str(server.kubeconfig)]
     results = kstream_all(
         ["exec", *config, "-v=6", "demo", "--", "echo", "ok"],
@@ -295,7 +314,7 @@ def test_kubectl_flags_and_pod_forms_are_accepted(server: ServeProcess) -> None:
 # --------------------------------------------------------------------------- output
 
 
-def test_exit_code_line_and_server_text(server: ServeProcess) -> None:
+def test_exit_code_line_and_server_text(server: FakeNode) -> None:
     config = ["--kubeconfig", str(server.kubeconfig)]
     exited, spaced, escaped = kstream_all(
         ["exec", *config, "demo", "--", "sh", "-c", "exit 3"],
@@ -322,7 +341,7 @@ def _last_line(result: subprocess.CompletedProcess[bytes]) -> str:
 
 
 @pytest.mark.parametrize("version", ["1.27", "1.33"])
-def test_kubectl_says_the_same(server: ServeProcess, version: str) -> None:
+def test_kubectl_says_the_same(server: FakeNode, version: str) -> None:
     binary = kubectl_dir() / f"kubectl.{version}"
     assert binary.exists(), f"kubectl {version} is missing: {binary}"
     config = ["--kubeconfig", str(server.kubeconfig)]

@@ -3,6 +3,7 @@ traceback, exit code 1 (2 with the usage for a port out of range)."""
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -10,9 +11,27 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from servehelper import clean_env, make_certificate
-
 _TIMEOUT = 60
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The environment for client processes, without proxies or stray kube settings."""
+    env = {key: value for key, value in os.environ.items()
+           if not key.upper().endswith("_PROXY") and not key.startswith("KUBE")}
+    env.update(extra)
+    return env
+
+
+def other_tls_files(directory: Path) -> tuple[Path, Path]:
+    """A second ``(chain, key)`` for 127.0.0.1, as the ``tls_files`` fixture makes them:
+    its key matches none of the fixture's certificates."""
+    from kstream._app import certs
+
+    generated = certs.generate("127.0.0.1")
+    chain, key = directory / "other-chain.pem", directory / "other-key.pem"
+    chain.write_bytes(generated.cert_pem)
+    key.write_bytes(generated.key_pem)
+    return chain, key
 
 
 def serve_all(*invocations: Sequence[str]) -> list[subprocess.CompletedProcess[bytes]]:
@@ -59,9 +78,9 @@ def test_addresses() -> None:
         "cannot listen on kstream-no-such-host.invalid: unknown host (")
 
 
-def test_tls_files(tmp_path: Path) -> None:
-    cert, key = make_certificate(tmp_path)
-    other_cert, other_key = make_certificate(tmp_path, san="IP:127.0.0.1")
+def test_tls_files(tmp_path: Path, tls_files: tuple[Path, Path]) -> None:
+    cert, key = tls_files
+    other_cert, other_key = other_tls_files(tmp_path)
     missing = tmp_path / "missing.pem"
     missing_cert, missing_key, mismatched, no_key, not_a_cert, not_a_key, a_directory = \
         serve_all(

@@ -3,6 +3,10 @@
 kubectl dies of the signal (SIGINT: the shell shows 130; SIGPIPE: 141) and prints
 nothing; the server then ends the remote process. With a terminal, raw mode is always
 restored, and ``attach -t`` to a main process without a terminal falls back to none.
+
+The server is a :class:`~kstream.testing.FakeNode`: its pods run real local processes
+(so a remote process id printed by the command can be watched here), and its session
+records say when the node saw a session end.
 """
 
 from __future__ import annotations
@@ -17,19 +21,51 @@ import sys
 import termios
 import time
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 
 import pytest
-from servehelper import ServeProcess, clean_env, kubectl_dir
+
+from kstream.testing import FakeNode, SessionRecord
 
 _TIMEOUT = 30
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
-    """One ``kstream serve`` for the module: ``demo`` runs ``cat``, ``sleeper`` sleeps."""
-    with ServeProcess(tmp_path_factory.mktemp("serve"), "--pod", "demo",
-                      "--pod", "sleeper=sleep 1000") as running:
-        yield running
+def server() -> Iterator[FakeNode]:
+    """One fake node for the module: ``demo`` runs ``cat``, ``sleeper`` sleeps."""
+    node = FakeNode()
+    node.add_pod("demo")
+    node.add_pod("sleeper", command=["sleep", "1000"])
+    with node.in_thread():
+        yield node
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The environment for client processes, without proxies or stray kube settings."""
+    env = {key: value for key, value in os.environ.items()
+           if not key.upper().endswith("_PROXY") and not key.startswith("KUBE")}
+    env.update(extra)
+    return env
+
+
+def kubectl_dir() -> Path:
+    """The directory holding the versioned kubectl binaries (``kubectl.1.27`` ...)."""
+    kubectl = subprocess.run(["sh", "-c", 'readlink -f "$(command -v kubectl)"'],
+                             capture_output=True, text=True, check=False).stdout.strip()
+    return Path(kubectl).parent if kubectl else Path("/nonexistent")
+
+
+def _ended(server: FakeNode, first: int, subresource: str) -> SessionRecord:
+    """The one session the node accepted since session number ``first``, once over.
+
+    The node sees the client go: the session's record is finished (its process ended
+    with it, for an exec).
+    """
+    record = server.wait_for_session(first, _TIMEOUT)
+    assert record.subresource == subresource
+    assert record.wait_finished(_TIMEOUT), "the node still runs the session"
+    assert len(server.sessions) == first + 1, server.sessions
+    return record
 
 
 def _gone(pid: int, timeout: float = 10.0) -> bool:
@@ -40,7 +76,7 @@ def _gone(pid: int, timeout: float = 10.0) -> bool:
             with open(f"/proc/{pid}/stat") as stat:
                 if stat.read().rsplit(")", 1)[1].split()[0] == "Z":
                     return True
-        except FileNotFoundError:
+        except (FileNotFoundError, ProcessLookupError):  # reaped, even while reading
             return True
         time.sleep(0.05)
     return False
@@ -61,7 +97,8 @@ def _kubectl(*args: str) -> subprocess.Popen[bytes]:
 
 @pytest.mark.parametrize("client", [_kstream, _kubectl], ids=["kstream", "kubectl"])
 def test_ctrl_c_during_exec_is_silent_and_ends_the_remote_process(
-        server: ServeProcess, client: Callable[..., subprocess.Popen[bytes]]) -> None:
+        server: FakeNode, client: Callable[..., subprocess.Popen[bytes]]) -> None:
+    first = len(server.sessions)
     process = client("exec", "--kubeconfig", str(server.kubeconfig), "-i", "demo", "--",
                      "sh", "-c", "echo $$; exec sleep 1000")
     try:
@@ -76,13 +113,17 @@ def test_ctrl_c_during_exec_is_silent_and_ends_the_remote_process(
     # Killed by SIGINT, as kubectl: the shell reports 128 + 2 = 130.
     assert (process.returncode, err) == (-signal.SIGINT, b"")
     assert _gone(remote), "the remote process outlived the client"
+    record = _ended(server, first, "exec")
+    # The node killed it when the client left: 128 + SIGKILL, as a runtime reports it.
+    assert (record.argv[:2], record.exit_code) == (("sh", "-c"), 128 + signal.SIGKILL)
 
 
-def test_ctrl_c_during_attach_is_silent(server: ServeProcess) -> None:
+def test_ctrl_c_during_attach_is_silent(server: FakeNode) -> None:
     config = str(server.kubeconfig)
+    first = len(server.sessions)
     process = _kstream("attach", "--kubeconfig", config, "-i", "sleeper")
     try:
-        time.sleep(1.5)  # attached
+        server.wait_for_session(first, _TIMEOUT)  # attached: the node upgraded it
         process.send_signal(signal.SIGINT)
         _, err = process.communicate(timeout=_TIMEOUT)
     finally:
@@ -90,6 +131,7 @@ def test_ctrl_c_during_attach_is_silent(server: ServeProcess) -> None:
             process.kill()
             process.wait()
     assert (process.returncode, err) == (-signal.SIGINT, b"")
+    assert _ended(server, first, "attach").pod == "sleeper"
     # As in Kubernetes, leaving an attach does not end the main process.
     again = subprocess.run([sys.executable, "-m", "kstream", "exec", "--kubeconfig", config,
                             "sleeper", "--", "true"], capture_output=True, timeout=_TIMEOUT,
@@ -98,8 +140,9 @@ def test_ctrl_c_during_attach_is_silent(server: ServeProcess) -> None:
 
 
 @pytest.mark.parametrize("client", ["kstream", "kubectl"])
-def test_a_closed_pipe_ends_quietly_with_141(server: ServeProcess, client: str) -> None:
+def test_a_closed_pipe_ends_quietly_with_141(server: FakeNode, client: str) -> None:
     # `kstream exec ... | head -1` in bash, as a user types it.
+    first = len(server.sessions)
     program = [sys.executable, "-m", "kstream"] if client == "kstream" \
         else [str(kubectl_dir() / "kubectl.1.33")]
     script = ('"$@" exec --kubeconfig "$0" demo -- sh -c "echo \\$\\$; exec yes" '
@@ -110,6 +153,7 @@ def test_a_closed_pipe_ends_quietly_with_141(server: ServeProcess, client: str) 
     remote, status = result.stdout.decode().split()
     assert (status, result.stderr) == ("141", b"")
     assert _gone(int(remote)), "the remote process outlived the client"
+    assert _ended(server, first, "exec").exit_code == 128 + signal.SIGKILL  # by the node
 
 
 # --------------------------------------------------------------------------- terminals
@@ -160,14 +204,16 @@ class _Terminal:
         os.close(self.master)
 
 
-def test_attach_tty_to_a_main_process_without_one_falls_back(server: ServeProcess) -> None:
+def test_attach_tty_to_a_main_process_without_one_falls_back(server: FakeNode) -> None:
+    first = len(server.sessions)
     terminal = _Terminal("attach", "--kubeconfig", str(server.kubeconfig), "-i", "-t", "demo")
     try:
         # kubectl 1.27-1.33 print exactly this line, then attach without a terminal.
         assert terminal.read_until(
             b"error: Unable to use a TTY - container main did not allocate one\r\n"), \
             terminal.seen
-        time.sleep(0.5)  # attached
+        record = server.wait_for_session(first, _TIMEOUT)  # attached
+        assert (record.subresource, record.tty) == ("attach", False)
         assert terminal.canonical()
         os.write(terminal.master, b"hello\r")
         assert terminal.read_until(b"hello\r\nhello\r\n"), terminal.seen  # echo, then cat
@@ -179,7 +225,7 @@ def test_attach_tty_to_a_main_process_without_one_falls_back(server: ServeProces
         terminal.close()
 
 
-def test_kubectl_attach_tty_falls_back_with_the_same_line(server: ServeProcess) -> None:
+def test_kubectl_attach_tty_falls_back_with_the_same_line(server: FakeNode) -> None:
     binary = kubectl_dir() / "kubectl.1.33"
     assert binary.exists(), f"kubectl is missing: {binary}"
     terminal = _Terminal("attach", "--kubeconfig", str(server.kubeconfig), "-i", "-t", "demo",
@@ -192,7 +238,7 @@ def test_kubectl_attach_tty_falls_back_with_the_same_line(server: ServeProcess) 
         terminal.close()
 
 
-def test_raw_mode_is_restored_when_terminated(server: ServeProcess) -> None:
+def test_raw_mode_is_restored_when_terminated(server: FakeNode) -> None:
     terminal = _Terminal("exec", "--kubeconfig", str(server.kubeconfig), "-i", "-t", "demo",
                          "--", "sh", "-c", "echo ready; exec sleep 1000")
     try:

@@ -217,7 +217,7 @@ def test_documentation_example(block: Block, tmp_path: Path) -> None:
 def test_the_documentation_has_runnable_examples() -> None:
     # Guards the collection itself: a broken extractor must not pass by finding nothing.
     names = {block.path.name for block in BLOCKS if NO_RUN not in block.flags}
-    assert {"README.md", "websocket.md", "status.md"} <= names
+    assert {"README.md", "websocket.md", "status.md", "testing-properties.md"} <= names
 
 
 # --------------------------------------------------------------------------------------

@@ -90,20 +90,19 @@ def test_json_file_with_token_and_namespace(tmp_path: Path) -> None:
 def test_yaml_file(tmp_path: Path) -> None:
     (tmp_path / "config").write_text(
         "apiVersion: v1\nkind: Config\ncurrent-context: y\n"
-        "clusters:\n- name: y\n  cluster:\n    server: http://127.0.0.1:8080\n"
+        "clusters:\n- name: y\n  cluster:\n    server: https://127.0.0.1:8080\n"
         "users:\n- name: y\n  user:\n    token: abc\n"
         "contexts:\n- name: y\n  context: {cluster: y, user: y}\n"
     )
     connection = load_config(str(tmp_path / "config"), environ=_environ(tmp_path))
-    assert connection.server == "http://127.0.0.1:8080"
+    assert connection.server == "https://127.0.0.1:8080"
     assert connection.namespace == "default"
-    assert connection.ssl_context is None
     assert _bearer(connection.headers) == "abc"
 
 
 def test_json_works_without_pyyaml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "yaml", None)  # makes `import yaml` fail
-    path = _write(tmp_path / "config", _config(server="http://127.0.0.1:1",
+    path = _write(tmp_path / "config", _config(server="https://127.0.0.1:1",
                                                 user={"token": "j"}))
     assert _bearer(load_config(path, environ=_environ(tmp_path)).headers) == "j"
     (tmp_path / "yaml").write_text("clusters: []\ncurrent-context: x\n")
@@ -264,8 +263,8 @@ def test_client_certificate_files_and_data(tmp_path: Path,
 def test_overrides(tmp_path: Path) -> None:
     path = _write(tmp_path / "config", _config(user={"token": "file"}, namespace="a"))
     connection = load_config(path, environ=_environ(tmp_path), overrides=ConfigOverrides(
-        server="http://127.0.0.1:9/prefix/", token="flag", namespace="b"))
-    assert connection.server == "http://127.0.0.1:9/prefix"
+        server="https://127.0.0.1:9/prefix/", token="flag", namespace="b"))
+    assert connection.server == "https://127.0.0.1:9/prefix"
     assert connection.headers == (("Authorization", "Bearer flag"),)
     assert connection.namespace == "b"
     bare = load_config(environ=_environ(tmp_path), in_cluster_root=str(tmp_path),

@@ -31,7 +31,6 @@ from kstream._exec.session import (
     OutputEnded,
     RequestReceived,
     ServerExecSession,
-    SessionReady,
     TerminalResized,
 )
 from kstream._exec.spdy_client import SpdyExecClient
@@ -43,6 +42,7 @@ from kstream._status import (
     success_status,
 )
 from kstream._ws.connection import WebSocketChannelConnection
+from kstream.testing.pairs import Pair, exec_pair
 
 TARGET = "/api/v1/namespaces/default/pods/p/exec?command=cat&stderr=true&stdin=true&stdout=true"
 V5, V4, V1 = "v5.channel.k8s.io", "v4.channel.k8s.io", "channel.k8s.io"
@@ -61,41 +61,23 @@ def client_for(kind: str, *, target: str = TARGET, stdin: bool = True, stdout: b
                              tty=tty)
 
 
+def one_byte_reads(data: bytes) -> list[bytes]:
+    return [data[i:i + 1] for i in range(len(data))]
+
+
 def pump(client: ClientExecSession, server: ServerExecSession,
          *, byte_at_a_time: bool = False) -> tuple[list[Event], list[Event]]:
     """Move bytes both ways until both sides are quiet; return (client, server) events."""
-    client_events: list[Event] = []
-    server_events: list[Event] = []
-    for _ in range(1000):
-        to_server = client.data_to_send()
-        if to_server:
-            server_events += server.receive_data(to_server)
-        to_client = server.data_to_send()
-        if to_client:
-            if byte_at_a_time:
-                for i in range(len(to_client)):
-                    client_events += client.receive_data(to_client[i:i + 1])
-            else:
-                client_events += client.receive_data(to_client)
-        if not to_server and not to_client:
-            return client_events, server_events
-    raise AssertionError("the sessions never went quiet")
+    return Pair(client, server, one_byte_reads if byte_at_a_time else None).pump()
 
 
 def open_pair(kind: str, *, stdin: bool = True, stdout: bool = True, stderr: bool = True,
               tty: bool = False) -> tuple[ClientExecSession, ServerExecSession]:
-    client = client_for(kind, stdin=stdin, stdout=stdout, stderr=stderr, tty=tty)
-    server = ServerExecSession()
-    _, server_events = pump(client, server)
-    assert [type(e) for e in server_events] == [RequestReceived]
-    accepted = server.accept(stdin=stdin, stdout=stdout, stderr=stderr, tty=tty, now=0.0)
-    assert isinstance(accepted[0], UpgradeAccepted)
-    client_events, server_events = pump(client, server)
-    ready = [e for e in accepted + server_events if isinstance(e, SessionReady)]
-    assert len(ready) == 1
-    assert isinstance(client_events[0], UpgradeAccepted)
-    assert SessionReady() in client_events
-    return client, server
+    transport, protocol = {"ws5": ("websocket", V5), "ws4": ("websocket", V4),
+                           "ws1": ("websocket", V1), "spdy": ("spdy", V4)}[kind]
+    pair = exec_pair(transport, protocol, stdin=stdin, stdout=stdout, stderr=stderr, tty=tty)
+    assert isinstance(pair.client_events[0], UpgradeAccepted)
+    return pair.client, pair.server
 
 
 def output_of(events: Sequence[Event], channel: int) -> bytes:

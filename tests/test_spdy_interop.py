@@ -2,7 +2,7 @@
 
 Both directions, over real 127.0.0.1 sockets:
 
-* our sans-IO client (:class:`SpdyExecClient`, driven by :class:`sockpump.SocketPump`)
+* our sans-IO client (:class:`SpdyExecClient`, driven by :class:`kstream.testing.pairs.SocketPump`)
   against ``kpeer serve``, which serves exec the kubelet way;
 * ``kpeer spdy-client``, which execs the client-go way, against our sans-IO server
   (:class:`SpdyExecServer`) running kpeer's built-in commands in :class:`BuiltinExecServer`.
@@ -26,7 +26,6 @@ from pathlib import Path
 
 import pytest
 from peers.gopeer import GoPeerServer, SpdyClientError, SpdyClientResult, run_spdy_client
-from sockpump import FrameTap, OneConnectionServer, SocketPump, connect
 
 from kstream._channels import ERROR, RESIZE, STDERR, STDIN, STDOUT
 from kstream._errors import LocalProtocolError
@@ -56,6 +55,7 @@ from kstream._status import (
     parse_exit_status,
     success_status,
 )
+from kstream.testing.pairs import FrameTap, OneConnectionServer, SocketPump
 
 #: Seconds any one exchange may take (socket waits, the Go client, the server thread).
 TIMEOUT = 30.0
@@ -68,6 +68,11 @@ CHUNK = 32 * 1024
 OUTBOX_HIGH_WATER = 1024 * 1024
 #: Pings to see before ending a ping test (the answer to ping k is counted before k+1).
 PINGS = 3
+
+
+def connect(port: int) -> socket.socket:
+    """A TCP connection to ``127.0.0.1:port``."""
+    return socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
 
 V2, V3 = "v2.channel.k8s.io", "v3.channel.k8s.io"
 SUCCESS_JSON = b'{"metadata":{},"status":"Success"}'
@@ -152,7 +157,7 @@ class ClientExec:
 
     def run(self, *, tap: bool = True) -> ClientOutcome:
         """Connect, run the exec to the server's GOAWAY, close as client-go does."""
-        with connect(self.port, timeout=TIMEOUT) as sock, SocketPump(sock, self.client,
+        with connect(self.port) as sock, SocketPump(sock, self.client,
                                                                     tap=tap) as pump:
             self._pump = pump
             pump.run(self.on_events, produce=self.produce, timeout=TIMEOUT,
@@ -308,7 +313,7 @@ def test_strict_flow_control_stalls_at_64_kib_against_go(go_server: GoPeerServer
     """Why advisory is the default: Go never sends WINDOW_UPDATE, so credit never returns."""
     exec_ = ClientExec(go_server.port, ["cat"], stdin=b"", strict_flow_control=True)
     client = exec_.client
-    with connect(go_server.port, timeout=TIMEOUT) as sock, SocketPump(sock, client) as pump:
+    with connect(go_server.port) as sock, SocketPump(sock, client) as pump:
         pump.run(exec_.on_events, until=lambda: client.ready, timeout=TIMEOUT)
         window = os.urandom(SPDY_WINDOW)
         for offset in range(0, SPDY_WINDOW, CHUNK):
@@ -338,7 +343,7 @@ def test_our_client_resize_events_reach_the_go_command(go_server: GoPeerServer,
     exec_ = ClientExec(go_server.port, ["size"], stdin=b"", stderr=False, tty=True,
                        protocols=[protocol])
     client, outcome = exec_.client, exec_.outcome
-    with connect(go_server.port, timeout=TIMEOUT) as sock, SocketPump(sock, client) as pump:
+    with connect(go_server.port) as sock, SocketPump(sock, client) as pump:
         pump.run(exec_.on_events, until=lambda: client.ready, timeout=TIMEOUT)
         client.send_data(RESIZE, encode_resize(80, 24))
         client.send_data(RESIZE, encode_resize(132, 43))

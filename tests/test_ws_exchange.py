@@ -6,6 +6,7 @@ and round trips of arbitrary messages over arbitrarily split byte streams.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import pytest
@@ -39,6 +40,7 @@ from kstream._status import (
     parse_exit_status,
 )
 from kstream._ws.connection import WebSocketChannelConnection, WebSocketState, hello_channel
+from kstream.testing import pairs
 
 V5 = "v5.channel.k8s.io"
 FIVE_PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io", "v4.base64.channel.k8s.io",
@@ -57,14 +59,12 @@ SECTION_7_STATUS = (
 def transfer(source: WebSocketChannelConnection, sink: WebSocketChannelConnection,
              cuts: Sequence[int] = ()) -> list[Event]:
     """Move everything ``source`` queued into ``sink``, cut at ``cuts``."""
-    data = source.data_to_send()
-    events: list[Event] = []
-    start = 0
-    for cut in [*sorted(c for c in cuts if 0 < c < len(data)), len(data)]:
-        if cut > start:
-            events += sink.receive_data(data[start:cut])
-        start = cut
-    return events
+
+    def at_cuts(data: bytes) -> list[bytes]:
+        edges = [0, *sorted(c for c in set(cuts) if 0 < c < len(data)), len(data)]
+        return [data[a:b] for a, b in itertools.pairwise(edges) if b > a]
+
+    return pairs.transfer(source, sink, at_cuts)
 
 
 def merged(events: Sequence[Event]) -> list[Event]:
@@ -80,18 +80,15 @@ def merged(events: Sequence[Event]) -> list[Event]:
 
 
 def connect(protocol: str) -> tuple[WebSocketChannelConnection, WebSocketChannelConnection]:
-    client = WebSocketChannelConnection.client(host="127.0.0.1:6443", target=TARGET,
-                                               protocols=(protocol,),
-                                               headers=[("Authorization", "Bearer t")])
-    server = WebSocketChannelConnection.server()
-    (request,) = transfer(client, server)
+    pair = pairs.websocket_pair(protocol, target=TARGET,
+                                headers=[("Authorization", "Bearer t")])
+    (request,) = pair.server_events
     assert isinstance(request, UpgradeRequested)
     assert request.protocols == (protocol,)
-    server.accept()
-    (accepted,) = transfer(server, client)
+    (accepted,) = pair.client_events
     assert accepted == UpgradeAccepted(transport="websocket", protocol=protocol,
                                        headers=accepted.headers)  # type: ignore[attr-defined]
-    return client, server
+    return pair.client, pair.server
 
 
 # --------------------------------------------------------------------------------------

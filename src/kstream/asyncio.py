@@ -46,6 +46,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from types import TracebackType
 from typing import Unpack
 
+from ._dial.on_asyncio import connect
 from ._exec.fallback import Attempt
 from ._exec.session import ClientExecSession
 from ._resize import TerminalSize
@@ -428,12 +429,7 @@ async def _attempt(request: ExecRequest, attempt: Attempt, context: _ssl.SSLCont
     hostname = (request.server_hostname or address.host) if context is not None else None
     try:
         async with asyncio.timeout(options.connect_timeout):
-            if sock is not None:
-                await loop.create_connection(lambda: protocol, sock=sock, ssl=context,
-                                             server_hostname=hostname)
-            else:
-                await loop.create_connection(lambda: protocol, address.host, address.port,
-                                             ssl=context, server_hostname=hostname)
+            await connect(loop, protocol, request, context, hostname, sock)  # proxy or not
             await asyncio.shield(protocol.ready)
     except BaseException:
         transport = protocol._transport

@@ -2,8 +2,9 @@
 
 Starts ``kstream serve`` on a free loopback port with a temporary kubeconfig, runs execs
 through it over WebSocket v5, WebSocket v4 and SPDY -- a command fed on stdin, one that
-exits with code 3 -- printing the negotiated transport, the output and the exit code of
-each, then stops the server. Nothing is left running.
+exits with code 3 -- printing each command shell-quoted, the negotiated transport, the
+output and the exit code, then stops the server and shows how to try the same by hand.
+Nothing is left running.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -50,7 +52,8 @@ async def _exec(connection: ClusterConnection, command: Sequence[str], *, transp
     async with process:
         stdout, stderr = await asyncio.gather(process.stdout.read(), process.stderr.read())
         code = await process.wait()
-    print(f"  $ {' '.join(command)}")
+    fed = f"    # stdin: {stdin!r}" if stdin is not None else ""
+    print(f"  $ {shlex.join(command)}{fed}")
     print(f"    negotiated: {process.transport} {process.protocol}")
     for name, data in (("stdout", stdout), ("stderr", stderr)):
         if data:
@@ -119,7 +122,29 @@ def main() -> int:
                 log.seek(0)
                 print("kstream serve stopped. Its log:")
                 print("".join(f"  {line}" for line in log))
+    print(_try_it_yourself())
     return 0
+
+
+def _try_it_yourself() -> str:
+    """The commands to do the same by hand, with this interpreter's ``kstream``."""
+    bin_dir = os.path.dirname(sys.executable)
+    shown = os.path.relpath(bin_dir) if bin_dir.startswith(os.getcwd() + os.sep) else bin_dir
+    kstream = shlex.quote(os.path.join(shown, "kstream"))
+    activate = shlex.quote(os.path.join(shown, "activate"))
+    lines = [
+        (f"{kstream} serve --kubeconfig /tmp/kc & sleep 1", "a local node; writes /tmp/kc"),
+        (f"echo hello | {kstream} exec --kubeconfig /tmp/kc -i demo -- tr a-z A-Z", "HELLO"),
+        (f"{kstream} exec --kubeconfig /tmp/kc -it demo -- sh", "a shell, with a terminal"),
+        ("KUBECONFIG=/tmp/kc kubectl exec -it demo -- sh", "real kubectl works too"),
+        ("kill %1", "stop the server"),
+    ]
+    width = max(len(command) for command, _ in lines)
+    return "\n".join([
+        f"Try it yourself ({kstream} is there; `. {activate}` puts kstream on PATH):",
+        *(f"  {command.ljust(width)}  # {note}" for command, note in lines),
+        "More: docs/cli.md (the command line), docs/guide.md (the Python API).",
+    ])
 
 
 if __name__ == "__main__":

@@ -58,6 +58,7 @@ from typing import Final, NoReturn, Self, Unpack
 
 import trio
 
+from ._dial.on_trio import open_stream
 from ._exec.fallback import Attempt
 from ._exec.session import ClientExecSession
 from ._resize import TerminalSize
@@ -568,7 +569,7 @@ async def _attempt(request: ExecRequest, attempt: Attempt, context: _ssl.SSLCont
     try:
         with _timeout(options.connect_timeout, "connecting and upgrading"):
             if connected is None:
-                connected = await trio.open_tcp_stream(address.host, address.port)
+                connected = await open_stream(request, context)  # through its proxy, if any
             if context is not None:
                 tls = trio.SSLStream(connected, context,
                                      server_hostname=request.server_hostname or address.host,

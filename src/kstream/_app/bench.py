@@ -295,7 +295,7 @@ def _exec(args: argparse.Namespace, argv: Sequence[str]) -> int:
                         pod=args.pod, container=args.container,
                         headers=tuple(connection.headers), ssl=connection.ssl_context,
                         server_hostname=connection.server_hostname,
-                        kubectl_args=tuple(flags))
+                        proxy=connection.proxy, kubectl_args=tuple(flags))
     protocols = tuple(args.protocol or PROTOCOLS)
     kubectl = None if args.no_kubectl else (args.kubectl or "auto")
     _note(f"pod {target.namespace}/{target.pod}: {runs} run(s) of {size} bytes each way per "

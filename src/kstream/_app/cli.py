@@ -228,7 +228,8 @@ async def _remote(args: argparse.Namespace, command: list[str], *, attach: bool,
     options: dict[str, Any] = dict(
         container=args.container, stdin=args.stdin, stdout=True, stderr=not use_tty,
         tty=use_tty, headers=connection.headers, ssl=connection.ssl_context,
-        server_hostname=connection.server_hostname, transport=args.transport,
+        server_hostname=connection.server_hostname, proxy=connection.proxy,
+        transport=args.transport,
         protocols=tuple(args.protocol) if args.protocol else None,
         fallback=args.transport == "auto", connect_timeout=run.timeout,
     )

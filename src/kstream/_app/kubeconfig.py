@@ -12,10 +12,16 @@ Follows client-go's ``tools/clientcmd`` (``loader.go``, ``client_config.go``,
   resolved against the directory of the file that held them;
 * credentials: ``token`` / ``tokenFile`` (the file wins, as in client-go's rest config),
   basic auth, client certificates (files or ``-data``), and exec credential plugins
-  (``client.authentication.k8s.io/v1`` and ``v1beta1`` ``ExecCredential``).
+  (``client.authentication.k8s.io/v1`` and ``v1beta1`` ``ExecCredential``) -- for
+  ``https`` servers only: like client-go (``client_config.go``, "only try to read the
+  auth information if we are secure"), nothing of the user is read, run or sent for an
+  ``http`` server (a token in the server URL's path, as ``kstream serve --plain-http`` writes
+  it, still reaches it);
+* the proxy: the cluster's ``proxy-url``, else ``HTTPS_PROXY`` / ``HTTP_PROXY`` /
+  ``NO_PROXY`` (:mod:`kstream._runtime.proxy`).
 
-JSON kubeconfigs need nothing beyond the standard library; YAML needs PyYAML (the ``cli``
-extra of kstream).
+Kubeconfigs are YAML (JSON is read without it, and faster): PyYAML is a dependency of
+kstream, imported only for a file that is not JSON.
 """
 
 from __future__ import annotations
@@ -98,6 +104,9 @@ class ClusterConnection:
         server_hostname: the name to send in SNI and verify the certificate against,
             when it differs from the URL's host (``tls-server-name``).
         context_name: the kubeconfig context used, ``None`` in-cluster or without one.
+        proxy: the proxy URL to connect through (the cluster's ``proxy-url``, or the one
+            ``HTTPS_PROXY`` / ``HTTP_PROXY`` / ``NO_PROXY`` choose), ``None`` for a
+            direct connection; pass it as the ``proxy`` argument of ``open_exec``.
     """
 
     server: str
@@ -106,6 +115,7 @@ class ClusterConnection:
     ssl_context: ssl.SSLContext | None = None
     server_hostname: str | None = None
     context_name: str | None = None
+    proxy: str | None = field(default=None, repr=False)  # may hold a password
 
 
 @dataclass(slots=True)
@@ -129,10 +139,9 @@ def _parse_document(text: str, origin: str) -> dict[str, Any]:
         try:
             # Imported by name so that the type checker needs no PyYAML stubs.
             yaml: Any = importlib.import_module("yaml")
-        except ImportError:
+        except ImportError:  # a dependency of kstream: only a broken install lacks it
             raise KubeconfigError(
-                f"{origin}: not JSON, and reading YAML needs PyYAML "
-                "(pip install 'kstream[cli]')"
+                f"{origin}: not JSON, and reading YAML needs PyYAML (pip install PyYAML)"
             ) from None
         try:
             data = yaml.safe_load(text)
@@ -520,11 +529,13 @@ def in_cluster_config(environ: Mapping[str, str], root: str = "/") -> ClusterCon
         namespace = (account / "namespace").read_text().strip() or "default"
     if ":" in host:
         host = f"[{host}]"
+    server = f"https://{host}:{port}"
     return ClusterConnection(
-        server=f"https://{host}:{port}",
+        server=server,
         namespace=namespace,
         headers=(("Authorization", f"Bearer {token}"),),
         ssl_context=build_ssl_context(ca_pem=ca_pem, insecure=False),
+        proxy=_proxy(server, None, environ),
     )
 
 
@@ -596,7 +607,11 @@ def _connection(context_name: str | None, context: Mapping[str, Any],
     if "://" not in server:
         # client-go defaults a scheme-less host to https (rest.DefaultServerURL).
         server = "https://" + server
-    if overrides.token is not None:
+    if not server.startswith("https://"):
+        # client-go reads no credential for a server it cannot reach securely: they
+        # would cross the network in clear text.
+        credentials = _Credentials()
+    elif overrides.token is not None:
         credentials = _Credentials(token=overrides.token)
     else:
         credentials = _user_credentials(user, cluster, server, environ)
@@ -625,7 +640,28 @@ def _connection(context_name: str | None, context: Mapping[str, Any],
         ssl_context=ssl_context,
         server_hostname=str(server_name) if server_name else None,
         context_name=context_name,
+        proxy=_proxy(server, cluster.get("proxy-url"), environ),
     )
+
+
+_PROXY_VARIABLES: Final = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy")
+
+
+def _proxy(server: str, proxy_url: object, environ: Mapping[str, str]) -> str | None:
+    """The proxy to reach ``server`` through, as a URL (``choose_proxy`` decides)."""
+    if proxy_url is not None and not isinstance(proxy_url, str):
+        raise KubeconfigError("proxy-url must be a string")
+    if not proxy_url and not any(environ.get(name) for name in _PROXY_VARIABLES):
+        return None  # the common case loads no proxy code
+    from .._runtime.proxy import choose_proxy
+
+    try:
+        proxy = choose_proxy(server, proxy_url or None, environ)
+    except ValueError as exc:
+        raise KubeconfigError(f"{'proxy-url' if proxy_url else 'proxy'}: {exc}") from None
+    if proxy is None:
+        return None
+    return proxy_url or proxy.url()
 
 
 def _apply_to_in_cluster(connection: ClusterConnection,
@@ -640,4 +676,5 @@ def _apply_to_in_cluster(connection: ClusterConnection,
         ssl_context=connection.ssl_context,
         server_hostname=overrides.tls_server_name,
         context_name=None,
+        proxy=connection.proxy,
     )

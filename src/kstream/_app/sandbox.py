@@ -31,6 +31,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
+from .podlog import PodLog
+
 __all__ = [
     "AttachHandle",
     "MainProcess",
@@ -465,6 +467,8 @@ class MainProcess:
         self._pumps: list[asyncio.Task[None]] = []
         self._lock = asyncio.Lock()
         self._stdin_lock = asyncio.Lock()
+        #: What it wrote, for ``kubectl logs`` (bounded).
+        self.log = PodLog()
 
     async def attach(self) -> AttachHandle:
         """Join the main process, starting it if it is not running.
@@ -509,6 +513,7 @@ class MainProcess:
             chunk = await read()
             if not chunk:
                 return
+            self.log.append(chunk)
             for handle in list(self._attached):
                 await handle.output.put((stream, chunk))
 
@@ -519,6 +524,7 @@ class MainProcess:
             await process.wait()
         finally:
             process.close()
+            self.log.run_ended()
             # Everyone attached now sees the end; the next attach starts a new process.
             self._process = None
             for handle in list(self._attached):

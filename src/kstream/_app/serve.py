@@ -26,10 +26,10 @@ import resource
 import secrets
 import ssl
 import tempfile
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import unquote
 
@@ -46,6 +46,7 @@ from .._status import (
 )
 from .._version import __version__
 from . import certs
+from .kubeapi import API_RESOURCES, CONTAINER, KubeApi
 from .sandbox import AttachHandle, Pod, SandboxProcess, SpawnError, force_end
 
 if TYPE_CHECKING:
@@ -69,8 +70,6 @@ __all__ = [
 DEFAULT_POD: Final = "demo"
 #: What a pod's main process (the one ``attach`` joins) runs unless declared.
 DEFAULT_MAIN_COMMAND: Final = ("cat",)
-#: The one container of every pod.
-CONTAINER: Final = "main"
 #: Path prefix carrying the token in the URL (``/kstream/<token>/api/v1/...``).
 #: client-go sends no credentials over plain HTTP (clientcmd ``client_config.go``: "only
 #: try to read the auth information if we are secure"), so for ``http://`` servers the
@@ -103,51 +102,6 @@ class PodSpec:
 
 
 # --------------------------------------------------------------------------- documents
-
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _pod_document(pod: Pod, started: str, uid: str) -> dict[str, Any]:
-    """The pod as ``GET /api/v1/namespaces/{ns}/pods/{name}`` returns it: Running, ready."""
-    container = {
-        "name": CONTAINER, "image": "kstream/sandbox", "command": list(pod.main.argv),
-        # stdin + stdinOnce: what the main process does (see _serve_sandbox); kubectl attach
-        # reads ``tty`` to decide whether to use a terminal.
-        "stdin": True, "stdinOnce": True, "tty": False, "workingDir": pod.workdir,
-    }
-    return {
-        "kind": "Pod", "apiVersion": "v1",
-        "metadata": {"name": pod.name, "namespace": pod.namespace, "uid": uid,
-                     "resourceVersion": "1", "creationTimestamp": started},
-        "spec": {"containers": [container], "restartPolicy": "Always",
-                 "nodeName": "kstream"},
-        "status": {
-            "phase": "Running",
-            "conditions": [{"type": "Ready", "status": "True"},
-                           {"type": "ContainersReady", "status": "True"}],
-            "hostIP": "127.0.0.1", "podIP": "127.0.0.1", "startTime": started,
-            "containerStatuses": [{
-                "name": CONTAINER, "ready": True, "started": True, "restartCount": 0,
-                "image": "kstream/sandbox", "imageID": "",
-                "state": {"running": {"startedAt": started}},
-            }],
-        },
-    }
-
-
-_API_RESOURCES: Final = {
-    "kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "v1",
-    "resources": [
-        {"name": "pods", "singularName": "pod", "namespaced": True, "kind": "Pod",
-         "verbs": ["get", "list"], "shortNames": ["po"], "categories": ["all"]},
-        {"name": "pods/attach", "singularName": "", "namespaced": True,
-         "kind": "PodAttachOptions", "verbs": ["create", "get"]},
-        {"name": "pods/exec", "singularName": "", "namespaced": True,
-         "kind": "PodExecOptions", "verbs": ["create", "get"]},
-    ],
-}
 
 
 def kubeconfig_document(server: str, token: str, *,
@@ -239,7 +193,6 @@ class ServeApp:
         if not token:
             raise ValueError("a token is required")
         self._token = token.encode("utf-8")
-        self._started = _now()
         self._pods: dict[tuple[str, str], Pod] = {}
         self._uids: dict[tuple[str, str], str] = {}
         for spec in pods or (PodSpec(DEFAULT_POD),):
@@ -247,6 +200,7 @@ class ServeApp:
         self._sessions: set[asyncio.Task[Any]] = set()
         self._log = log
         self._hooks = hooks or ServeHooks()
+        self._kubeapi = KubeApi(self._pods, self._uids, time.time())
 
     def add_pod(self, spec: PodSpec) -> None:
         """Serve one more pod (replacing one of the same namespace and name)."""
@@ -307,6 +261,8 @@ class ServeApp:
                                              reason="Unauthorized", code=401))
             return
         parts = path.rstrip("/").split("/")[1:]
+        if await self._kubeapi.answer(request, parts):
+            return  # pods, logs, namespaces, events, refusals (kubeapi.py)
         if parts[:3] == ["api", "v1", "namespaces"] and len(parts) >= 6 and parts[4] == "pods":
             await self._pod_route(request, parts)
             return
@@ -330,16 +286,8 @@ class ServeApp:
         if parts == ["apis"]:
             return {"kind": "APIGroupList", "apiVersion": "v1", "groups": []}
         if parts == ["api", "v1"]:
-            return _API_RESOURCES
-        if parts[:3] == ["api", "v1", "namespaces"] and len(parts) == 5 and parts[4] == "pods":
-            return self._pod_list(parts[3])
+            return API_RESOURCES
         return None
-
-    def _pod_list(self, namespace: str) -> dict[str, Any]:
-        items = [_pod_document(pod, self._started, self._uids[key])
-                 for key, pod in self._pods.items() if key[0] == namespace]
-        return {"kind": "PodList", "apiVersion": "v1",
-                "metadata": {"resourceVersion": "1"}, "items": items}
 
     async def _pod_route(self, request: ServerRequest, parts: list[str]) -> None:
         # /api/v1/namespaces/{ns}/pods/{name}[/{subresource}]
@@ -349,7 +297,8 @@ class ServeApp:
         subresource = parts[6] if len(parts) == 7 else None
         key = (namespace, name)
         pod = self._pods.get(key)
-        if len(parts) > 7 or subresource not in (None, "exec", "attach"):
+        # kubeapi.py answers everything but exec and attach.
+        if len(parts) > 7 or subresource not in ("exec", "attach"):
             await self._fail(request, Status(
                 status=STATUS_FAILURE, reason="NotFound", code=404,
                 message="the server could not find the requested resource"))
@@ -357,16 +306,7 @@ class ServeApp:
         if pod is None:
             await self._fail(request, _not_found(name))
             return
-        if subresource is None:
-            if request.method not in ("GET", "HEAD") or request.upgrade is not None:
-                await self._fail(request, Status(
-                    status=STATUS_FAILURE, reason="MethodNotAllowed", code=405,
-                    message="the server does not allow this method on the requested "
-                            "resource"))
-                return
-            await request.respond(200, *_json_body(
-                _pod_document(pod, self._started, self._uids[key])))
-            return
+        assert subresource is not None
         await self._stream(request, pod, subresource)
 
     # ----------------------------------------------------------------- sessions

@@ -435,6 +435,7 @@ class ServerExecSession:
         self._ended: set[int] = set()
         self._outgoing = bytearray()
         self._answered = False
+        self._streaming = False
         self._finished = False
         #: ``"websocket"`` or ``"spdy"`` once accepted.
         self.transport: str | None = None
@@ -577,6 +578,50 @@ class ServerExecSession:
         except LocalProtocolError as exc:
             raise LocalProtocolError(f"cannot send this response: {exc}") from None
         self._outgoing += out
+
+    def respond_streaming(self, status_code: int,
+                          headers: Sequence[tuple[str, str]] = ()) -> None:
+        """Answer with a plain HTTP response whose body follows in :meth:`send_body` calls.
+
+        The body has no length: it ends when the connection closes (``Connection:
+        close``), as an apiserver streams a followed log. Close the connection to end it.
+
+        Args:
+            status_code: the HTTP status, 200..599.
+            headers: response headers (framing headers are replaced).
+
+        Raises:
+            LocalProtocolError: no request yet, already answered, or a header that cannot
+                be written (control characters, non-Latin-1 text).
+        """
+        self._check_answerable()
+        if not 200 <= status_code <= 599:
+            raise LocalProtocolError(f"cannot stream a response with status {status_code}")
+        lines = [f"HTTP/1.1 {status_code} {_reason_phrase(status_code)}\r\n"]
+        for name, value in headers:
+            if name.lower() in ("content-length", "connection", "transfer-encoding"):
+                continue
+            if not name or any(c in f"{name}{value}" for c in "\r\n\0") or ":" in name:
+                raise LocalProtocolError(f"cannot send the header {name!r}")
+            lines.append(f"{name}: {value}\r\n")
+        lines.append("Connection: close\r\n\r\n")
+        try:
+            head = "".join(lines).encode("latin-1")
+        except UnicodeEncodeError:
+            raise LocalProtocolError("response headers must be Latin-1 text") from None
+        self._answered = True
+        self._streaming = True
+        self._outgoing += head
+
+    def send_body(self, data: bytes | bytearray | memoryview) -> None:
+        """Queue the next bytes of a :meth:`respond_streaming` body.
+
+        Raises:
+            LocalProtocolError: no streamed response was started.
+        """
+        if not self._streaming:
+            raise LocalProtocolError("no streamed response to send a body on")
+        self._outgoing += data
 
     def reject(self, status_code: int = 403, message: str = "", *, reason: str = "") -> None:
         """Refuse the request with a ``metav1.Status`` JSON body, as the apiserver does.

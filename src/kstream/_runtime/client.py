@@ -11,7 +11,7 @@ from __future__ import annotations
 import ssl
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypedDict, TypeVar
+from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
 
 from .._status import Exited
 from .._ws.mask import mask_backend
@@ -19,6 +19,9 @@ from .common import attach_target, exec_target
 from .errors import CompletedExec
 from .options import ExecOptions, ServerAddress, parse_server
 from .process import RemoteProcess
+
+if TYPE_CHECKING:
+    from .proxy import ProxyURL
 
 # Choose the masking routine now, as the runtimes load, rather than on a session's first
 # masked frame: importing websockets' C routine takes about 18 ms, which would land in
@@ -50,6 +53,7 @@ class RunArguments(TypedDict, total=False):
     headers: Sequence[tuple[str, str]]
     ssl: ssl.SSLContext | None
     server_hostname: str | None
+    proxy: str | None
     transport: str
     protocols: Sequence[str] | None
     fallback: bool
@@ -76,6 +80,7 @@ class ExecRequest:
         options: the session's options.
         ssl: the caller's TLS context, if any.
         server_hostname: the caller's TLS server name, if any.
+        proxy: the proxy to connect through, if any.
     """
 
     address: ServerAddress
@@ -84,6 +89,7 @@ class ExecRequest:
     options: ExecOptions
     ssl: ssl.SSLContext | None
     server_hostname: str | None
+    proxy: ProxyURL | None = None
 
 
 def exec_request(server: str, namespace: str, pod: str, command: Sequence[str] | None,
@@ -101,6 +107,12 @@ def exec_request(server: str, namespace: str, pod: str, command: Sequence[str] |
     container = given.pop("container", None)
     context = given.pop("ssl", None)
     server_hostname = given.pop("server_hostname", None)
+    proxy_url = given.pop("proxy", None)
+    proxy = None
+    if proxy_url:
+        from .proxy import parse_proxy_url  # loaded only when a proxy is used
+
+        proxy = parse_proxy_url(proxy_url)
     options = ExecOptions.build(**given)
     address = parse_server(server)
     if command is None:
@@ -112,7 +124,8 @@ def exec_request(server: str, namespace: str, pod: str, command: Sequence[str] |
                              stdin=options.stdin, stdout=options.stdout,
                              stderr=options.stderr, tty=options.tty, prefix=address.prefix)
     return ExecRequest(address=address, target=target, command=tuple(command or ()),
-                       options=options, ssl=context, server_hostname=server_hostname)
+                       options=options, ssl=context, server_hostname=server_hostname,
+                       proxy=proxy)
 
 
 async def complete(process: RemoteProcess, input: bytes | None, *,
@@ -166,6 +179,10 @@ OPEN_EXEC_DOC = """Run ``command`` in a pod's container and return the running p
         ssl: the TLS context for ``https`` (default: the system's trust store, ALPN
             ``http/1.1``); used as given, never modified.
         server_hostname: the TLS server name, when not the URL's host.
+        proxy: connect through this proxy, ``http://``, ``https://`` (HTTP ``CONNECT``)
+            or ``socks5://``, with an optional ``user:password@``; ``None`` (the
+            default) connects directly. :func:`kstream.kubeconfig.load_config` chooses it
+            as kubectl does (``proxy-url``, ``HTTPS_PROXY``, ``NO_PROXY``).
         transport: ``"auto"`` (WebSocket, then SPDY; the default), ``"websocket"`` or
             ``"spdy"``.
         protocols: a custom protocol list (see :func:`kstream._exec.fallback.plan`).
@@ -217,6 +234,7 @@ RUN_DOC = """Run a command to completion and collect its output, like {like}.
         headers: extra request headers.
         ssl: TLS context.
         server_hostname: TLS server name.
+        proxy: the proxy URL.
         transport: transport preference.
         protocols: custom protocol list.
         fallback: fall back between transports.

@@ -51,6 +51,7 @@ class ServerConnection(Protocol):
 __all__ = [
     "SERVER_LIMITS_DOC",
     "SERVE_DOC",
+    "ResponseBody",
     "ServerExec",
     "ServerRequest",
     "accept_switches",
@@ -101,6 +102,20 @@ class ServerRequest:
         self._conn.session.respond(status, headers, body)
         await self._conn.close()
 
+    async def respond_streaming(self, status: int,
+                                headers: Sequence[tuple[str, str]] = ()) -> ResponseBody:
+        """Answer with a plain HTTP response whose body is written as it comes.
+
+        For a followed log: the body ends when :meth:`ResponseBody.aclose` closes the
+        connection.
+
+        Raises:
+            LocalProtocolError: already answered, or a header that cannot be sent.
+        """
+        self._conn.session.respond_streaming(status, headers)
+        self._conn._schedule_flush()
+        return ResponseBody(self._conn)
+
     async def reject(self, status_code: int = 403, message: str = "") -> None:
         """Refuse with a ``metav1.Status`` body (what kubectl prints) and close.
 
@@ -144,6 +159,32 @@ class ServerRequest:
             conn._end_input(STDIN)
         self.exec = ServerExec(conn, stdin=switches["stdin"], tty=switches["tty"])
         return self.exec
+
+
+class ResponseBody:
+    """The body of a :meth:`ServerRequest.respond_streaming` answer."""
+
+    def __init__(self, connection: ServerConnection) -> None:
+        self._conn = connection
+
+    @property
+    def closed(self) -> bool:
+        """Whether the client is gone (then writes are dropped)."""
+        return self._conn.closed
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        """Queue body bytes (dropped once the client is gone)."""
+        if not self._conn.closed and data:
+            self._conn.session.send_body(data)
+            self._conn._schedule_flush()
+
+    async def drain(self) -> None:
+        """Wait until the connection takes more (at once once the client is gone)."""
+        await self._conn.drain()
+
+    async def aclose(self) -> None:
+        """End the body: flush and close the connection."""
+        await self._conn.close()
 
 
 class ServerExec:

@@ -67,6 +67,7 @@ class ExecTarget:
         headers: request headers (``Authorization``...): never printed.
         ssl: the TLS context for ``https`` servers.
         server_hostname: the TLS server name, when not the URL's host.
+        proxy: the proxy URL (kubeconfig ``proxy-url`` or ``HTTPS_PROXY``), if any.
         kubectl_args: the global flags that point kubectl at the same cluster
             (``--kubeconfig``, ``--context``...).
     """
@@ -78,6 +79,7 @@ class ExecTarget:
     headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
     ssl: _ssl.SSLContext | None = field(default=None, repr=False)
     server_hostname: str | None = None
+    proxy: str | None = field(default=None, repr=False)
     kubectl_args: tuple[str, ...] = ()
 
     @classmethod
@@ -101,7 +103,7 @@ class ExecTarget:
         return cls(server=connection.server, namespace=connection.namespace, pod=pod,
                    container=container, headers=tuple(connection.headers),
                    ssl=connection.ssl_context, server_hostname=connection.server_hostname,
-                   kubectl_args=tuple(flags))
+                   proxy=connection.proxy, kubectl_args=tuple(flags))
 
 
 def commands(size: int) -> dict[str, tuple[str, ...]]:
@@ -130,7 +132,7 @@ async def _open(target: ExecTarget, protocol: str, command: Sequence[str], *, st
         process = await open_exec(
             target.server, target.namespace, target.pod, command, container=target.container,
             stdin=stdin, stdout=stdout, stderr=True, headers=target.headers, ssl=target.ssl,
-            server_hostname=target.server_hostname, transport=transport,
+            server_hostname=target.server_hostname, proxy=target.proxy, transport=transport,
             protocols=None if protocol == SPDY else [protocol], fallback=False,
             connect_timeout=timeout)
     except UpgradeRejectedError as exc:
