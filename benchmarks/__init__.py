@@ -1,4 +1,4 @@
-"""kstream's benchmark suite (issue 6): framing in memory, end to end, scale.
+"""kstream's benchmark suite: framing in memory, end to end, scale.
 
 Run it with ``make bench``, ``python -m benchmarks [--quick] [--only NAME]`` or
 ``kstream bench``; results go to ``docs/benchmarks/``. Benchmarks are not tests:

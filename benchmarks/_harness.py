@@ -61,7 +61,7 @@ class Config:
 
     @classmethod
     def full(cls) -> Config:
-        """The suite as the issue specifies it (1 GiB down, 256 MiB up, 10..1000 sessions)."""
+        """The whole suite (1 GiB down, 256 MiB up, 10..1000 sessions)."""
         return cls("full", runs=5, scale=1.0, download_bytes=1 << 30,
                    upload_bytes=256 << 20, sessions=(10, 100, 1000), session_bytes=1 << 20,
                    transfer_runs=3)

@@ -2,7 +2,8 @@
 
 Results go to ``docs/benchmarks/`` (``--out`` to change): ``results-<mode>.md`` (tables,
 targets, machine, command), ``results-<mode>.png`` (plot, needs matplotlib: the ``bench``
-extra) and ``results-<mode>.json`` (every run of every figure).
+extra), ``results-<mode>.json`` (every run of every figure) and, when the ``process``
+benchmark ran, ``headline-<mode>.png`` (kstream against kubectl, whole processes).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Final
 
 from ._harness import Config, Result, machine_description
 from .framing import bench_spdy_framing, bench_ws_framing
-from .report import write_json, write_markdown, write_plot
+from .report import write_headline, write_json, write_markdown, write_plot
 
 __all__ = ["BENCHMARKS", "main", "run"]
 
@@ -34,9 +35,11 @@ BENCHMARKS: Final[dict[str, str]] = {
     "scale": "N concurrent sessions from one asyncio process, busy and idle",
     "server-role": "kubectl downloading from kstream serve vs from the Go peer",
     "compat": "kstream.compat.kubernetes.stream() vs the original stream(), same calls",
+    "process": "whole processes: kstream exec vs kubectl exec (start, pipe upload, "
+               "pipe download)",
 }
 _NEEDS_SERVERS: Final = frozenset({"loopback", "official", "latency", "scale",
-                                   "server-role", "compat"})
+                                   "server-role", "compat", "process"})
 
 
 def run(config: Config, only: Sequence[str] = (), *, out: Path = DEFAULT_OUT,
@@ -94,6 +97,10 @@ def run(config: Config, only: Sequence[str] = (), *, out: Path = DEFAULT_OUT,
                     from .compat import bench_compat
 
                     results += bench_compat(config, servers)
+                elif name == "process":
+                    from .process import bench_process
+
+                    results += bench_process(config, servers, remarks)
     elapsed = time.monotonic() - started
     log(f"[{elapsed:6.1f} s] done; writing results to {out}")
     out.mkdir(parents=True, exist_ok=True)
@@ -110,6 +117,7 @@ def run(config: Config, only: Sequence[str] = (), *, out: Path = DEFAULT_OUT,
     write_json(stem.with_suffix(".json"), results, machine=machine, command=command)
     if not write_plot(stem.with_suffix(".png"), results):
         log("matplotlib is not installed (pip install 'kstream[bench]'): no plot written")
+    write_headline(out / f"headline-{config.mode}.png", results)
     return results
 
 

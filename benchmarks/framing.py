@@ -38,7 +38,7 @@ from ._harness import Config, Result
 
 __all__ = ["SIZES", "WS_PROTOCOLS", "bench_spdy_framing", "bench_ws_framing", "size_label"]
 
-#: Message sizes of the issue: 64 B, 1 KiB, 32 KiB, 1 MiB.
+#: Message sizes measured: 64 B, 1 KiB, 32 KiB, 1 MiB.
 SIZES: Final = (64, 1024, 32 * 1024, 1 << 20)
 #: Every named WebSocket channel subprotocol.
 WS_PROTOCOLS: Final = WEBSOCKET_PROTOCOLS

@@ -285,7 +285,7 @@ def bench_scale(config: Config, servers: Servers) -> list[Result]:
 
     Busy: each of N sessions downloads ``session_bytes``; wall time and peak RSS. Idle: N
     sessions of ``sleep-forever`` (stdin open) established at once; the RSS they add,
-    per session, is what the issue's "RSS per idle session" target bounds.
+    per session, is what the "RSS per idle session" target bounds.
     """
     results = []
     for sessions in config.sessions:

@@ -8,21 +8,24 @@ against each baseline of the same line.
 from __future__ import annotations
 
 import json
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Final
 
 from ._harness import Result
 
-__all__ = ["TARGETS", "Target", "evaluate_targets", "write_json", "write_markdown", "write_plot"]
+__all__ = ["TARGETS", "Target", "evaluate_targets", "write_headline", "write_json",
+           "write_markdown", "write_plot"]
 
 
 @dataclass(frozen=True)
 class Target:
-    """One target of the issue: ``impl`` against ``baseline`` in one group and case.
+    """One performance target: ``impl`` against ``baseline`` in one group and case.
 
     Attributes:
-        text: the target as the issue words it.
+        text: the target, in words.
         group: the result group.
         case: the result case.
         impl: the measured implementation.
@@ -76,6 +79,15 @@ TARGETS: tuple[Target, ...] = (
            "server-role", "kubectl 1.33 download", "kstream serve", "Go peer", "ratio", 0.8),
     Target("server role: kubectl 1.27 from kstream serve ≥ 0.8× from the Go peer",
            "server-role", "kubectl 1.27 download", "kstream serve", "Go peer", "ratio", 0.8),
+    # Whole processes (benchmarks/process.py): what a person at a shell waits for.
+    Target("whole process: `kstream exec -- true` as fast as kubectl 1.33 (≥ 1.0×: "
+           "kubectl's time over kstream's)",
+           "process-start", "exec -- true", "kstream", "kubectl 1.33", "ratio", 1.0),
+    *(Target(f"whole process: pipe {direction}, {name} ≥ 1.2× kubectl {version}",
+             f"process-{direction}", case, "kstream", f"kubectl {version}", "ratio", 1.2)
+      for direction in ("upload", "download")
+      for case, name, version in (("websocket v5", "WebSocket v5", "1.33"),
+                                  ("spdy", "SPDY", "1.27"))),
 )
 
 
@@ -189,6 +201,9 @@ _GROUP_TITLES = {
     "scale": "Concurrent sessions from one asyncio process, each downloading",
     "scale-idle": "Idle concurrent sessions from one asyncio process (RSS per session)",
     "server-role": "Server role: kubectl downloading from kstream serve vs the Go peer",
+    "process-start": "Whole process: `exec -- true`, wall time from outside (lower is better)",
+    "process-upload": "Whole process: `head -c SIZE /dev/zero | … exec -i POD -- sink`",
+    "process-download": "Whole process: `… exec POD -- source SIZE | cat > /dev/null`",
 }
 
 
@@ -200,10 +215,13 @@ def write_markdown(path: Path, results: Sequence[Result], *, machine: dict[str, 
              "## Command", "", "```", command, "```", "", config_text, "",
              "## Machine", "", "| | |", "|---|---|"]
     lines += [f"| {key} | {value} |" for key, value in machine.items()]
-    lines += ["", "## Targets (issue 6)", "", "| target | measured | verdict |",
+    lines += ["", "## Targets", "", "| target | measured | verdict |",
               "|---|---|---|"]
+    # A run of some benchmarks (--only) lists the targets of what it measured only.
+    measured_groups = {result.group for result in results}
     lines += [f"| {target.text} | {value} | {verdict} |"
-              for target, value, verdict in evaluate_targets(results)]
+              for target, value, verdict in evaluate_targets(results)
+              if target.group in measured_groups]
     if remarks:
         lines += ["", "## Remarks", "", *(f"- {remark}" for remark in remarks)]
     for group, cases in _groups(results).items():
@@ -220,17 +238,17 @@ def write_json(path: Path, results: Sequence[Result], *, machine: dict[str, str]
 
 
 def write_plot(path: Path, results: Sequence[Result]) -> bool:
-    """Plot throughput per group (log scale), one bar per implementation and case.
+    """Plot throughput per group, one bar per implementation and case.
+
+    The axis is linear (a ratio reads as a ratio) unless a panel's bars span more than
+    :data:`_LOG_SPAN` times, which the in-memory groups do (64 B to 1 MiB messages, base64
+    to binary); such a panel says "log scale" on its axis.
 
     Returns:
         False when matplotlib is missing (the optional ``bench`` extra): nothing written.
     """
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = _pyplot()
+    if plt is None:
         return False
     groups = {}
     for name, cases in _groups(results).items():
@@ -241,17 +259,32 @@ def write_plot(path: Path, results: Sequence[Result]) -> bool:
             groups[name] = cases
     if not groups:
         return False
-    figure, axes = plt.subplots(len(groups), 1, figsize=(14, 4.2 * len(groups)),
+    figure, axes = plt.subplots(len(groups), 1, figsize=(13, 4.8 * len(groups)),
                                 squeeze=False)
     for axis, (group, cases) in zip(axes[:, 0], groups.items(), strict=True):
         _plot_group(axis, group, cases)
     figure.tight_layout()
-    figure.savefig(path, dpi=80)
+    figure.savefig(path, dpi=90)
     plt.close(figure)
     return True
 
 
-def _plot_group(axis: object, group: str, cases: dict[str, list[Result]]) -> None:
+#: A panel whose bars span more than this many times gets a log axis.
+_LOG_SPAN = 100.0
+
+
+def _pyplot() -> Any:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    return plt
+
+
+def _plot_group(axis: Any, group: str, cases: dict[str, list[Result]]) -> None:
     impls: list[str] = []
     for rows in cases.values():
         for row in rows:
@@ -259,6 +292,7 @@ def _plot_group(axis: object, group: str, cases: dict[str, list[Result]]) -> Non
                 impls.append(row.impl)
     names = list(cases)
     width = 0.8 / max(1, len(impls))
+    every: list[float] = []
     for index, impl in enumerate(impls):
         xs, heights, low, high = [], [], [], []
         for position, case in enumerate(names):
@@ -270,12 +304,137 @@ def _plot_group(axis: object, group: str, cases: dict[str, list[Result]]) -> Non
             heights.append(found.mbps())
             low.append(found.mbps() - found.mbps(max(found.seconds)))
             high.append(found.mbps(min(found.seconds)) - found.mbps())
-        axis.bar(xs, heights, width, yerr=[low, high], label=impl)  # type: ignore[attr-defined]
-    axis.set_yscale("log")  # type: ignore[attr-defined]
-    axis.set_ylabel("MB/s")  # type: ignore[attr-defined]
+        every += heights
+        axis.bar(xs, heights, width, yerr=[low, high], label=impl, capsize=2)
+    wide = bool(every) and min(every) > 0 and max(every) / min(every) > _LOG_SPAN
+    if wide:
+        axis.set_yscale("log")
+    axis.set_ylabel("throughput, MB/s" + (" (log scale)" if wide else "")
+                    + "\nhigher is better", fontsize=10)
     title = _GROUP_TITLES.get(group, group) + (f" ({V5} only)" if group.startswith("ws-")
                                                else "")
-    axis.set_title(title, fontsize=10)  # type: ignore[attr-defined]
-    axis.set_xticks([p + 0.4 - width / 2 for p in range(len(names))])  # type: ignore[attr-defined]
-    axis.set_xticklabels(names, rotation=60, ha="right", fontsize=6)  # type: ignore[attr-defined]
-    axis.legend(fontsize=7)  # type: ignore[attr-defined]
+    axis.set_title(title, fontsize=11)
+    axis.set_xticks([p + 0.4 - width / 2 for p in range(len(names))])
+    labels = [textwrap.fill(name.removeprefix(f"{V5} "), 16) for name in names]
+    axis.set_xticklabels(labels, rotation=0 if len(names) <= 8 else 45,
+                         ha="center" if len(names) <= 8 else "right", fontsize=9)
+    axis.tick_params(axis="y", labelsize=9)
+    axis.grid(axis="y", alpha=0.3)
+    axis.legend(fontsize=9)
+
+
+# --------------------------------------------------------------------------- headline
+
+_KSTREAM_COLOR = "#1f77b4"
+_KUBECTL_COLOR = "#9a9a9a"
+_TRANSPORT_NAMES = {"websocket v5": "WebSocket v5", "spdy": "SPDY"}
+
+
+def write_headline(path: Path, results: Sequence[Result]) -> bool:
+    """The one chart to read first: kstream against kubectl, whole processes.
+
+    Three panels from the ``process-*`` groups (:mod:`benchmarks.process`): the wall time
+    of ``exec -- true``, and the throughput of a pipe upload and of a pipe download on
+    each transport, every bar labelled with its figure and kstream's bars with their
+    ratio to kubectl's. Linear axes starting at zero.
+
+    Returns:
+        False when matplotlib is missing or no whole-process figure was measured.
+    """
+    plt = _pyplot()
+    groups = _groups(results)
+    if plt is None or not any(name in groups for name in _HEADLINE_PANELS):
+        return False
+    panels = [name for name in _HEADLINE_PANELS if name in groups]
+    figure, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.6),
+                                squeeze=False)
+    for axis, group in zip(axes[0], panels, strict=True):
+        _headline_panel(axis, group, groups[group])
+    figure.suptitle("kstream exec vs kubectl exec: whole processes, same server, same run",
+                    fontsize=13)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return True
+
+
+_HEADLINE_PANELS: Final = {
+    "process-start": "Start: exec -- true\nmedian wall time, ms (lower is better)",
+    "process-upload": "Upload from a pipe\nMB/s (higher is better)",
+    "process-download": "Download into a pipe\nMB/s (higher is better)",
+}
+
+
+def _headline_panel(axis: Any, group: str, cases: dict[str, list[Result]]) -> None:
+    labels: list[str] = []
+    values: list[float] = []
+    colors: list[str] = []
+    notes: list[str] = []
+    for case, rows in cases.items():
+        prefix = "" if group == "process-start" else f"{_TRANSPORT_NAMES.get(case, case)}\n"
+        baseline = next((row for row in rows if row.baseline), None)
+        for row in rows:
+            value = row.median * 1e3 if group == "process-start" else row.mbps()
+            unit = "ms" if group == "process-start" else "MB/s"
+            note = f"{value:,.0f} {unit}"
+            if not row.baseline and baseline is not None and group == "process-start":
+                note += f"  ({row.median / baseline.median:.1f}× {baseline.impl}'s time)"
+            elif not row.baseline and baseline is not None:
+                speed = row.mbps() / baseline.mbps()
+                note += f"  ({speed:.2f}× {baseline.impl})"
+            labels.append(prefix + row.impl)
+            values.append(value)
+            colors.append(_KUBECTL_COLOR if row.baseline else _KSTREAM_COLOR)
+            notes.append(note)
+    positions = list(range(len(values)))[::-1]
+    axis.barh(positions, values, color=colors, height=0.7)
+    axis.set_yticks(positions)
+    axis.set_yticklabels(labels, fontsize=10)
+    axis.set_xlim(0, max(values) * 1.9 if values else 1)
+    for position, value, note in zip(positions, values, notes, strict=True):
+        axis.text(value, position, " " + note, va="center", fontsize=9)
+    size = next((row.nbytes for rows in cases.values() for row in rows if row.nbytes), 0)
+    title = _HEADLINE_PANELS[group]
+    if size:
+        amount = f"{size >> 30} GiB" if size >= 1 << 30 else f"{size / (1 << 20):,.0f} MiB"
+        title = title.replace("\n", f", {amount}\n", 1)
+    axis.set_title(title, fontsize=11)
+    axis.tick_params(axis="x", labelsize=9)
+    axis.grid(axis="x", alpha=0.3)
+
+
+# --------------------------------------------------------------------------- re-plotting
+
+
+def read_json(path: Path) -> list[Result]:
+    """The rows of a results file written by :func:`write_json`."""
+    document = json.loads(path.read_text())
+    return [Result(**row) for row in document["results"]]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m benchmarks.report RESULTS.json...``: redraw the charts of saved runs.
+
+    Each ``results-<mode>.json`` gets its ``results-<mode>.png`` (and, when it holds
+    whole-process figures, ``headline-<mode>.png``) written again beside it, from its
+    figures: a change of the charts needs no new run.
+    """
+    import sys
+
+    paths = [Path(arg) for arg in (sys.argv[1:] if argv is None else argv)]
+    if not paths:
+        print("usage: python -m benchmarks.report RESULTS.json...", file=sys.stderr)
+        return 2
+    for path in paths:
+        results = read_json(path)
+        mode = path.stem.removeprefix("results-")
+        written = [name for name, ok in (
+            (path.with_suffix(".png").name, write_plot(path.with_suffix(".png"), results)),
+            (f"headline-{mode}.png",
+             write_headline(path.with_name(f"headline-{mode}.png"), results))) if ok]
+        print(f"{path}: {', '.join(written) or 'nothing to draw'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -19,7 +19,13 @@ if str(REPO) not in sys.path:
 from benchmarks import cli, loopback  # noqa: E402
 from benchmarks._harness import Config, Result  # noqa: E402
 from benchmarks.framing import WS_PROTOCOLS, bench_spdy_framing, bench_ws_framing  # noqa: E402
-from benchmarks.report import evaluate_targets, write_markdown, write_plot  # noqa: E402
+from benchmarks.process import bench_process  # noqa: E402
+from benchmarks.report import (  # noqa: E402
+    evaluate_targets,
+    write_headline,
+    write_markdown,
+    write_plot,
+)
 from kstream._app import bench as _bench  # noqa: E402
 
 SMOKE = Config.smoke()
@@ -76,6 +82,27 @@ def test_end_to_end_benchmarks_against_the_go_peer() -> None:
     assert verdicts["download, WebSocket v5, asyncio ≥ 1.0× kubectl 1.33"] != "not measured"
     assert verdicts["server role: kubectl 1.27 from kstream serve ≥ 0.8× from the Go peer"] \
         != "not measured"
+
+
+@pytest.mark.timeout(180)  # a dozen whole kstream and kubectl processes on tiny sizes
+def test_whole_process_benchmark_against_kubectl(tmp_path: Path) -> None:
+    remarks: list[str] = []
+    with loopback.servers() as servers:
+        results = bench_process(SMOKE, servers, remarks)
+    _positive(results)
+    rows = {(r.group, r.case, r.impl) for r in results}
+    assert {("process-start", "exec -- true", impl)
+            for impl in ("kstream", "kubectl 1.33", "kubectl 1.27")} <= rows
+    for direction in ("upload", "download"):
+        for case, version in (("websocket v5", "1.33"), ("spdy", "1.27")):
+            assert (f"process-{direction}", case, "kstream") in rows
+            assert (f"process-{direction}", case, f"kubectl {version}") in rows
+    verdicts = {target.text: verdict for target, _, verdict in evaluate_targets(results)}
+    measured = [text for text, verdict in verdicts.items()
+                if text.startswith("whole process") and verdict != "not measured"]
+    assert len(measured) == 5
+    assert write_headline(tmp_path / "headline.png", results)
+    assert (tmp_path / "headline.png").read_bytes().startswith(b"\x89PNG")
 
 
 def test_report_files(tmp_path: Path) -> None:

@@ -9,81 +9,161 @@ from the one most users of the sans-IO core want (sessions) down to the wire
 (connections, events); each group says who needs it.
 
 ``import kstream`` loads no runtime and no I/O module (no ``asyncio``, ``trio``,
-``socket``, ``ssl``, ``threading``, ``logging``, ...).
+``socket``, ``ssl``, ``threading``, ``logging``, ...), and nothing else either until a
+name is used: each public name is imported on first access (PEP 562), so that a program
+needing one tier, or only ``__version__`` (``kstream --version``), does not pay for the
+others at start-up.
 """
 
 from __future__ import annotations
 
-from ._channels import CLOSE as CLOSE
-from ._channels import ERROR as ERROR
-from ._channels import RESIZE as RESIZE
-from ._channels import STDERR as STDERR
-from ._channels import STDIN as STDIN
-from ._channels import STDOUT as STDOUT
-from ._channels import ChannelProtocol as ChannelProtocol
-from ._errors import KstreamError as KstreamError
-from ._errors import LocalProtocolError as LocalProtocolError
-from ._errors import ProtocolError as ProtocolError
-from ._errors import RemoteProtocolError as RemoteProtocolError
-from ._errors import UpgradeRejectedError as UpgradeRejectedError
-from ._events import ChannelData as ChannelData
-from ._events import ChannelEnded as ChannelEnded
-from ._events import ConnectionClosed as ConnectionClosed
-from ._events import DroppedMessage as DroppedMessage
-from ._events import Event as Event
-from ._events import PingReceived as PingReceived
-from ._events import PongReceived as PongReceived
-from ._events import UpgradeAccepted as UpgradeAccepted
-from ._events import UpgradeRejected as UpgradeRejected
-from ._events import UpgradeRequested as UpgradeRequested
-from ._exec.session import ClientExecSession as ClientExecSession
-from ._exec.session import ExitStatusReceived as ExitStatusReceived
-from ._exec.session import OutputEnded as OutputEnded
-from ._exec.session import RequestReceived as RequestReceived
-from ._exec.session import ServerExecSession as ServerExecSession
-from ._exec.session import SessionReady as SessionReady
-from ._exec.session import TerminalResized as TerminalResized
-from ._exec.spdy import ExecReady as ExecReady
-from ._exec.spdy_client import SpdyExecClient as SpdyExecClient
-from ._exec.spdy_server import SpdyExecServer as SpdyExecServer
-from ._http import attach_target as attach_target
-from ._http import exec_target as exec_target
-from ._portforward.events import ForwardClosed as ForwardClosed
-from ._portforward.events import ForwardData as ForwardData
-from ._portforward.events import ForwardEnded as ForwardEnded
-from ._portforward.events import ForwardError as ForwardError
-from ._portforward.events import ForwardReady as ForwardReady
-from ._portforward.events import ForwardRequested as ForwardRequested
-from ._portforward.events import ForwardReset as ForwardReset
-from ._portforward.handshake import forward_error_text as forward_error_text
-from ._portforward.handshake import portforward_target as portforward_target
-from ._portforward.session import PortForwardClientConnection as PortForwardClientConnection
-from ._portforward.session import PortForwardServerConnection as PortForwardServerConnection
-from ._portforward.spdy import SpdyPortForwardClient as SpdyPortForwardClient
-from ._portforward.spdy import SpdyPortForwardServer as SpdyPortForwardServer
-from ._portforward.websocket import WebSocketPortForwardClient as WebSocketPortForwardClient
-from ._portforward.websocket import WebSocketPortForwardServer as WebSocketPortForwardServer
-from ._resize import ResizeDecoder as ResizeDecoder
-from ._resize import TerminalSize as TerminalSize
-from ._resize import encode_resize as encode_resize
-from ._runtime.errors import CalledRemoteProcessError as CalledRemoteProcessError
-from ._runtime.errors import CompletedExec as CompletedExec
-from ._runtime.errors import ConnectionLostError as ConnectionLostError
-from ._runtime.errors import IncompleteReadError as IncompleteReadError
-from ._runtime.errors import PingTimeoutError as PingTimeoutError
-from ._runtime.errors import RemoteCommandError as RemoteCommandError
-from ._status_types import Exited as Exited
-from ._status_types import ExitResult as ExitResult
-from ._status_types import Failed as Failed
-from ._status_types import Status as Status
-from ._status_types import StatusCause as StatusCause
-from ._tunnel import TunnelClient as TunnelClient
-from ._tunnel import TunnelServer as TunnelServer
+from typing import TYPE_CHECKING
+
 from ._version import __version__ as __version__
-from ._ws.connection import WebSocketChannelConnection as WebSocketChannelConnection
-from ._ws.connection import WebSocketState as WebSocketState
-from ._ws.connection import hello_channel as websocket_hello_channel
-from ._ws.connection import negotiate as negotiate_websocket_protocol
+
+if TYPE_CHECKING:
+    from ._channels import CLOSE as CLOSE
+    from ._channels import ERROR as ERROR
+    from ._channels import RESIZE as RESIZE
+    from ._channels import STDERR as STDERR
+    from ._channels import STDIN as STDIN
+    from ._channels import STDOUT as STDOUT
+    from ._channels import ChannelProtocol as ChannelProtocol
+    from ._errors import KstreamError as KstreamError
+    from ._errors import LocalProtocolError as LocalProtocolError
+    from ._errors import ProtocolError as ProtocolError
+    from ._errors import RemoteProtocolError as RemoteProtocolError
+    from ._errors import UpgradeRejectedError as UpgradeRejectedError
+    from ._events import ChannelData as ChannelData
+    from ._events import ChannelEnded as ChannelEnded
+    from ._events import ConnectionClosed as ConnectionClosed
+    from ._events import DroppedMessage as DroppedMessage
+    from ._events import Event as Event
+    from ._events import PingReceived as PingReceived
+    from ._events import PongReceived as PongReceived
+    from ._events import UpgradeAccepted as UpgradeAccepted
+    from ._events import UpgradeRejected as UpgradeRejected
+    from ._events import UpgradeRequested as UpgradeRequested
+    from ._exec.session import ClientExecSession as ClientExecSession
+    from ._exec.session import ExitStatusReceived as ExitStatusReceived
+    from ._exec.session import OutputEnded as OutputEnded
+    from ._exec.session import RequestReceived as RequestReceived
+    from ._exec.session import ServerExecSession as ServerExecSession
+    from ._exec.session import SessionReady as SessionReady
+    from ._exec.session import TerminalResized as TerminalResized
+    from ._exec.spdy import ExecReady as ExecReady
+    from ._exec.spdy_client import SpdyExecClient as SpdyExecClient
+    from ._exec.spdy_server import SpdyExecServer as SpdyExecServer
+    from ._http import attach_target as attach_target
+    from ._http import exec_target as exec_target
+    from ._portforward.events import ForwardClosed as ForwardClosed
+    from ._portforward.events import ForwardData as ForwardData
+    from ._portforward.events import ForwardEnded as ForwardEnded
+    from ._portforward.events import ForwardError as ForwardError
+    from ._portforward.events import ForwardReady as ForwardReady
+    from ._portforward.events import ForwardRequested as ForwardRequested
+    from ._portforward.events import ForwardReset as ForwardReset
+    from ._portforward.handshake import forward_error_text as forward_error_text
+    from ._portforward.handshake import portforward_target as portforward_target
+    from ._portforward.session import PortForwardClientConnection as PortForwardClientConnection
+    from ._portforward.session import PortForwardServerConnection as PortForwardServerConnection
+    from ._portforward.spdy import SpdyPortForwardClient as SpdyPortForwardClient
+    from ._portforward.spdy import SpdyPortForwardServer as SpdyPortForwardServer
+    from ._portforward.websocket import WebSocketPortForwardClient as WebSocketPortForwardClient
+    from ._portforward.websocket import WebSocketPortForwardServer as WebSocketPortForwardServer
+    from ._resize import ResizeDecoder as ResizeDecoder
+    from ._resize import TerminalSize as TerminalSize
+    from ._resize import encode_resize as encode_resize
+    from ._runtime.errors import CalledRemoteProcessError as CalledRemoteProcessError
+    from ._runtime.errors import CompletedExec as CompletedExec
+    from ._runtime.errors import ConnectionLostError as ConnectionLostError
+    from ._runtime.errors import IncompleteReadError as IncompleteReadError
+    from ._runtime.errors import PingTimeoutError as PingTimeoutError
+    from ._runtime.errors import RemoteCommandError as RemoteCommandError
+    from ._status_types import Exited as Exited
+    from ._status_types import ExitResult as ExitResult
+    from ._status_types import Failed as Failed
+    from ._status_types import Status as Status
+    from ._status_types import StatusCause as StatusCause
+    from ._tunnel import TunnelClient as TunnelClient
+    from ._tunnel import TunnelServer as TunnelServer
+    from ._ws.connection import WebSocketChannelConnection as WebSocketChannelConnection
+    from ._ws.connection import WebSocketState as WebSocketState
+    from ._ws.connection import hello_channel as websocket_hello_channel
+    from ._ws.connection import negotiate as negotiate_websocket_protocol
+
+#: Public name -> (module, attribute) it is imported from on first access.
+_LAZY: dict[str, tuple[str, str]] = {
+    "CLOSE": ("._channels", "CLOSE"),
+    "ERROR": ("._channels", "ERROR"),
+    "RESIZE": ("._channels", "RESIZE"),
+    "STDERR": ("._channels", "STDERR"),
+    "STDIN": ("._channels", "STDIN"),
+    "STDOUT": ("._channels", "STDOUT"),
+    "ChannelProtocol": ("._channels", "ChannelProtocol"),
+    "KstreamError": ("._errors", "KstreamError"),
+    "LocalProtocolError": ("._errors", "LocalProtocolError"),
+    "ProtocolError": ("._errors", "ProtocolError"),
+    "RemoteProtocolError": ("._errors", "RemoteProtocolError"),
+    "UpgradeRejectedError": ("._errors", "UpgradeRejectedError"),
+    "ChannelData": ("._events", "ChannelData"),
+    "ChannelEnded": ("._events", "ChannelEnded"),
+    "ConnectionClosed": ("._events", "ConnectionClosed"),
+    "DroppedMessage": ("._events", "DroppedMessage"),
+    "Event": ("._events", "Event"),
+    "PingReceived": ("._events", "PingReceived"),
+    "PongReceived": ("._events", "PongReceived"),
+    "UpgradeAccepted": ("._events", "UpgradeAccepted"),
+    "UpgradeRejected": ("._events", "UpgradeRejected"),
+    "UpgradeRequested": ("._events", "UpgradeRequested"),
+    "ClientExecSession": ("._exec.session", "ClientExecSession"),
+    "ExitStatusReceived": ("._exec.session", "ExitStatusReceived"),
+    "OutputEnded": ("._exec.session", "OutputEnded"),
+    "RequestReceived": ("._exec.session", "RequestReceived"),
+    "ServerExecSession": ("._exec.session", "ServerExecSession"),
+    "SessionReady": ("._exec.session", "SessionReady"),
+    "TerminalResized": ("._exec.session", "TerminalResized"),
+    "ExecReady": ("._exec.spdy", "ExecReady"),
+    "SpdyExecClient": ("._exec.spdy_client", "SpdyExecClient"),
+    "SpdyExecServer": ("._exec.spdy_server", "SpdyExecServer"),
+    "attach_target": ("._http", "attach_target"),
+    "exec_target": ("._http", "exec_target"),
+    "ForwardClosed": ("._portforward.events", "ForwardClosed"),
+    "ForwardData": ("._portforward.events", "ForwardData"),
+    "ForwardEnded": ("._portforward.events", "ForwardEnded"),
+    "ForwardError": ("._portforward.events", "ForwardError"),
+    "ForwardReady": ("._portforward.events", "ForwardReady"),
+    "ForwardRequested": ("._portforward.events", "ForwardRequested"),
+    "ForwardReset": ("._portforward.events", "ForwardReset"),
+    "forward_error_text": ("._portforward.handshake", "forward_error_text"),
+    "portforward_target": ("._portforward.handshake", "portforward_target"),
+    "PortForwardClientConnection": ("._portforward.session", "PortForwardClientConnection"),
+    "PortForwardServerConnection": ("._portforward.session", "PortForwardServerConnection"),
+    "SpdyPortForwardClient": ("._portforward.spdy", "SpdyPortForwardClient"),
+    "SpdyPortForwardServer": ("._portforward.spdy", "SpdyPortForwardServer"),
+    "WebSocketPortForwardClient": ("._portforward.websocket", "WebSocketPortForwardClient"),
+    "WebSocketPortForwardServer": ("._portforward.websocket", "WebSocketPortForwardServer"),
+    "ResizeDecoder": ("._resize", "ResizeDecoder"),
+    "TerminalSize": ("._resize", "TerminalSize"),
+    "encode_resize": ("._resize", "encode_resize"),
+    "CalledRemoteProcessError": ("._runtime.errors", "CalledRemoteProcessError"),
+    "CompletedExec": ("._runtime.errors", "CompletedExec"),
+    "ConnectionLostError": ("._runtime.errors", "ConnectionLostError"),
+    "IncompleteReadError": ("._runtime.errors", "IncompleteReadError"),
+    "PingTimeoutError": ("._runtime.errors", "PingTimeoutError"),
+    "RemoteCommandError": ("._runtime.errors", "RemoteCommandError"),
+    "Exited": ("._status_types", "Exited"),
+    "ExitResult": ("._status_types", "ExitResult"),
+    "Failed": ("._status_types", "Failed"),
+    "Status": ("._status_types", "Status"),
+    "StatusCause": ("._status_types", "StatusCause"),
+    "TunnelClient": ("._tunnel", "TunnelClient"),
+    "TunnelServer": ("._tunnel", "TunnelServer"),
+    "WebSocketChannelConnection": ("._ws.connection", "WebSocketChannelConnection"),
+    "WebSocketState": ("._ws.connection", "WebSocketState"),
+    "websocket_hello_channel": ("._ws.connection", "hello_channel"),
+    "negotiate_websocket_protocol": ("._ws.connection", "negotiate"),
+}
 
 # Grouped by tier (sorted within a group), hence the noqa.
 __all__ = [  # noqa: RUF022
@@ -178,3 +258,20 @@ __all__ = [  # noqa: RUF022
     # The package version.
     "__version__",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # PEP 562: import a public name's module when the name is first used, then keep it.
+    try:
+        module_name, attribute = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    from importlib import import_module
+
+    value = getattr(import_module(module_name, __name__), attribute)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

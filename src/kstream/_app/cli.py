@@ -8,37 +8,31 @@ any other failure prints the server's message on stderr and exits 1.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import os
 import shlex
 import signal
 import sys
-import termios
-import threading
-import tty as tty_module
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
-from .._errors import KstreamError
 from .._version import __version__
 from .args import check_positionals, normalize_verbosity, port_number
 from .exits import exit_by_signal
 from .flags import connection_flags
-from .kubeconfig import ConfigOverrides, KubeconfigError, load_config
 
+# Start-up is part of the product: what only some commands use is imported where they
+# use it (asyncio, the adapter, the kubeconfig loader, ssl, termios), so that
+# `kstream --version` or `--help` loads none of it. tests/test_cli_startup.py checks.
 if TYPE_CHECKING:
+    import asyncio
+
     from .._runtime.options import ServerAddress
     from ..asyncio import RemoteProcess
     from .kubeconfig import ClusterConnection
 
 __all__ = ["build_parser", "main", "parse_pod_option"]
-
-#: Bytes read from our stdin at once.
-_STDIN_CHUNK: Final = 64 * 1024
-#: Chunks of stdin read ahead of the connection (the reader thread waits beyond that).
-_STDIN_QUEUE: Final = 8
 
 
 # --------------------------------------------------------------------------- parsing
@@ -157,56 +151,14 @@ def _print_error(message: str) -> None:
     sys.stderr.flush()
 
 
-def _start_stdin_reader(loop: asyncio.AbstractEventLoop,
-                        queue: asyncio.Queue[bytes]) -> None:
-    # A thread with blocking reads works for every kind of stdin (files, pipes, ttys)
-    # without switching the shared file description to non-blocking mode.
-    def read_loop() -> None:
-        while True:
-            try:
-                data = os.read(0, _STDIN_CHUNK)
-            except OSError:
-                data = b""
-            try:
-                asyncio.run_coroutine_threadsafe(queue.put(data), loop).result()
-            except (RuntimeError, Exception):
-                return
-            if not data:
-                return
-
-    threading.Thread(target=read_loop, name="kstream-stdin", daemon=True).start()
-
-
-async def _forward_stdin(process: RemoteProcess, verbose: bool) -> None:
-    queue: asyncio.Queue[bytes] = asyncio.Queue(_STDIN_QUEUE)
-    _start_stdin_reader(asyncio.get_running_loop(), queue)
-    try:
-        while data := await queue.get():
-            process.stdin.write(data)
-            await process.stdin.drain()
-    except KstreamError:
-        return  # the session ended first: the rest of stdin has no reader
-    if process.stdin.can_close():
-        process.stdin.close()
-    elif verbose:
-        # WebSocket v4 and older cannot signal end of input (protocol-notes §1.5).
-        _print_error(f"kstream: {process.protocol or 'this protocol'} cannot close stdin; "
-                     "the remote process does not see end of input")
-
-
-async def _forward_output(stream: Any, fd: int) -> None:
-    async for data in stream:
-        view = memoryview(data)
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
-
-
 @contextlib.contextmanager
 def _raw_terminal(enabled: bool) -> Iterator[None]:
     if not enabled:
         yield
         return
+    import termios
+    import tty as tty_module
+
     saved = termios.tcgetattr(0)
     tty_module.setraw(0)
     try:
@@ -256,6 +208,7 @@ async def _remote(args: argparse.Namespace, command: list[str], *, attach: bool,
                   run: _Run) -> int:
     from .._runtime.options import DEFAULT_CONNECT_TIMEOUT, parse_server
     from ..asyncio import open_attach, open_exec
+    from .kubeconfig import ConfigOverrides, load_config
 
     connection = load_config(args.kubeconfig, overrides=ConfigOverrides(
         context=args.context, namespace=args.namespace, server=args.server,
@@ -308,11 +261,15 @@ def _stop_on(signum: int, run: _Run, task: asyncio.Task[Any]) -> None:
 
 async def _run_session(process: RemoteProcess, stdin: bool, use_tty: bool,
                        verbose: bool, run: _Run) -> int:
+    import asyncio
+
+    from .stdio import forward_output, forward_stdin
+
     loop = asyncio.get_running_loop()
-    tasks = [asyncio.create_task(_forward_output(process.stdout, 1))]
+    tasks = [asyncio.create_task(forward_output(process.stdout, 1))]
     if not use_tty:
-        tasks.append(asyncio.create_task(_forward_output(process.stderr, 2)))
-    stdin_task = asyncio.create_task(_forward_stdin(process, verbose)) if stdin else None
+        tasks.append(asyncio.create_task(forward_output(process.stderr, 2)))
+    stdin_task = asyncio.create_task(forward_stdin(process, verbose)) if stdin else None
     main_task = asyncio.current_task()
     assert main_task is not None
     with _raw_terminal(use_tty):
@@ -342,7 +299,10 @@ def _run_remote(args: argparse.Namespace, command: list[str], *, attach: bool) -
     if not attach and not command:
         _print_error("error: you must specify at least one command for the container")
         return 1
+    import asyncio
+
     from .errors_text import describe_failure
+    from .kubeconfig import KubeconfigError
 
     run = _Run()
     try:
@@ -372,6 +332,8 @@ def _run_remote(args: argparse.Namespace, command: list[str], *, attach: bool) -
 
 
 async def _serve(args: argparse.Namespace) -> int:
+    import asyncio
+
     from .serve import AcceptErrorLog, PodSpec, start
 
     loop = asyncio.get_running_loop()
@@ -416,6 +378,8 @@ def _run_serve(parser: argparse.ArgumentParser, args: argparse.Namespace,
         parser.error("--tls-key needs --tls-cert")
     if args.plain_http and args.tls_cert is not None:
         parser.error("--plain-http and --tls-cert exclude each other")
+    import asyncio
+
     from .serve_errors import check_files, describe_start_error
 
     problem = check_files(tls_cert=args.tls_cert, tls_key=args.tls_key,

@@ -34,7 +34,6 @@ import os
 import ssl
 import subprocess
 import sys
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -485,7 +484,10 @@ def build_ssl_context(*, ca_pem: bytes | None, insecure: bool,
 
 def _load_client_certificate(context: ssl.SSLContext, cert_pem: bytes, key_pem: bytes) -> None:
     # ssl only loads certificates from files: write both to a private temporary
-    # directory for the time of the call.
+    # directory for the time of the call. (tempfile is imported here: few kubeconfigs
+    # need it, and every command's start-up would pay for it.)
+    import tempfile
+
     with tempfile.TemporaryDirectory(prefix="kstream-") as directory:
         cert_path = os.path.join(directory, "client.crt")
         key_path = os.path.join(directory, "client.key")

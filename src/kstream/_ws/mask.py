@@ -19,6 +19,7 @@ arrives in pieces, start each piece with :func:`rotate_key`.
 from __future__ import annotations
 
 import functools
+import sys
 from collections.abc import Callable
 from typing import Final
 
@@ -84,13 +85,30 @@ def _mask_python(data: Buffer, key: bytes) -> bytes:
 @functools.cache
 def _load_speedups() -> Callable[[Buffer, bytes], bytes] | None:
     # websockets' C routine, or None when websockets is not installed. Called on first
-    # use, not at import: importing websockets.speedups imports the whole websockets
-    # package (socket, threading, ...), which ``import kstream`` must not.
+    # use, not at import: importing websockets.speedups the usual way runs the websockets
+    # package first (importlib.metadata, ~10 ms of every command's start-up), so the
+    # extension, which needs nothing from its package, is loaded from its file alone.
+    if "websockets.speedups" in sys.modules:  # loaded already, or None: blocked
+        loaded = sys.modules["websockets.speedups"]
+        return None if loaded is None else loaded.apply_mask  # type: ignore[no-any-return]
+    from importlib.machinery import ExtensionFileLoader, PathFinder
+    from importlib.util import find_spec, module_from_spec, spec_from_file_location
+
     try:
-        from websockets.speedups import apply_mask
-    except ImportError:
+        package = find_spec("websockets")  # a top-level name: found, not imported
+        found = (None if package is None or not package.submodule_search_locations else
+                 PathFinder.find_spec("speedups", list(package.submodule_search_locations)))
+        if found is None or not isinstance(found.loader, ExtensionFileLoader):
+            return None
+        spec = spec_from_file_location("websockets.speedups", found.origin)
+        if spec is None or spec.loader is None:
+            return None
+        module = module_from_spec(spec)
+        spec.loader.exec_module(module)
+    except (ImportError, OSError, ValueError):
         return None
-    return apply_mask
+    sys.modules["websockets.speedups"] = module
+    return module.apply_mask  # type: ignore[no-any-return]
 
 
 def mask_backend() -> Callable[[Buffer, bytes], bytes]:
