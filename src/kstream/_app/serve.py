@@ -260,7 +260,9 @@ class ServeApp:
             await self._fail(request, Status(status=STATUS_FAILURE, message="Unauthorized",
                                              reason="Unauthorized", code=401))
             return
-        parts = path.rstrip("/").split("/")[1:]
+        # The path arrives escaped (split_target checks, never decodes): the apiserver
+        # decodes names, so its messages say pods "a b", not pods "a%20b".
+        parts = [unquote(part) for part in path.rstrip("/").split("/")[1:]]
         if await self._kubeapi.answer(request, parts):
             return  # pods, logs, namespaces, events, refusals (kubeapi.py)
         if parts[:3] == ["api", "v1", "namespaces"] and len(parts) >= 6 and parts[4] == "pods":
@@ -290,10 +292,8 @@ class ServeApp:
         return None
 
     async def _pod_route(self, request: ServerRequest, parts: list[str]) -> None:
-        # /api/v1/namespaces/{ns}/pods/{name}[/{subresource}]
-        # The path arrives escaped (split_target checks, never decodes): the apiserver
-        # decodes names, so its messages say pods "a b", not pods "a%20b".
-        namespace, name = unquote(parts[3]), unquote(parts[5])
+        # /api/v1/namespaces/{ns}/pods/{name}[/{subresource}], decoded by _route
+        namespace, name = parts[3], parts[5]
         subresource = parts[6] if len(parts) == 7 else None
         key = (namespace, name)
         pod = self._pods.get(key)
