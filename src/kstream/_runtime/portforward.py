@@ -25,8 +25,9 @@ import logging
 import math
 import ssl
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Any, AsyncContextManager, Final, TypedDict
+from typing import Any, Final, TypedDict
 
 from .._errors import LocalProtocolError, ProtocolError, UpgradeRejectedError
 from .._events import ConnectionClosed, Event, PongReceived, UpgradeAccepted, UpgradeRejected
@@ -262,6 +263,10 @@ class ForwardClientCore(ConnectionCore):
         raise NotImplementedError
 
     def _arm_heartbeat(self, heartbeat: Heartbeat) -> None:
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        """End the connection (GOAWAY / close 1000) and close the transport, bounded."""
         raise NotImplementedError
 
     # -- events
@@ -513,7 +518,7 @@ class PortForwardSessionCore:
     """
 
     def __init__(self, request: PortForwardRequest, connect: Connect,
-                 lock: AsyncContextManager[object]) -> None:
+                 lock: AbstractAsyncContextManager[object]) -> None:
         self.request = request
         self._connect = connect
         self._lock = lock

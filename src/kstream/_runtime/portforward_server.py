@@ -22,13 +22,12 @@ from __future__ import annotations
 import contextlib
 import struct
 from collections.abc import Sequence
-from typing import Any, Final, Protocol
+from typing import Any, Final, Protocol, cast
 
 from .._channels import STDIN
 from .._errors import KstreamError, LocalProtocolError, ProtocolError, UpgradeRejectedError
 from .._events import ConnectionClosed, Event, UpgradeAccepted, UpgradeRequested
 from .._portforward.dispatch import server_for_request
-from .._portforward.handshake import request_transport
 from .._portforward.events import (
     ForwardClosed,
     ForwardData,
@@ -36,6 +35,7 @@ from .._portforward.events import (
     ForwardRequested,
     ForwardReset,
 )
+from .._portforward.handshake import request_transport
 from .._portforward.session import PortForwardServerConnection
 from .._upgrade import ServerUpgrade
 from .buffers import READ_SIZE, ReceiveBuffer
@@ -274,12 +274,12 @@ def _take_over(session: Any) -> ServerUpgrade:
     return upgrade
 
 
-async def accept_port_forward(conn: _Connection,
+async def accept_port_forward(server_connection: object,
                               headers: Sequence[tuple[str, str]]) -> ServerPortForward:
     """Accept a port-forward upgrade on a server connection whose request was parsed.
 
     Args:
-        conn: the server connection.
+        server_connection: the server connection (a runtime's :class:`.core.ServerCore`).
         headers: the request's headers (names lower-case): they name the transport.
 
     Returns:
@@ -290,6 +290,7 @@ async def accept_port_forward(conn: _Connection,
             bad ``?ports=``); the answer was sent and the connection closed.
         LocalProtocolError: the request was already answered, or is no upgrade.
     """
+    conn = cast(_Connection, server_connection)
     if request_transport(headers) is None:
         raise LocalProtocolError("the request is not an upgrade request; answer it with "
                                  "400 Upgrade request required")
