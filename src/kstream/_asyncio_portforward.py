@@ -183,14 +183,18 @@ class PortForwardSession:
         handler = on_error or _log_error
 
         async def forward(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            task = asyncio.current_task()
-            if task is not None:
-                self._tasks.add(task)
+            # The work runs in a task of its own, which aclose() cancels: asyncio's
+            # streams log an error when the callback's own task ends cancelled.
+            task = asyncio.create_task(self._forward(reader, writer, remote_port, handler))
+            self._tasks.add(task)
             try:
-                await self._forward(reader, writer, remote_port, handler)
+                await task
+            except asyncio.CancelledError:
+                if not task.cancelled():
+                    raise
+                writer.transport.abort()
             finally:
-                if task is not None:
-                    self._tasks.discard(task)
+                self._tasks.discard(task)
 
         server = await asyncio.start_server(forward, host, port, limit=READ_SIZE)
         self._servers.append(server)
