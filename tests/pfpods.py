@@ -93,6 +93,7 @@ class CuttingProxy:
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port: int = self._listener.getsockname()[1]
         self._sockets: list[socket.socket] = []
+        self._frozen: set[socket.socket] = set()
         self._lock = threading.Lock()
         self.accepted = 0
         self._thread = threading.Thread(target=self._accept, daemon=True)
@@ -112,12 +113,17 @@ class CuttingProxy:
                 for a, b in ((client, server), (server, client)):
                     threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
 
-    @staticmethod
-    def _pipe(a: socket.socket, b: socket.socket) -> None:
+    def _pipe(self, a: socket.socket, b: socket.socket) -> None:
         with contextlib.suppress(OSError):
             while data := a.recv(262144):
-                b.sendall(data)
+                if a not in self._frozen:
+                    b.sendall(data)
             b.shutdown(socket.SHUT_WR)
+
+    def freeze(self) -> None:
+        """Stop relaying on every proxied connection (a peer that went silent)."""
+        with self._lock:
+            self._frozen.update(self._sockets)
 
     def cut(self) -> None:
         """Reset every proxied connection."""

@@ -306,3 +306,37 @@ def test_refused_upgrade_is_an_upgrade_rejected_error(client: Client,
         assert info.value.status_code == 404
 
     client.run(body)
+
+
+@pytest.mark.parametrize("transport", ["tunnel", "spdy"])
+def test_a_silent_peer_is_found_by_the_heartbeat(client: Client, server: ServeProcess,
+                                                 echo: PodServer, transport: str) -> None:
+    serve_port = int(_url(server).split(":")[2].split("/")[0])
+
+    async def body() -> None:
+        with CuttingProxy(serve_port) as proxy:
+            url = _url(server).replace(f":{serve_port}/", f":{proxy.port}/")
+            async with client.session(url, transport=transport, ping_interval=0.2,
+                                      pong_timeout=1.0) as session:
+                conn = await client.connect(session, echo.port)
+                proxy.freeze()
+                with pytest.raises((kstream.PingTimeoutError, trio.BrokenResourceError)):
+                    await conn.recv(10)
+                await conn.close()
+                assert await _echo_round_trip(client, session, echo.port, b"new") == b"new"
+            assert proxy.accepted == 2
+
+    client.run(body)
+
+
+def test_options_are_checked() -> None:
+    async def body() -> None:
+        for options in ({"transport": "carrier-pigeon"}, {"buffer_limit": 0},
+                        {"pong_timeout": 0}, {"ping_interval": -1}, {"connect_timeout": 0}):
+            with pytest.raises(ValueError):
+                await kstream.asyncio.open_port_forward("http://127.0.0.1:1", "default",
+                                                        "demo", **options)
+        with pytest.raises(ValueError):
+            await kstream.asyncio.open_port_forward("ftp://x", "default", "demo")
+
+    asyncio.run(body())

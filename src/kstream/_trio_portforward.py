@@ -24,7 +24,7 @@ import trio
 from ._portforward.session import PortForwardClientConnection
 from ._runtime.buffers import READ_SIZE, Heartbeat
 from ._runtime.client import documented
-from ._runtime.errors import ConnectionLostError, PortForwardError
+from ._runtime.errors import ConnectionLostError, PingTimeoutError, PortForwardError
 from ._runtime.options import CLOSE_GRACE, client_ssl_context
 from ._runtime.portforward import (
     OPEN_PORT_FORWARD_DOC,
@@ -187,7 +187,7 @@ class ForwardedStream(trio.abc.HalfCloseableStream):
 def _broken() -> Iterator[None]:
     try:
         yield
-    except (ConnectionError, OSError) as exc:
+    except (ConnectionError, OSError, PingTimeoutError) as exc:
         raise trio.BrokenResourceError(str(exc)) from exc
 
 
