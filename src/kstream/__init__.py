@@ -79,6 +79,7 @@ if TYPE_CHECKING:
     from ._runtime.errors import ConnectionLostError as ConnectionLostError
     from ._runtime.errors import IncompleteReadError as IncompleteReadError
     from ._runtime.errors import PingTimeoutError as PingTimeoutError
+    from ._runtime.errors import PortForwardError as PortForwardError
     from ._runtime.errors import RemoteCommandError as RemoteCommandError
     from ._status_types import Exited as Exited
     from ._status_types import ExitResult as ExitResult
@@ -151,6 +152,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     "ConnectionLostError": ("._runtime.errors", "ConnectionLostError"),
     "IncompleteReadError": ("._runtime.errors", "IncompleteReadError"),
     "PingTimeoutError": ("._runtime.errors", "PingTimeoutError"),
+    "PortForwardError": ("._runtime.errors", "PortForwardError"),
     "RemoteCommandError": ("._runtime.errors", "RemoteCommandError"),
     "Exited": ("._status_types", "Exited"),
     "ExitResult": ("._status_types", "ExitResult"),
@@ -254,6 +256,7 @@ __all__ = [  # noqa: RUF022
     "ConnectionLostError",
     "IncompleteReadError",
     "PingTimeoutError",
+    "PortForwardError",
     "RemoteCommandError",
     # The package version.
     "__version__",

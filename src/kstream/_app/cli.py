@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from .._version import __version__
+from . import portforward
 from .args import check_positionals, normalize_verbosity, port_number
 from .exits import exit_by_signal
 from .flags import connection_flags
@@ -111,6 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
     # which has its own subcommands (framing, exec, compare, suite).
     commands.add_parser("bench", help="measure kstream: framing, exec, compare (see "
                                       "'kstream bench -h')", add_help=False)
+
+    portforward.add_parser(commands)
 
     serve = commands.add_parser("serve", help="run a local node that kubectl can exec into")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
@@ -434,6 +437,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if extras:
             subparser.error(f"unrecognized arguments: {' '.join(extras)}")
         return _run_serve(subparser, args, command)
+    if args.subcommand == "port-forward":
+        if extras:
+            subparser.error(f"unrecognized arguments: {' '.join(extras)}")
+        return portforward.run(args, command)
     flags = [extra for extra in extras if extra.startswith("-") and extra != "-"]
     positionals = [*args.positionals, *(extra for extra in extras if extra not in flags)]
     try:

@@ -46,7 +46,7 @@ _FOLLOW_CHECK: Final = 1.0
 #: Longest a watch lasts, in seconds (the apiserver's default request timeout).
 _MAX_WATCH: Final = 1800
 #: What serve does, for refusal messages.
-_SERVED: Final = "it stands in for pods only (get, list, logs, exec, attach)"
+_SERVED: Final = "it stands in for pods only (get, list, logs, exec, attach, port-forward)"
 
 # Resources only listed to be refused with a clear message (name, kind, short names).
 _REFUSED_RESOURCES: Final[tuple[tuple[str, str, list[str], bool], ...]] = (
@@ -69,6 +69,8 @@ API_RESOURCES: Final = {
          "kind": "PodAttachOptions", "verbs": ["create", "get"]},
         {"name": "pods/exec", "singularName": "", "namespaced": True,
          "kind": "PodExecOptions", "verbs": ["create", "get"]},
+        {"name": "pods/portforward", "singularName": "", "namespaced": True,
+         "kind": "PodPortForwardOptions", "verbs": ["create", "get"]},
         {"name": "pods/log", "singularName": "", "namespaced": True, "kind": "Pod",
          "verbs": ["get"]},
         {"name": "namespaces", "singularName": "namespace", "namespaced": False,
@@ -271,7 +273,8 @@ class KubeApi:
             parts: its path split on ``/`` (token prefix removed).
 
         Returns:
-            ``False`` for exec, attach and discovery (the caller's), ``True`` otherwise
+            ``False`` for exec, attach, port-forward and discovery (the caller's),
+            ``True`` otherwise
             under ``/api/v1``.
         """
         if parts[:2] != ["api", "v1"] or len(parts) < 3:
@@ -282,7 +285,7 @@ class KubeApi:
         else:
             namespace, resource, tail = None, rest[0], rest[1:]
         if resource == "pods":
-            if len(tail) == 2 and tail[1] in ("exec", "attach"):
+            if len(tail) == 2 and tail[1] in ("exec", "attach", "portforward"):
                 return False
             await self._pods_route(request, namespace, tail)
         elif resource == "namespaces" and namespace is None:
@@ -323,8 +326,8 @@ class KubeApi:
             await self._log(request, pod)
         else:
             what = {"ephemeralcontainers": "add ephemeral containers (kubectl debug: use "
-                                           "kubectl exec instead)",
-                    "portforward": "forward ports"}.get(tail[1], f"serve pods/{tail[1]}")
+                                           "kubectl exec instead)"}.get(
+                tail[1], f"serve pods/{tail[1]}")
             await _fail(request, _refusal(405, f"kstream serve does not {what}; {_SERVED}",
                                           name=name, kind="pods"))
 

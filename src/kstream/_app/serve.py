@@ -48,6 +48,7 @@ from .._version import __version__
 from . import certs
 from .kubeapi import API_RESOURCES, CONTAINER, KubeApi
 from .sandbox import AttachHandle, Pod, SandboxProcess, SpawnError, force_end
+from .serve_portforward import serve_port_forward
 
 if TYPE_CHECKING:
     from .._resize import TerminalSize
@@ -297,14 +298,17 @@ class ServeApp:
         subresource = parts[6] if len(parts) == 7 else None
         key = (namespace, name)
         pod = self._pods.get(key)
-        # kubeapi.py answers everything but exec and attach.
-        if len(parts) > 7 or subresource not in ("exec", "attach"):
+        # kubeapi.py answers everything but exec, attach and port-forward.
+        if len(parts) > 7 or subresource not in ("exec", "attach", "portforward"):
             await self._fail(request, Status(
                 status=STATUS_FAILURE, reason="NotFound", code=404,
                 message="the server could not find the requested resource"))
             return
         if pod is None:
             await self._fail(request, _not_found(name))
+            return
+        if subresource == "portforward":
+            await serve_port_forward(request, namespace, name, self._uids[key], self._log)
             return
         assert subresource is not None
         await self._stream(request, pod, subresource)
