@@ -1,0 +1,182 @@
+"""The Go peer serves port-forward as the kubelet and API server do, on all three transports.
+
+``kpeer serve`` (tests/peers/go/kpeer) is checked against independent clients before
+kstream is checked against it: real kubectl 1.27 (SPDY ``portforward.k8s.io``) and 1.33
+(the ``SPDY/3.1+portforward.k8s.io`` tunnel, falling back to SPDY when it is refused)
+and the official ``kubernetes`` client (WebSocket v4). The "pod" is ``kpeer pod-serve``'s
+echo port on 127.0.0.1. A missing kubectl, Go or the Go packages fails, never skips.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from peers.gopeer import ForwardingProcess, GoPeerServer, PodServer, build_kpeer
+
+MIB = 1 << 20
+DEAD_PORT = 1  # nothing listens on 127.0.0.1:1 (privileged, never bound by tests)
+IO_TIMEOUT = 30.0
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def _kubectl(version: str) -> Path:
+    kubectl = shutil.which("kubectl")
+    assert kubectl is not None, "kubectl is not on PATH"
+    binary = Path(os.path.realpath(kubectl)).parent / f"kubectl.{version}"
+    assert binary.is_file(), f"{binary} is missing: install kubectl {version}"
+    return binary
+
+
+def _kubectl_env(**extra: str) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith("KUBECTL_") and key != "KUBECONFIG"}
+    env.update(extra)
+    return env
+
+
+@pytest.fixture(scope="module")
+def kpeer() -> Path:
+    return build_kpeer()
+
+
+@pytest.fixture(scope="module")
+def pod(kpeer: Path) -> Iterator[PodServer]:
+    with PodServer(kpeer) as server:
+        yield server
+
+
+def _kubectl_forward(version: str, peer: GoPeerServer, directory: Path, remote: int,
+                     **env: str) -> ForwardingProcess:
+    kubeconfig = peer.write_kubeconfig(directory / f"kubeconfig-{peer.port}")
+    return ForwardingProcess(
+        [str(_kubectl(version)), "--kubeconfig", str(kubeconfig), "--cache-dir",
+         str(directory / f"cache-{version}"), "port-forward", "--address", "127.0.0.1",
+         "pod/demo", f":{remote}"], env=_kubectl_env(**env))
+
+
+def _echo_round_trip(port: int, payload: bytes) -> bytes:
+    """Send payload through 127.0.0.1:port, half-close, read everything back."""
+    received = bytearray()
+    with socket.create_connection(("127.0.0.1", port), timeout=IO_TIMEOUT) as sock:
+        reader_error: list[BaseException] = []
+
+        def read_all() -> None:
+            try:
+                while chunk := sock.recv(256 * 1024):
+                    received.extend(chunk)
+            except OSError as exc:  # reported by the assertion below
+                reader_error.append(exc)
+
+        reader = threading.Thread(target=read_all)
+        reader.start()
+        sock.sendall(payload)
+        sock.shutdown(socket.SHUT_WR)
+        reader.join(IO_TIMEOUT)
+        assert not reader.is_alive(), "the echo never ended"
+        assert not reader_error, reader_error
+    return bytes(received)
+
+
+def _assert_sha256_equal(received: bytes, sent: bytes) -> None:
+    assert len(received) == len(sent)
+    assert hashlib.sha256(received).hexdigest() == hashlib.sha256(sent).hexdigest()
+
+
+def _transports(peer: GoPeerServer) -> list[str]:
+    return [line.split("transport ", 1)[1].split()[0]
+            for line in peer.stderr_text().splitlines() if "portforward: transport " in line]
+
+
+@pytest.mark.parametrize(("version", "transport"), [("1.27", "spdy"), ("1.33", "tunnel")])
+def test_kubectl_forwards_1_mib_byte_exact(kpeer: Path, pod: PodServer, tmp_path: Path,
+                                           version: str, transport: str) -> None:
+    payload = os.urandom(MIB)
+    with GoPeerServer(kpeer) as peer:
+        with _kubectl_forward(version, peer, tmp_path, pod.echo_port) as forward:
+            _assert_sha256_equal(_echo_round_trip(forward.local_port, payload), payload)
+            # A second connection shares the session (one upgrade).
+            _assert_sha256_equal(_echo_round_trip(forward.local_port, payload[:1000]),
+                                 payload[:1000])
+        assert _transports(peer) == [transport]
+
+
+def test_kubectl_133_falls_back_to_spdy_when_the_tunnel_is_refused(
+        kpeer: Path, pod: PodServer, tmp_path: Path) -> None:
+    payload = os.urandom(MIB)
+    with GoPeerServer(kpeer, reject_tunnel=400) as peer:
+        with _kubectl_forward("1.33", peer, tmp_path, pod.echo_port) as forward:
+            _assert_sha256_equal(_echo_round_trip(forward.local_port, payload), payload)
+        assert _transports(peer) == ["spdy"]
+
+
+def test_kubectl_133_env_forces_spdy(kpeer: Path, pod: PodServer, tmp_path: Path) -> None:
+    with GoPeerServer(kpeer) as peer:
+        with _kubectl_forward("1.33", peer, tmp_path, pod.echo_port,
+                              KUBECTL_PORT_FORWARD_WEBSOCKETS="false") as forward:
+            _assert_sha256_equal(_echo_round_trip(forward.local_port, b"spdy"), b"spdy")
+        assert _transports(peer) == ["spdy"]
+
+
+@pytest.mark.parametrize("cut", [3, 1])
+def test_kubectl_133_reads_tunnel_messages_cut_to_a_few_bytes(
+        kpeer: Path, pod: PodServer, tmp_path: Path, cut: int) -> None:
+    payload = os.urandom(MIB if cut > 1 else 64 * 1024)
+    with GoPeerServer(kpeer, tunnel_cut=cut) as peer:
+        with _kubectl_forward("1.33", peer, tmp_path, pod.echo_port) as forward:
+            _assert_sha256_equal(_echo_round_trip(forward.local_port, payload), payload)
+        assert _transports(peer) == ["tunnel"]
+
+
+@pytest.mark.parametrize("version", ["1.27", "1.33"])
+def test_dead_pod_port_gives_kubectls_error(kpeer: Path, tmp_path: Path, version: str) -> None:
+    with GoPeerServer(kpeer) as peer:
+        with _kubectl_forward(version, peer, tmp_path, DEAD_PORT) as forward:
+            assert _echo_round_trip(forward.local_port, b"") == b""
+            # kubectl reads the error stream's text and gives up the whole session.
+            assert forward.wait(IO_TIMEOUT) != 0
+            log = forward.log_text()
+        assert (f"error forwarding port {DEAD_PORT} to pod demo, uid : dial tcp "
+                f"127.0.0.1:{DEAD_PORT}: connect: connection refused") in log
+        assert "lost connection to pod" in log
+        assert "error forwarding port 1 to pod demo" in peer.stderr_text()
+
+
+def test_official_client_forwards_over_websocket_v4(kpeer: Path, pod: PodServer) -> None:
+    from kubernetes import client as k8s_client
+    from kubernetes.stream import portforward
+
+    payload = os.urandom(256 * 1024)
+    with GoPeerServer(kpeer) as peer:
+        configuration = k8s_client.Configuration(host=peer.url)
+        with k8s_client.ApiClient(configuration) as api_client:
+            api = k8s_client.CoreV1Api(api_client)
+            forward = portforward(api.connect_get_namespaced_pod_portforward, "demo",
+                                  "default", ports=f"{pod.echo_port},{DEAD_PORT}")
+            try:
+                sock = forward.socket(pod.echo_port)
+                sock.settimeout(IO_TIMEOUT)
+                sock.sendall(payload)
+                received = bytearray()
+                while len(received) < len(payload):
+                    chunk = sock.recv(65536)
+                    assert chunk, "the forward ended early"
+                    received.extend(chunk)
+                _assert_sha256_equal(bytes(received), payload)
+                # The dead port's error channel carries the kubelet's plain text.
+                dead = forward.socket(DEAD_PORT)
+                dead.settimeout(IO_TIMEOUT)
+                assert dead.recv(1) == b""
+                error = forward.error(DEAD_PORT)
+                assert error is not None
+                assert error.startswith(f"error forwarding port {DEAD_PORT} to pod demo")
+            finally:
+                forward.close()
+        assert _transports(peer) == ["websocket"]
