@@ -14,15 +14,22 @@ import os
 import shutil
 import socket
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from peers.gopeer import ForwardingProcess, GoPeerServer, PodServer, build_kpeer
 
+from kstream._spdy import events as spdy_events
+from kstream._spdy.events import StreamData, StreamReset
+from kstream._spdy.frames import RstStatus
+from kstream._spdy.session import SpdySession
+
 MIB = 1 << 20
 DEAD_PORT = 1  # nothing listens on 127.0.0.1:1 (privileged, never bound by tests)
 IO_TIMEOUT = 30.0
+Predicate = Callable[[list[object]], bool]
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -180,3 +187,159 @@ def test_official_client_forwards_over_websocket_v4(kpeer: Path, pod: PodServer)
             finally:
                 forward.close()
         assert _transports(peer) == ["websocket"]
+
+
+class RawSpdyPortForward:
+    """A bare SPDY ``portforward.k8s.io`` client on kstream's sans-IO session, to probe
+    the peer's kubelet semantics stream by stream (headers kubectl never sends)."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=IO_TIMEOUT)
+        self.sock.sendall(
+            b"POST /api/v1/namespaces/default/pods/demo/portforward HTTP/1.1\r\n"
+            b"Host: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\n"
+            b"X-Stream-Protocol-Version: portforward.k8s.io\r\nContent-Length: 0\r\n\r\n")
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = self.sock.recv(4096)
+            assert chunk, f"no upgrade response: {head!r}"
+            head += chunk
+        head, _, rest = head.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 101"), head
+        assert b"X-Stream-Protocol-Version: portforward.k8s.io" in head
+        self.session = SpdySession(client=True)
+        self.events: list[object] = []
+        if rest:
+            self.events += self.session.receive_data(rest)
+
+    def open(self, stream_type: str, port: str | None, request_id: str | None, *,
+             fin: bool = False) -> int:
+        headers = [("streamtype", stream_type)]
+        if port is not None:
+            headers.append(("port", port))
+        if request_id is not None:
+            headers.append(("requestid", request_id))
+        stream_id = self.session.open_stream(headers, fin=fin)
+        self.flush()
+        return stream_id
+
+    def flush(self) -> None:
+        self.sock.sendall(self.session.data_to_send())
+
+    def wait_for(self, predicate: Predicate, timeout: float = IO_TIMEOUT) -> list[object]:
+        """Read until ``predicate(events)`` holds; return every event so far."""
+        deadline = time.monotonic() + timeout
+        while not predicate(self.events):
+            self.sock.settimeout(max(0.01, deadline - time.monotonic()))
+            assert time.monotonic() < deadline, f"timed out; events: {self.events}"
+            chunk = self.sock.recv(256 * 1024)
+            if not chunk:
+                self.events += self.session.receive_trailing_data()
+                break
+            self.events += self.session.receive_data(chunk)
+            self.flush()
+        return self.events
+
+    def data(self, stream_id: int) -> bytes:
+        return b"".join(e.data for e in self.events
+                        if isinstance(e, StreamData) and e.stream_id == stream_id)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def _has(kind: str, stream_id: int) -> Predicate:
+    cls = getattr(spdy_events, kind)
+    return lambda events: any(isinstance(e, cls) and e.stream_id == stream_id
+                              for e in events)
+
+
+@pytest.fixture
+def raw_peer(kpeer: Path) -> Iterator[GoPeerServer]:
+    with GoPeerServer(kpeer, pair_timeout="300ms") as peer:
+        yield peer
+
+
+@pytest.mark.parametrize(("stream_type", "port"), [
+    ("data", "0"), ("data", "70000"), ("data", "http"), ("data", None),
+    ("stdin", "80"), ("", "80"),
+])
+def test_bad_port_or_stream_type_is_reset(raw_peer: GoPeerServer, stream_type: str,
+                                          port: str | None) -> None:
+    client = RawSpdyPortForward(raw_peer.port)
+    try:
+        stream_id = client.open(stream_type, port, "0")
+        events = client.wait_for(_has("StreamReset", stream_id))
+        resets = [e for e in events if isinstance(e, StreamReset)]
+        assert [(e.stream_id, e.status) for e in resets] == [(stream_id, RstStatus.CANCEL)]
+    finally:
+        client.close()
+
+
+def test_a_pair_forwards_and_both_streams_end_on_the_pods_eof(raw_peer: GoPeerServer,
+                                                               pod: PodServer) -> None:
+    client = RawSpdyPortForward(raw_peer.port)
+    try:
+        error = client.open("error", str(pod.echo_port), "7", fin=True)
+        data = client.open("data", str(pod.echo_port), "7")
+        client.session.send_data(data, b"hello pod", fin=True)
+        client.flush()
+        client.wait_for(lambda ev: _has("StreamEnded", data)(ev)
+                        and _has("StreamEnded", error)(ev))
+        assert client.data(data) == b"hello pod"
+        assert client.data(error) == b""
+    finally:
+        client.close()
+
+
+def test_an_incomplete_pair_times_out_with_text_on_its_error_stream(
+        raw_peer: GoPeerServer, pod: PodServer) -> None:
+    client = RawSpdyPortForward(raw_peer.port)
+    try:
+        error = client.open("error", str(pod.echo_port), "1", fin=True)
+        client.wait_for(lambda ev: b"timed out waiting for streams" in client.data(error))
+        assert b"request=1) timed out waiting for streams" in client.data(error)
+    finally:
+        client.close()
+
+
+def test_a_duplicate_stream_type_gets_text_on_the_error_stream(raw_peer: GoPeerServer,
+                                                               pod: PodServer) -> None:
+    client = RawSpdyPortForward(raw_peer.port)
+    try:
+        error = client.open("error", str(pod.echo_port), "3", fin=True)
+        client.open("error", str(pod.echo_port), "3", fin=True)
+        client.wait_for(lambda ev: b"already assigned" in client.data(error))
+        assert client.data(error).startswith(
+            b"error processing stream for request 3: error stream already assigned")
+    finally:
+        client.close()
+
+
+def test_a_dead_port_writes_the_error_then_resets_both(raw_peer: GoPeerServer) -> None:
+    client = RawSpdyPortForward(raw_peer.port)
+    try:
+        error = client.open("error", str(DEAD_PORT), "0", fin=True)
+        data = client.open("data", str(DEAD_PORT), "0")
+        events = client.wait_for(lambda ev: _has("StreamReset", data)(ev)
+                                 and _has("StreamReset", error)(ev))
+        assert client.data(error).startswith(
+            b"error forwarding port 1 to pod demo, uid : dial tcp 127.0.0.1:1: ")
+        assert {e.stream_id for e in events if isinstance(e, StreamReset)} == {error, data}
+    finally:
+        client.close()
+
+
+def test_streams_without_request_id_pair_by_stream_id(raw_peer: GoPeerServer,
+                                                      pod: PodServer) -> None:
+    client = RawSpdyPortForward(raw_peer.port)
+    try:
+        error = client.open("error", str(pod.echo_port), None, fin=True)
+        data = client.open("data", str(pod.echo_port), None)
+        assert data == error + 2
+        client.session.send_data(data, b"old client", fin=True)
+        client.flush()
+        client.wait_for(_has("StreamEnded", data))
+        assert client.data(data) == b"old client"
+    finally:
+        client.close()
