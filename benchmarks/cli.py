@@ -34,6 +34,8 @@ BENCHMARKS: Final[dict[str, str]] = {
     "scale": "N concurrent sessions from one asyncio process, busy and idle",
     "server-role": "kubectl downloading from kstream serve vs from the Go peer",
     "compat": "kstream.compat.kubernetes.stream() vs the original stream(), same calls",
+    "portforward": "port-forward down and up: kstream, kubectl, direct TCP; concurrency; "
+                   "kstream serve vs the Go peer",
 }
 _NEEDS_SERVERS: Final = frozenset({"loopback", "official", "latency", "scale",
                                    "server-role", "compat"})
@@ -72,6 +74,10 @@ def run(config: Config, only: Sequence[str] = (), *, out: Path = DEFAULT_OUT,
             results += bench_ws_framing(config)
         elif name == "framing-spdy":
             results += bench_spdy_framing(config)
+        elif name == "portforward":
+            from .portforward import bench_portforward
+
+            results += bench_portforward(config, remarks)
     if any(name in _NEEDS_SERVERS for name in names):
         from . import loopback
 

@@ -76,6 +76,20 @@ TARGETS: tuple[Target, ...] = (
            "server-role", "kubectl 1.33 download", "kstream serve", "Go peer", "ratio", 0.8),
     Target("server role: kubectl 1.27 from kstream serve ≥ 0.8× from the Go peer",
            "server-role", "kubectl 1.27 download", "kstream serve", "Go peer", "ratio", 0.8),
+    # Port-forward (issue 11; benchmarks/portforward.py).
+    *(Target(f"port-forward {direction}, {case}: kstream ≥ 1.2× kubectl {version}",
+             f"pf-{direction}", case, "kstream port-forward", f"kubectl {version}", "ratio", 1.2)
+      for direction in ("download", "upload")
+      for case, version in (("tunnel", "1.33"), ("spdy", "1.27"))),
+    *(Target(f"port-forward, 100 connections, {case}: ≤ 64 KiB RSS per open connection",
+             "pf-concurrent", f"100 connections, {case}", "kstream port-forward",
+             "RSS KiB/connection", "extra-max", 64.0) for case in ("tunnel", "spdy")),
+    *(Target(f"port-forward server role: kubectl {version} {direction} through kstream "
+             "serve ≥ 0.8× the Go peer", "pf-server-role",
+             f"kubectl {version} ({case}) {direction}", "kstream serve", "Go peer", "ratio",
+             0.8)
+      for case, version in (("tunnel", "1.33"), ("spdy", "1.27"))
+      for direction in ("download", "upload")),
 )
 
 
@@ -189,6 +203,14 @@ _GROUP_TITLES = {
     "scale": "Concurrent sessions from one asyncio process, each downloading",
     "scale-idle": "Idle concurrent sessions from one asyncio process (RSS per session)",
     "server-role": "Server role: kubectl downloading from kstream serve vs the Go peer",
+    "pf-download": "Port-forward download through the local port (kpeer pf-load, connect to "
+                   "EOF)",
+    "pf-upload": "Port-forward upload through the local port (kpeer pf-load, connect to the "
+                 "pod's confirmation)",
+    "pf-concurrent": "Port-forward: concurrent connections through one forward (aggregate "
+                     "download; RSS per open connection)",
+    "pf-server-role": "Port-forward server role: kubectl through kstream serve vs through "
+                      "the Go peer",
 }
 
 

@@ -1,0 +1,333 @@
+"""Port-forward end to end: bytes down and up through a forwarded local port.
+
+Every row is timed the same way, by the same load client (``kpeer pf-load``, Go, 256 KiB
+reads and writes), at the same place: from connecting to the local port to the end of
+the transfer (download: the pod's last byte and EOF; upload: the pod's confirmation of
+the byte count and EOF). Only the forwarder in between changes:
+
+- ``direct TCP``: no forwarder, the load client talks to the pod port itself: the anchor;
+- ``kubectl 1.33`` (its default, the ``SPDY/3.1+portforward.k8s.io`` tunnel) and
+  ``kubectl 1.27`` (SPDY ``portforward.k8s.io``), pointed straight at the Go peer
+  (``kpeer serve``, which answers discovery and the pod GET itself);
+- ``kstream port-forward`` (the whole CLI process) with ``--transport tunnel`` and
+  ``--transport spdy``, against the same Go peer, when this checkout has it.
+
+The "pod" is ``kpeer pod-serve``'s bench port on 127.0.0.1 (Go, spawns nothing). Each
+forwarder moves one small untimed transfer first, so a lazily opened session is not
+timed. Also measured: many connections through one forward (aggregate throughput, and
+the forwarder's RSS per open connection), and ``kstream serve`` as the server kubectl
+forwards through, against the Go peer (both behind the same
+:class:`~benchmarks.kubefront.KubeFront`, which adds ``kstream serve``'s token).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Final
+
+from ._harness import Config, Result
+from .kubefront import KubeFront
+
+__all__ = ["bench_portforward", "kstream_port_forward_available"]
+
+REPO: Final = Path(__file__).resolve().parent.parent
+_TESTS: Final = REPO / "tests"
+_POD: Final = "bench"
+#: kubectl version per transport it is the baseline of (protocol-notes §5.1).
+KUBECTL_FOR: Final = {"tunnel": "1.33", "spdy": "1.27"}
+#: The RSS target of an open forwarded connection (issue 11).
+RSS_PER_CONNECTION_KIB: Final = 64.0
+
+
+def _gopeer() -> Any:
+    if str(_TESTS) not in sys.path:
+        sys.path.insert(0, str(_TESTS))
+    from peers import gopeer
+
+    return gopeer
+
+
+def _sizes(config: Config) -> tuple[int, int, int]:
+    """(bytes per transfer, concurrent connections, bytes per concurrent connection)."""
+    if config.mode == "full":
+        return 256 << 20, 100, (256 << 20) // 100
+    if config.mode == "quick":
+        return 64 << 20, 100, (64 << 20) // 100
+    return 1 << 20, 10, 64 << 10
+
+
+def _kubectl_binary(version: str) -> Path | None:
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        return None
+    binary = Path(os.path.realpath(kubectl)).parent / f"kubectl.{version}"
+    return binary if binary.is_file() else None
+
+
+def _kubectl_env() -> dict[str, str]:
+    return {key: value for key, value in os.environ.items()
+            if not key.startswith("KUBECTL_") and key != "KUBECONFIG"}
+
+
+def _kstream_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO / "src"), str(REPO),
+                                                      env.get("PYTHONPATH")]))
+    return env
+
+
+def kstream_port_forward_available() -> bool:
+    """Whether this checkout's CLI has ``kstream port-forward`` yet."""
+    completed = subprocess.run([sys.executable, "-m", "kstream", "port-forward", "--help"],
+                               env=_kstream_env(), capture_output=True, timeout=60,
+                               check=False)
+    return completed.returncode == 0 and b"--transport" in completed.stdout
+
+
+def _kubectl_command(version: str, kubeconfig: Path, workdir: Path,
+                     *remotes: int) -> list[str] | None:
+    binary = _kubectl_binary(version)
+    if binary is None:
+        return None
+    return [str(binary), "--kubeconfig", str(kubeconfig), "--cache-dir",
+            str(workdir / f"cache-{version}"), "port-forward", "--address", "127.0.0.1",
+            f"pod/{_POD}", *(f":{remote}" for remote in remotes)]
+
+
+def _kstream_command(transport: str, kubeconfig: Path, *remotes: int) -> list[str]:
+    return [sys.executable, "-m", "kstream", "port-forward", "--kubeconfig", str(kubeconfig),
+            "--address", "127.0.0.1", "--transport", transport, f"pod/{_POD}",
+            *(f":{remote}" for remote in remotes)]
+
+
+def _cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of a process so far; 0 when unknown."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _rss_kib(pid: int) -> int:
+    """Resident set size (``VmRSS``) of a process, in KiB; 0 when unknown."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+class _Setup:
+    """The Go peer, the pod and a scratch directory, shared by every row."""
+
+    def __init__(self, gopeer: Any, binary: Path, peer: Any, pod: Any, workdir: Path) -> None:
+        self.gopeer = gopeer
+        self.binary = binary
+        self.peer = peer
+        self.pod = pod
+        self.workdir = workdir
+        self.kubeconfig: Path = peer.write_kubeconfig(workdir / "kubeconfig-kpeer")
+
+    def load(self, port: int, mode: str, size: int, conns: int = 1) -> float:
+        result = self.gopeer.run_pf_load(self.binary, port, mode=mode, size=size,
+                                         conns=conns)
+        return float(result.seconds)
+
+    def forward(self, command: Sequence[str], env: dict[str, str]) -> Any:
+        return self.gopeer.ForwardingProcess(command, env=env)
+
+
+@contextmanager
+def _setup() -> Iterator[_Setup]:
+    gopeer = _gopeer()
+    binary = gopeer.build_kpeer()
+    with tempfile.TemporaryDirectory(prefix="kstream-pf-bench-") as scratch, \
+            gopeer.GoPeerServer(binary) as peer, gopeer.PodServer(binary) as pod:
+        yield _Setup(gopeer, binary, peer, pod, Path(scratch))
+
+
+def _timed_rows(setup: _Setup, forward_port: int, size: int, runs: int, cpu_pids: Sequence[int],
+                ) -> dict[str, tuple[list[float], dict[str, str]]]:
+    """Time ``runs`` downloads and uploads through one forward (after one untimed warm-up)."""
+    setup.load(forward_port, "down", 64 << 10)
+    rows: dict[str, tuple[list[float], dict[str, str]]] = {}
+    for mode in ("down", "up"):
+        seconds: list[float] = []
+        cpu: list[list[float]] = [[] for _ in cpu_pids]
+        for _ in range(runs):
+            before = [_cpu_seconds(pid) for pid in cpu_pids]
+            seconds.append(setup.load(forward_port, mode, size))
+            for index, pid in enumerate(cpu_pids):
+                cpu[index].append(_cpu_seconds(pid) - before[index])
+        extra = {}
+        if cpu_pids:
+            extra["forwarder CPU s"] = f"{statistics.median(cpu[0]):.2f}"
+        if len(cpu_pids) > 1:
+            extra["Go peer CPU s"] = f"{statistics.median(cpu[1]):.2f}"
+        rows[mode] = (seconds, extra)
+    return rows
+
+
+def _add(results: list[Result], rows: dict[str, tuple[list[float], dict[str, str]]],
+         case: str, impl: str, size: int, *, baseline: bool) -> None:
+    for mode, group in (("down", "pf-download"), ("up", "pf-upload")):
+        seconds, extra = rows[mode]
+        results.append(Result(group, case, impl, seconds, size, baseline=baseline,
+                              extra=dict(extra)))
+
+
+def bench_portforward(config: Config, remarks: list[str]) -> list[Result]:
+    """Every port-forward figure: throughput per transport, concurrency, server role."""
+    size, conns, conn_size = _sizes(config)
+    runs = config.e2e_runs
+    results: list[Result] = []
+    kstream_cli = kstream_port_forward_available()
+    if not kstream_cli:
+        remarks.append("kstream port-forward: not measured, this checkout's CLI has no "
+                       "`port-forward` yet.")
+    with _setup() as setup:
+        remote = setup.pod.bench_port
+        direct = _timed_rows(setup, remote, size, runs, [])
+        for transport, version in KUBECTL_FOR.items():
+            _add(results, direct, transport, "direct TCP", size, baseline=True)
+            command = _kubectl_command(version, setup.kubeconfig, setup.workdir, remote)
+            if command is None:
+                remarks.append(f"kubectl {version}: not installed, not measured.")
+            else:
+                with setup.forward(command, _kubectl_env()) as forward:
+                    rows = _timed_rows(setup, forward.local_port, size, runs,
+                                       [forward.pid, setup.peer.pid])
+                _add(results, rows, transport, f"kubectl {version}", size, baseline=True)
+            if kstream_cli:
+                with setup.forward(_kstream_command(transport, setup.kubeconfig, remote),
+                                   _kstream_env()) as forward:
+                    rows = _timed_rows(setup, forward.local_port, size, runs,
+                                       [forward.pid, setup.peer.pid])
+                _add(results, rows, transport, "kstream port-forward", size, baseline=False)
+        results += _bench_concurrent(setup, config, conns, conn_size, kstream_cli)
+        results += _bench_server_role(setup, config, size, remarks)
+    remarks.append("port-forward: every row is timed by `kpeer pf-load` at the local port "
+                   "(connect to EOF); `direct TCP` is the same client on the pod port.")
+    return results
+
+
+def _bench_concurrent(setup: _Setup, config: Config, conns: int, conn_size: int,
+                      kstream_cli: bool) -> list[Result]:
+    """``conns`` connections through one forward: aggregate throughput, RSS per connection."""
+    results = []
+    for transport, version in KUBECTL_FOR.items():
+        case = f"{conns} connections, {transport}"
+        # Two pod ports through one forward: bench for throughput, echo for the held
+        # connections.
+        command = _kubectl_command(version, setup.kubeconfig, setup.workdir,
+                                   setup.pod.bench_port, setup.pod.echo_port)
+        if command is not None:
+            results.append(_two_port_row(setup, command, _kubectl_env(), config, conns,
+                                         conn_size, case, f"kubectl {version}",
+                                         baseline=True))
+        if kstream_cli:
+            command = _kstream_command(transport, setup.kubeconfig, setup.pod.bench_port,
+                                       setup.pod.echo_port)
+            results.append(_two_port_row(setup, command, _kstream_env(), config, conns,
+                                         conn_size, case, "kstream port-forward",
+                                         baseline=False))
+    return results
+
+
+class _Ports:
+    """A forward's local ports for the bench and echo pod ports, from its output."""
+
+    def __init__(self, forward: Any, pod: Any) -> None:
+        self.forward = forward
+        self.pid = forward.pid
+        self.local_port = forward.local_port  # the first port named: bench
+        self.echo_local_port = _second_local_port(forward, pod.echo_port)
+
+
+def _second_local_port(forward: Any, remote: int) -> int:
+    """The local port of ``-> remote`` in the forward's ``Forwarding from`` lines."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        for line in list(forward.stdout_lines):
+            if line.startswith("Forwarding from 127.0.0.1:") and line.rstrip().endswith(
+                    f"-> {remote}"):
+                return int(line.split()[2].rpartition(":")[2])
+        time.sleep(0.05)
+    raise RuntimeError(f"no 'Forwarding from ... -> {remote}' line; got {forward.stdout_lines}")
+
+
+def _two_port_row(setup: _Setup, command: Sequence[str], env: dict[str, str], config: Config,
+                  conns: int, conn_size: int, case: str, impl: str, *,
+                  baseline: bool) -> Result:
+    with setup.forward(command, env) as forward:
+        ports = _Ports(forward, setup.pod)
+        setup.load(ports.local_port, "down", 64 << 10)
+        seconds = [setup.load(ports.local_port, "down", conn_size, conns)
+                   for _ in range(config.e2e_runs)]
+        # One connection first, so that a lazily opened session is not counted.
+        with setup.gopeer.HeldConnections(setup.binary, ports.echo_local_port, 1):
+            before = _rss_kib(ports.pid)
+        with setup.gopeer.HeldConnections(setup.binary, ports.echo_local_port, conns):
+            during = _rss_kib(ports.pid)
+    per_connection = max(0, during - before) / conns
+    return Result("pf-concurrent", case, impl, seconds, conn_size * conns, baseline=baseline,
+                  extra={"RSS before KiB": str(before), "RSS open KiB": str(during),
+                         "RSS KiB/connection": f"{per_connection:.1f}"},
+                  note=f"{conns} connections at once, {conn_size >> 10} KiB down each; RSS "
+                       f"(VmRSS) with {conns} echo connections open, minus with one")
+
+
+def _bench_server_role(setup: _Setup, config: Config, size: int,
+                       remarks: list[str]) -> list[Result]:
+    """kubectl forwarding through ``kstream serve`` vs through the Go peer."""
+    from .loopback import kstream_serve
+
+    results: list[Result] = []
+    runs = config.e2e_runs
+    remote = setup.pod.bench_port
+    try:
+        serve = kstream_serve(setup.workdir)
+        port, token = serve.__enter__()
+    except RuntimeError as exc:
+        remarks.append(f"port-forward server role: kstream serve did not start ({exc}).")
+        return results
+    try:
+        with KubeFront(port, setup.workdir, peer_token=token, name="pf-serve") as serve_front, \
+                KubeFront(setup.peer.port, setup.workdir, name="pf-peer") as peer_front:
+            for transport, version in KUBECTL_FOR.items():
+                for server, front, baseline in (("kstream serve", serve_front, False),
+                                                ("Go peer", peer_front, True)):
+                    command = _kubectl_command(version, front.kubeconfig, setup.workdir,
+                                               remote)
+                    if command is None:
+                        continue
+                    try:
+                        with setup.forward(command, _kubectl_env()) as forward:
+                            rows = _timed_rows(setup, forward.local_port, size, runs,
+                                               [forward.pid])
+                    except RuntimeError as exc:
+                        remarks.append(f"port-forward server role, {server}, kubectl "
+                                       f"{version}: failed ({str(exc)[:300]})")
+                        continue
+                    for mode, direction in (("down", "download"), ("up", "upload")):
+                        seconds, _ = rows[mode]
+                        results.append(Result(
+                            "pf-server-role", f"kubectl {version} ({transport}) {direction}",
+                            server, seconds, size, baseline=baseline,
+                            extra={"front": "KubeFront (splice)"}))
+    finally:
+        serve.__exit__(None, None, None)
+    return results
+
