@@ -273,20 +273,23 @@ def _two_port_row(setup: _Setup, command: Sequence[str], env: dict[str, str], co
                   baseline: bool) -> Result:
     with setup.forward(command, env) as forward:
         ports = _Ports(forward, setup.pod)
-        setup.load(ports.local_port, "down", 64 << 10)
-        seconds = [setup.load(ports.local_port, "down", conn_size, conns)
-                   for _ in range(config.e2e_runs)]
-        # One connection first, so that a lazily opened session is not counted.
+        # Memory first, on a fresh forwarder (big transfers would leave freed memory the
+        # held connections could reuse). One connection first, so that a lazily opened
+        # session is not counted as the connections' cost.
         with setup.gopeer.HeldConnections(setup.binary, ports.echo_local_port, 1):
             before = _rss_kib(ports.pid)
         with setup.gopeer.HeldConnections(setup.binary, ports.echo_local_port, conns):
             during = _rss_kib(ports.pid)
-    per_connection = max(0, during - before) / conns
+        setup.load(ports.local_port, "down", 64 << 10)
+        seconds = [setup.load(ports.local_port, "down", conn_size, conns)
+                   for _ in range(config.e2e_runs)]
+    per_connection = max(0, during - before) / max(1, conns - 1)
     return Result("pf-concurrent", case, impl, seconds, conn_size * conns, baseline=baseline,
                   extra={"RSS before KiB": str(before), "RSS open KiB": str(during),
                          "RSS KiB/connection": f"{per_connection:.1f}"},
                   note=f"{conns} connections at once, {conn_size >> 10} KiB down each; RSS "
-                       f"(VmRSS) with {conns} echo connections open, minus with one")
+                       f"(VmRSS) with {conns} echo connections open minus with one, "
+                       f"over {conns - 1}; measured first, on a fresh forwarder")
 
 
 def _bench_server_role(setup: _Setup, config: Config, size: int,
