@@ -203,8 +203,8 @@ LAYERS = {
     "kstream._events": 0, "kstream._channels": 0, "kstream._gojson": 0,
     "kstream._status_types": 0, "kstream._status": 0, "kstream._http": 0,
     "kstream._resize": 0,
-    "kstream._upgrade": 1, "kstream._ws": 1, "kstream._spdy": 1, "kstream._tunnel": 1,
-    "kstream._exec": 2, "kstream._portforward": 2,
+    "kstream._upgrade": 1, "kstream._ws": 1, "kstream._spdy": 1,
+    "kstream._exec": 2, "kstream._portforward": 2, "kstream._tunnel": 2,
     "kstream._runtime": 3,
     "kstream.asyncio": 4, "kstream.trio": 4,
     "kstream._app": 5, "kstream.bench": 5, "kstream.compat": 5, "kstream.testing": 5,
@@ -243,12 +243,26 @@ def test_modules_import_only_their_layer_and_below() -> None:
 
 
 def test_websocket_and_spdy_do_not_import_each_other() -> None:
+    # The engines stay apart; only the sessions above them (``_exec``, ``_portforward``)
+    # and the tunnel, which carries SPDY in WebSocket messages, import both.
     graph = _import_graph()
     crossing = [f"{name} -> {target}" for name, targets in graph.items()
                 for target in targets
                 if (name.startswith("kstream._ws") and target.startswith("kstream._spdy"))
                 or (name.startswith("kstream._spdy") and target.startswith("kstream._ws"))]
     assert crossing == []
+
+
+def test_only_the_tunnel_carries_spdy_in_websocket() -> None:
+    # The tunnel is the one place a module imports both engines directly (its SPDY bytes
+    # ride in WebSocket messages); the port-forward dispatcher reaches both only through
+    # the transports' own modules.
+    graph = _import_graph()
+    both = sorted(name for name, targets in graph.items()
+                  if any(t.startswith("kstream._ws") for t in targets)
+                  and any(t.startswith("kstream._spdy") for t in targets)
+                  and name.startswith(("kstream._portforward", "kstream._tunnel")))
+    assert all(name.startswith("kstream._tunnel") for name in both), both
 
 
 def test_the_sans_io_core_imports_nothing_that_does_io() -> None:

@@ -56,6 +56,7 @@ from ._runtime.errors import CompletedExec as CompletedExec
 from ._runtime.errors import ConnectionLostError as ConnectionLostError
 from ._runtime.errors import IncompleteReadError as IncompleteReadError
 from ._runtime.errors import PingTimeoutError as PingTimeoutError
+from ._runtime.errors import PortForwardError as PortForwardError
 from ._runtime.errors import RemoteCommandError as RemoteCommandError
 from ._status_types import Exited as Exited
 from ._status_types import ExitResult as ExitResult
@@ -137,6 +138,7 @@ __all__ = [  # noqa: RUF022
     "ConnectionLostError",
     "IncompleteReadError",
     "PingTimeoutError",
+    "PortForwardError",
     "RemoteCommandError",
     # The package version.
     "__version__",

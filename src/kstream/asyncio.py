@@ -72,6 +72,7 @@ from ._runtime.errors import (
     RemoteCommandError,
 )
 from ._runtime.fallback import new_client_session, open_first_accepted
+from ._runtime.lazy import asyncio_names as __getattr__  # noqa: F401  (port-forward)
 from ._runtime.options import (
     CLOSE_GRACE,
     DEFAULT_BUFFER_LIMIT,
@@ -487,7 +488,6 @@ async def run(server: str, namespace: str, pod: str, command: Sequence[str], *,
 
 
 # --------------------------------------------------------------------------- server
-
 
 Handler = Callable[["ServerRequest"], Awaitable[None]]
 

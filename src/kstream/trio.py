@@ -84,6 +84,7 @@ from ._runtime.errors import (
     RemoteCommandError,
 )
 from ._runtime.fallback import new_client_session, open_first_accepted
+from ._runtime.lazy import trio_names as __getattr__  # noqa: F401  (port-forward)
 from ._runtime.options import (
     CLOSE_GRACE,
     DEFAULT_BUFFER_LIMIT,
@@ -385,7 +386,7 @@ class _Pump(ConnectionCore):
     # -- input buffers
 
     def _wake(self, key: int) -> None:
-        readers = self._readable[key]
+        readers = self._readable.get(key)  # keys may come and go (port-forward)
         if readers:  # unpark_all() costs microseconds even with nobody parked
             readers.unpark_all()
 
@@ -398,7 +399,7 @@ class _Pump(ConnectionCore):
             if buffer.finished:
                 await trio.lowlevel.checkpoint()
             while not buffer.finished:
-                await self._readable[key].park()
+                await self._readable.setdefault(key, trio.lowlevel.ParkingLot()).park()
         finally:
             self._reading.discard(key)
         return buffer
@@ -632,7 +633,6 @@ async def run(server: str, namespace: str, pod: str, command: Sequence[str], *,
 
 
 # --------------------------------------------------------------------------- server
-
 
 Handler = Callable[["ServerRequest"], Awaitable[None]]
 _Listener = trio.SocketListener | trio.SSLListener[trio.SocketStream]

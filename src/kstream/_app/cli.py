@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from .._errors import KstreamError, UpgradeRejectedError
 from .._version import __version__
+from . import portforward
 from .flags import connection_flags
 from .kubeconfig import ConfigOverrides, KubeconfigError, load_config
 
@@ -105,6 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
     # which has its own subcommands (framing, exec, compare, suite).
     commands.add_parser("bench", help="measure kstream: framing, exec, compare (see "
                                       "'kstream bench -h')", add_help=False)
+
+    portforward.add_parser(commands)
 
     serve = commands.add_parser("serve", help="run a local node that kubectl can exec into")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
@@ -353,4 +356,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.plain_http and args.tls_cert is not None:
             parser.error("--plain-http and --tls-cert exclude each other")
         return asyncio.run(_serve(args))
+    if args.subcommand == "port-forward":
+        return portforward.run(args, command)
     return _run_remote(args, command, attach=args.subcommand == "attach")

@@ -46,6 +46,7 @@ from .._status import (
 from .._version import __version__
 from . import certs
 from .sandbox import AttachHandle, Pod, SandboxProcess, SpawnError, force_end
+from .serve_portforward import serve_port_forward
 
 if TYPE_CHECKING:
     from .._resize import TerminalSize
@@ -144,6 +145,8 @@ _API_RESOURCES: Final = {
          "kind": "PodAttachOptions", "verbs": ["create", "get"]},
         {"name": "pods/exec", "singularName": "", "namespaced": True,
          "kind": "PodExecOptions", "verbs": ["create", "get"]},
+        {"name": "pods/portforward", "singularName": "", "namespaced": True,
+         "kind": "PodPortForwardOptions", "verbs": ["create", "get"]},
     ],
 }
 
@@ -311,7 +314,7 @@ class ServeApp:
         subresource = parts[6] if len(parts) == 7 else None
         key = (namespace, name)
         pod = self._pods.get(key)
-        if len(parts) > 7 or subresource not in (None, "exec", "attach"):
+        if len(parts) > 7 or subresource not in (None, "exec", "attach", "portforward"):
             await self._fail(request, Status(
                 status=STATUS_FAILURE, reason="NotFound", code=404,
                 message="the server could not find the requested resource"))
@@ -328,6 +331,9 @@ class ServeApp:
                 return
             await request.respond(200, *_json_body(
                 _pod_document(pod, self._started, self._uids[key])))
+            return
+        if subresource == "portforward":
+            await serve_port_forward(request, namespace, name, self._uids[key], self._log)
             return
         await self._stream(request, pod, subresource)
 

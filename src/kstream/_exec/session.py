@@ -670,6 +670,17 @@ class ServerExecSession:
         accepted = UpgradeAccepted(transport=_SPDY, protocol=conn.protocol)
         return [accepted, *self._translate(events), *self._translate(early)]
 
+    def take_over(self) -> ServerUpgrade:
+        """Hand the parsed request (and the bytes after it) to another protocol's server
+        connection (port-forward's); this session answers nothing more.
+
+        Raises:
+            LocalProtocolError: no request yet, or it was already answered.
+        """
+        self._check_answerable()
+        self._answered = True
+        return self._upgrade
+
     def _check_answerable(self) -> RequestReceived:
         if self._request is None:
             raise LocalProtocolError("no request has been received yet")

@@ -1,6 +1,9 @@
-"""Port-forward (``portforward.k8s.io``): room for the sans-IO cores, not built yet.
+"""Port-forward (``portforward.k8s.io``) on every transport, both roles: sans-IO.
 
-Planned: a transport-neutral port-forward session, WebSocket v4 port-forward (channel
-pairs, the 2-byte port prefix) and SPDY port-forward (data/error stream pairs keyed by
-``requestID``). See ``docs/architecture.md``.
+``events`` holds what the connections report, ``session`` the two Protocols every
+transport implements (and the shared limits), ``handshake`` targets, port lists,
+transport detection and the kubelet's error texts, ``spdy`` the SPDY transport (streams
+paired by ``requestID``), ``websocket`` WebSocket v4 (channel pairs, the 2-byte port
+prefix), ``dispatch`` the server's choice of transport for a parsed request. The tunnel
+(SPDY in WebSocket) is ``kstream._tunnel``. See ``docs/portforward-core.md``.
 """

@@ -18,6 +18,7 @@ __all__ = [
     "ConnectionLostError",
     "IncompleteReadError",
     "PingTimeoutError",
+    "PortForwardError",
     "RemoteCommandError",
     "connection_lost_error",
     "outcome_returncode",
@@ -95,6 +96,24 @@ class ConnectionLostError(RemoteProtocolError, ConnectionError):
     Both a :class:`~kstream.RemoteProtocolError` and a :class:`ConnectionError`, so
     callers catching either see it.
     """
+
+
+class PortForwardError(KstreamError, ConnectionError):
+    """The server could not forward one connection to the pod port (port-forward).
+
+    Only that forwarded connection ends; the session and its other connections go on.
+    Raised by reads of the connection once the bytes that came before are read.
+
+    Attributes:
+        message: the server's text, e.g. ``error forwarding port 80 to pod ..., uid ...:
+            ... connect: connection refused``.
+        port: the pod port.
+    """
+
+    def __init__(self, message: str, *, port: int = 0) -> None:
+        self.message = message
+        self.port = port
+        super().__init__(message)
 
 
 def connection_lost_error(cause: BaseException | None) -> ConnectionLostError:

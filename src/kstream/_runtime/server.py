@@ -21,6 +21,7 @@ from .._resize import TerminalSize
 from .._status import Status, internal_error_status, success_status
 from .buffers import READ_SIZE
 from .options import server_url
+from .portforward_server import ServerPortForward, accept_port_forward
 
 
 class ServerConnection(Protocol):
@@ -144,6 +145,18 @@ class ServerRequest:
             conn._end_input(STDIN)
         self.exec = ServerExec(conn, stdin=switches["stdin"], tty=switches["tty"])
         return self.exec
+
+
+    async def accept_port_forward(self) -> ServerPortForward:
+        """Accept a port-forward upgrade (SPDY, the tunnel or WebSocket v4, as the client
+        asked); see :class:`~kstream._runtime.portforward_server.ServerPortForward`.
+
+        Raises:
+            UpgradeRejectedError: refused (no protocol in common, bad ``?ports=``); the
+                answer was sent and the connection closed.
+            LocalProtocolError: not an upgrade request, or already answered.
+        """
+        return await accept_port_forward(self._conn, self.headers)
 
 
 class ServerExec:

@@ -1,0 +1,281 @@
+"""asyncio port-forward: ``kstream.asyncio.open_port_forward`` and its session.
+
+The decisions live in :mod:`kstream._runtime.portforward` (written once for both
+runtimes); here are only the asyncio pieces: the connection class (the core plus the
+exec adapter's :class:`asyncio.BufferedProtocol` pump), connecting, and the local
+listeners of :meth:`PortForwardSession.listen`. ``kstream.asyncio`` re-exports the public
+names.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl as _ssl
+from collections.abc import Callable
+from types import TracebackType
+from typing import Unpack
+
+from ._portforward.session import PortForwardClientConnection
+from ._runtime.buffers import READ_SIZE, Heartbeat
+from ._runtime.client import documented
+from ._runtime.errors import PortForwardError
+from ._runtime.options import client_ssl_context
+from ._runtime.portforward import (
+    OPEN_PORT_FORWARD_DOC,
+    ForwardClientCore,
+    PortForwardArguments,
+    PortForwardOptions,
+    PortForwardRequest,
+    PortForwardSessionCore,
+    port_forward_request,
+)
+from ._runtime.portforward import new_client_connection as _new_client_connection
+from ._runtime.portforward_streams import (
+    ForwardedConnection,
+    PortForwardReader,
+    PortForwardWriter,
+)
+from .asyncio import _Pump, _silence
+
+__all__ = ["PortForwardReader", "PortForwardSession", "PortForwardWriter",
+           "open_port_forward"]
+
+_log = logging.getLogger("kstream")
+
+#: What :meth:`PortForwardSession.listen` calls with each forwarded connection's error.
+ErrorHandler = Callable[[int, BaseException], None]
+
+
+class _ForwardConnection(ForwardClientCore, _Pump):
+    """One upgraded port-forward connection: the socket, the session, buffers, timers."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, session: PortForwardClientConnection,
+                 options: PortForwardOptions) -> None:
+        ForwardClientCore.__init__(self, session, options)
+        _Pump.__init__(self, loop, linger=False)
+        self.ready: asyncio.Future[None] = loop.create_future()
+        self.done: asyncio.Future[None] = loop.create_future()
+        _silence(self.ready)
+        _silence(self.done)
+        self._heartbeat_handle: asyncio.TimerHandle | None = None
+
+    def _set_ready(self) -> None:
+        if not self.ready.done():
+            self.ready.set_result(None)
+
+    def _set_done(self, error: BaseException | None) -> None:
+        if not self.ready.done():
+            self.ready.set_exception(error or ConnectionError("closed"))
+        if not self.done.done():
+            self.done.set_result(None)
+        self._wake_drainers()
+
+    def _arm_heartbeat(self, heartbeat: Heartbeat) -> None:
+        self._heartbeat_handle = self._loop.call_at(heartbeat.next_wakeup(),
+                                                    self._on_heartbeat, heartbeat)
+
+    def _on_heartbeat(self, heartbeat: Heartbeat) -> None:
+        self._heartbeat_handle = None
+        if self._heartbeat_tick(heartbeat):
+            self._arm_heartbeat(heartbeat)
+
+    def _stop_heartbeat(self) -> None:
+        super()._stop_heartbeat()
+        if self._heartbeat_handle is not None:
+            self._heartbeat_handle.cancel()
+            self._heartbeat_handle = None
+
+    async def aclose(self) -> None:
+        self.close_connection()
+        await self._close_transport()
+
+
+async def _connect(request: PortForwardRequest, context: _ssl.SSLContext | None,
+                   transport: str, port: int | None) -> ForwardClientCore:
+    loop = asyncio.get_running_loop()
+    address, options = request.address, request.options
+    session = _new_client_connection(request, transport, port)
+    protocol = _ForwardConnection(loop, session, options)
+    hostname = (request.server_hostname or address.host) if context is not None else None
+    try:
+        async with asyncio.timeout(options.connect_timeout):
+            await loop.create_connection(lambda: protocol, address.host, address.port,
+                                         ssl=context, server_hostname=hostname)
+            await asyncio.shield(protocol.ready)
+    except BaseException:
+        transport_ = protocol._transport
+        if transport_ is not None:
+            transport_.abort()
+            with contextlib.suppress(BaseException):
+                await asyncio.shield(protocol.lost)
+        raise
+    return protocol
+
+
+class PortForwardSession:
+    """A port-forward session to one pod (see :func:`open_port_forward`).
+
+    Attributes:
+        transport: ``"tunnel"``, ``"spdy"`` or ``"websocket"``.
+        protocol: the negotiated protocol (WebSocket v4: after a first connection).
+    """
+
+    def __init__(self, request: PortForwardRequest) -> None:
+        context = client_ssl_context(request.address, request.ssl)
+
+        self._core = PortForwardSessionCore(
+            request, lambda transport, port: _connect(request, context, transport, port),
+            asyncio.Lock())
+        self._servers: list[asyncio.Server] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._connections: set[ForwardedConnection] = set()
+
+    def __repr__(self) -> str:
+        return f"<PortForwardSession {self._core.request.pod} over {self.transport}>"
+
+    @property
+    def transport(self) -> str:
+        """``"tunnel"``, ``"spdy"`` or ``"websocket"``."""
+        return self._core.transport
+
+    @property
+    def protocol(self) -> str:
+        """The negotiated protocol (``""`` until known)."""
+        return self._core.protocol
+
+    async def _open(self, port: int) -> ForwardedConnection:
+        core, request_id = await self._core.open(port)
+        connection = ForwardedConnection(self._core, core, request_id, port)
+        return connection
+
+    async def open_connection(self, port: int) -> tuple[PortForwardReader, PortForwardWriter]:
+        """Open a connection to ``port`` of the pod, as :func:`asyncio.open_connection`.
+
+        Returns:
+            ``(reader, writer)``; ``writer.write_eof()`` half-closes, ``writer.close()``
+            ends the connection.
+
+        Raises:
+            ConnectionLostError, UpgradeRejectedError, OSError: the port-forward
+                connection could not be made.
+            PortForwardError: the server refused this connection.
+        """
+        connection = await self._open(port)
+        return PortForwardReader(connection), PortForwardWriter(connection)
+
+    async def listen(self, remote_port: int, *, host: str = "127.0.0.1", port: int = 0,
+                     on_error: ErrorHandler | None = None) -> int:
+        """Forward every connection accepted on ``host:port`` to ``remote_port`` of the pod.
+
+        Args:
+            remote_port: the pod port.
+            host: the local address to bind (loopback by default).
+            port: the local port (0: a free one).
+            on_error: called with ``(remote_port, exception)`` when one forwarded
+                connection fails (default: a warning on the ``kstream`` logger). The
+                listener goes on.
+
+        Returns:
+            The bound local port.
+        """
+        handler = on_error or _log_error
+
+        async def forward(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            task = asyncio.current_task()
+            if task is not None:
+                self._tasks.add(task)
+            try:
+                await self._forward(reader, writer, remote_port, handler)
+            finally:
+                if task is not None:
+                    self._tasks.discard(task)
+
+        server = await asyncio.start_server(forward, host, port, limit=READ_SIZE)
+        self._servers.append(server)
+        return int(server.sockets[0].getsockname()[1])
+
+    async def _forward(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                       remote_port: int, on_error: ErrorHandler) -> None:
+        try:
+            connection = await self._open(remote_port)
+        except Exception as exc:
+            on_error(remote_port, exc)
+            writer.transport.abort()
+            return
+        self._connections.add(connection)
+        upload = asyncio.create_task(_upload(reader, connection))
+        try:
+            await _download(connection, writer)
+        except Exception as exc:
+            on_error(remote_port, exc)
+            writer.transport.abort()
+        finally:
+            # As kubectl: once the pod's side is done, the local connection closes.
+            upload.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await upload
+            connection.close()
+            self._connections.discard(connection)
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+    async def aclose(self) -> None:
+        """Stop the listeners and close every connection of the session."""
+        for server in self._servers:
+            server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        for connection in list(self._connections):
+            connection.close()
+        for core in self._core.close():
+            with contextlib.suppress(Exception):
+                await core.aclose()
+        for task in list(self._tasks):
+            with contextlib.suppress(BaseException):
+                await task
+        for server in self._servers:
+            with contextlib.suppress(Exception):
+                await server.wait_closed()
+
+    async def __aenter__(self) -> PortForwardSession:
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        await self.aclose()
+
+
+def _log_error(port: int, exc: BaseException) -> None:
+    _log.warning("port-forward to port %d failed: %s", port, exc)
+
+
+async def _upload(reader: asyncio.StreamReader, connection: ForwardedConnection) -> None:
+    with contextlib.suppress(ConnectionError, OSError):
+        while data := await reader.read(READ_SIZE):
+            connection.write(data)
+            await connection.drain()
+        connection.write_eof()
+
+
+async def _download(connection: ForwardedConnection, writer: asyncio.StreamWriter) -> None:
+    while data := await connection.read(READ_SIZE):
+        writer.write(data)
+        await writer.drain()
+    if connection.error is not None:
+        raise PortForwardError(connection.error, port=connection.port)
+    if writer.can_write_eof():
+        with contextlib.suppress(OSError):
+            writer.write_eof()
+
+
+@documented(OPEN_PORT_FORWARD_DOC, usage="""
+    Use it as ``async with await open_port_forward(...) as session:``.
+""", stream="a :class:`PortForwardReader` and :class:`PortForwardWriter` pair")
+async def open_port_forward(server: str, namespace: str, pod: str,
+                            **arguments: Unpack[PortForwardArguments]) -> PortForwardSession:
+    session = PortForwardSession(port_forward_request(server, namespace, pod, arguments))
+    await session._core.start()
+    return session

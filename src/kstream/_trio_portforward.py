@@ -1,0 +1,384 @@
+"""trio port-forward: ``kstream.trio.open_port_forward`` and its session.
+
+The decisions live in :mod:`kstream._runtime.portforward` (written once for both
+runtimes); here are only the trio pieces: the connection class (the core plus the exec
+adapter's stream pump), connecting, the forwarded connection as a
+:class:`trio.abc.HalfCloseableStream`, and the local listeners of
+:meth:`PortForwardSession.listen`. ``kstream.trio`` re-exports the public names.
+
+The session's tasks (each upgraded connection's I/O, the listeners and the forwarded
+connections they accept) run in a nursery the session opens when it is entered with
+``async with``, as a trio ``RemoteProcess`` does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable, Iterator
+from types import TracebackType
+from typing import Self, Unpack
+
+import trio
+
+from ._portforward.session import PortForwardClientConnection
+from ._runtime.buffers import READ_SIZE, Heartbeat
+from ._runtime.client import documented
+from ._runtime.errors import ConnectionLostError, PortForwardError
+from ._runtime.options import CLOSE_GRACE, client_ssl_context
+from ._runtime.portforward import (
+    OPEN_PORT_FORWARD_DOC,
+    ForwardClientCore,
+    PortForwardArguments,
+    PortForwardOptions,
+    PortForwardRequest,
+    PortForwardSessionCore,
+    port_forward_request,
+)
+from ._runtime.portforward import new_client_connection as _new_client_connection
+from ._runtime.portforward_streams import ForwardedConnection
+from .trio import _STREAM_ERRORS, _Pump, _timeout
+
+__all__ = ["ForwardedStream", "PortForwardSession", "open_port_forward"]
+
+_log = logging.getLogger("kstream")
+
+#: What :meth:`PortForwardSession.listen` calls with each forwarded connection's error.
+ErrorHandler = Callable[[int, BaseException], None]
+
+
+class _ForwardConnection(ForwardClientCore, _Pump):
+    """One upgraded port-forward connection: the stream, the session, buffers, heartbeat."""
+
+    def __init__(self, stream: trio.abc.Stream, session: PortForwardClientConnection,
+                 options: PortForwardOptions) -> None:
+        ForwardClientCore.__init__(self, session, options)
+        _Pump.__init__(self, stream, shield=True, linger=False)
+        self.ready = trio.Event()
+        self._ready_error: BaseException | None = None
+        self._pending_heartbeat: Heartbeat | None = None
+
+    async def handshake(self) -> None:
+        """Send the upgrade request and read until the upgrade is answered."""
+        stream = self._stream
+        try:
+            while not self.ready.is_set():
+                out = self._take_output()
+                if out:
+                    await stream.send_all(out)
+                data = await stream.receive_some(READ_SIZE)
+                self._receive(bytes(data))
+                if not data and not self.ready.is_set():
+                    self._fail(ConnectionLostError("the connection closed during the upgrade"))
+        except _STREAM_ERRORS as exc:
+            self._on_lost(exc)
+        if self._ready_error is not None:
+            raise self._ready_error
+
+    def _set_ready(self) -> None:
+        self.ready.set()
+
+    def _set_done(self, error: BaseException | None) -> None:
+        if not self.ready.is_set():
+            self._ready_error = error or ConnectionLostError("closed")
+            self.ready.set()
+
+    def _arm_heartbeat(self, heartbeat: Heartbeat) -> None:
+        # The upgrade happens before the pump runs: the heartbeat starts with its tasks.
+        nursery = self._pump_nursery
+        if nursery is None:
+            self._pending_heartbeat = heartbeat
+        else:
+            nursery.start_soon(self._heartbeat_loop, heartbeat)
+
+    def _start_tasks(self) -> None:
+        heartbeat, self._pending_heartbeat = self._pending_heartbeat, None
+        if heartbeat is not None:
+            self._arm_heartbeat(heartbeat)
+
+    async def _heartbeat_loop(self, heartbeat: Heartbeat) -> None:
+        while not self.closed:
+            await trio.sleep_until(heartbeat.next_wakeup())
+            if not self._heartbeat_tick(heartbeat):
+                return
+
+    async def aclose(self) -> None:
+        self.close_connection()
+        with trio.CancelScope(shield=True):
+            if not self.pump_started:
+                await trio.aclose_forcefully(self._stream)
+                return
+            with trio.move_on_after(CLOSE_GRACE):
+                await self.pump_done.wait()
+            self._scope.cancel()
+            await self.pump_done.wait()
+
+
+class ForwardedStream(trio.abc.HalfCloseableStream):
+    """A connection to a pod port, as a trio stream (``send_eof`` half-closes).
+
+    Errors follow trio's stream contract (:class:`trio.BrokenResourceError`, chained to
+    the cause: :class:`~kstream.PortForwardError` with the server's text when the pod
+    port could not be reached; also in :attr:`error`).
+
+    Attributes:
+        port: the pod port.
+        transport: ``"tunnel"``, ``"spdy"`` or ``"websocket"``.
+    """
+
+    def __init__(self, connection: ForwardedConnection) -> None:
+        self._connection = connection
+        self.port = connection.port
+        self.transport = connection.transport
+        self._sending = False
+
+    @property
+    def error(self) -> str | None:
+        """The server's error text for this connection, if it sent one."""
+        return self._connection.error
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        """Send ``data`` to the pod (returns once the connection took it)."""
+        if self._sending:
+            raise trio.BusyResourceError("another task is sending on this stream")
+        self._sending = True
+        try:
+            if self._connection.closed:
+                raise trio.ClosedResourceError("the stream was closed")
+            with _broken():
+                self._connection.write(data)
+                await self._connection.drain()
+        finally:
+            self._sending = False
+
+    async def wait_send_all_might_not_block(self) -> None:
+        """Wait until the connection takes more."""
+        with _broken():
+            await self._connection.drain()
+
+    async def send_eof(self) -> None:
+        """Half-close: the pod reads EOF."""
+        with _broken():
+            self._connection.write_eof()
+        await trio.lowlevel.checkpoint()
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        """Receive up to ``max_bytes`` from the pod; ``b""`` at its EOF."""
+        if self._connection.closed:
+            await trio.lowlevel.checkpoint()
+            raise trio.ClosedResourceError("the stream was closed")
+        with _broken():
+            return await self._connection.read(max_bytes or READ_SIZE)
+
+    async def aclose(self) -> None:
+        """Close the connection (both ways)."""
+        self._connection.close()
+        await trio.lowlevel.checkpoint()
+
+
+@contextlib.contextmanager
+def _broken() -> Iterator[None]:
+    try:
+        yield
+    except (ConnectionError, OSError) as exc:
+        raise trio.BrokenResourceError(str(exc)) from exc
+
+
+class PortForwardSession:
+    """A port-forward session to one pod (see :func:`open_port_forward`).
+
+    Enter it with ``async with`` before using it: its tasks run inside that block.
+
+    Attributes:
+        transport: ``"tunnel"``, ``"spdy"`` or ``"websocket"``.
+        protocol: the negotiated protocol (WebSocket v4: after a first connection).
+    """
+
+    def __init__(self, request: PortForwardRequest) -> None:
+        self._request = request
+        self._context = client_ssl_context(request.address, request.ssl)
+        self._core = PortForwardSessionCore(request, self._connect, trio.Lock())
+        self._nursery: trio.Nursery | None = None
+        self._nursery_manager: contextlib.AbstractAsyncContextManager[trio.Nursery] | None = None
+        self._cores: list[_ForwardConnection] = []
+        self._listeners: list[trio.SocketListener] = []
+
+    def __repr__(self) -> str:
+        return f"<PortForwardSession {self._request.pod} over {self.transport}>"
+
+    @property
+    def transport(self) -> str:
+        """``"tunnel"``, ``"spdy"`` or ``"websocket"``."""
+        return self._core.transport
+
+    @property
+    def protocol(self) -> str:
+        """The negotiated protocol (``""`` until known)."""
+        return self._core.protocol
+
+    async def _connect(self, transport: str, port: int | None) -> ForwardClientCore:
+        request = self._request
+        address, options = request.address, request.options
+        session = _new_client_connection(request, transport, port)
+        stream: trio.abc.Stream | None = None
+        try:
+            with _timeout(options.connect_timeout, "connecting and upgrading"):
+                stream = await trio.open_tcp_stream(address.host, address.port)
+                if self._context is not None:
+                    tls = trio.SSLStream(stream, self._context, https_compatible=True,
+                                         server_hostname=request.server_hostname
+                                         or address.host)
+                    stream = tls
+                    await tls.do_handshake()
+                connection = _ForwardConnection(stream, session, options)
+                await connection.handshake()
+        except BaseException:
+            if stream is not None:
+                await trio.aclose_forcefully(stream)
+            raise
+        self._cores.append(connection)
+        if self._nursery is not None:
+            self._nursery.start_soon(connection.run_pump)
+            connection.pump_started = True
+        return connection
+
+    def _require_block(self) -> trio.Nursery:
+        if self._nursery is None:
+            raise RuntimeError("enter the session with 'async with session:' first: its "
+                               "connections' tasks run inside that block")
+        return self._nursery
+
+    async def open_connection(self, port: int) -> ForwardedStream:
+        """Open a connection to ``port`` of the pod.
+
+        Returns:
+            A :class:`ForwardedStream` (:class:`trio.abc.HalfCloseableStream`).
+
+        Raises:
+            ConnectionLostError, UpgradeRejectedError, OSError: the port-forward
+                connection could not be made.
+        """
+        self._require_block()
+        core, request_id = await self._core.open(port)
+        return ForwardedStream(ForwardedConnection(self._core, core, request_id, port))
+
+    async def listen(self, remote_port: int, *, host: str = "127.0.0.1", port: int = 0,
+                     on_error: ErrorHandler | None = None) -> int:
+        """Forward every connection accepted on ``host:port`` to ``remote_port`` of the pod.
+
+        Args:
+            remote_port: the pod port.
+            host: the local address to bind (loopback by default).
+            port: the local port (0: a free one).
+            on_error: called with ``(remote_port, exception)`` when one forwarded
+                connection fails (default: a warning on the ``kstream`` logger).
+
+        Returns:
+            The bound local port.
+        """
+        nursery = self._require_block()
+        listeners = await trio.open_tcp_listeners(port, host=host)
+        self._listeners.extend(listeners)
+        handler = on_error or _log_error
+
+        async def forward(local: trio.SocketStream) -> None:
+            await self._forward(local, remote_port, handler)
+
+        for listener in listeners:
+            nursery.start_soon(trio.serve_listeners, forward, [listener])
+        host_port: int = listeners[0].socket.getsockname()[1]
+        return host_port
+
+    async def _forward(self, local: trio.SocketStream, remote_port: int,
+                       on_error: ErrorHandler) -> None:
+        async with local:
+            try:
+                remote = await self.open_connection(remote_port)
+            except Exception as exc:
+                on_error(remote_port, exc)
+                return
+            try:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(_upload, local, remote)
+                    await _download(remote, local)
+                    # As kubectl: once the pod's side is done, the local connection closes.
+                    nursery.cancel_scope.cancel()
+            except Exception as exc:
+                on_error(remote_port, _cause(exc))
+            finally:
+                await remote.aclose()
+
+    async def aclose(self) -> None:
+        """Close every connection and listener of the session."""
+        for listener in self._listeners:
+            with contextlib.suppress(Exception):
+                await listener.aclose()
+        self._core.close()
+        with trio.CancelScope(shield=True):
+            for core in self._cores:
+                await core.aclose()
+
+    async def __aenter__(self) -> Self:
+        if self._nursery_manager is not None:
+            raise RuntimeError("a PortForwardSession can be entered only once")
+        manager = trio.open_nursery()
+        self._nursery = await manager.__aenter__()
+        self._nursery_manager = manager
+        for core in self._cores:
+            if not core.pump_started:
+                self._nursery.start_soon(core.run_pump)
+                core.pump_started = True
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        manager = self._nursery_manager
+        assert manager is not None and self._nursery is not None
+        try:
+            self._nursery.cancel_scope.cancel()  # listeners and forwarded connections
+            await self.aclose()
+        finally:
+            self._nursery = None
+            with contextlib.suppress(trio.Cancelled):
+                await manager.__aexit__(None, None, None)
+
+
+def _cause(exc: BaseException) -> BaseException:
+    # What to report of a forwarded connection's failure: the one error inside a group,
+    # and the kstream error behind trio's BrokenResourceError.
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    if isinstance(exc, trio.BrokenResourceError) and exc.__cause__ is not None:
+        return exc.__cause__
+    return exc
+
+
+def _log_error(port: int, exc: BaseException) -> None:
+    _log.warning("port-forward to port %d failed: %s", port, exc)
+
+
+async def _upload(local: trio.SocketStream, remote: ForwardedStream) -> None:
+    with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+        while data := await local.receive_some(READ_SIZE):
+            await remote.send_all(data)
+        await remote.send_eof()
+
+
+async def _download(remote: ForwardedStream, local: trio.SocketStream) -> None:
+    while data := await remote.receive_some(READ_SIZE):
+        await local.send_all(data)
+    if remote.error is not None:
+        raise PortForwardError(remote.error, port=remote.port)
+    with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+        await local.send_eof()
+
+
+@documented(OPEN_PORT_FORWARD_DOC, usage="""
+    Use it as ``async with await open_port_forward(...) as session:``: its connections'
+    tasks run in that block.
+""", stream="a :class:`ForwardedStream`, a :class:`trio.abc.HalfCloseableStream`")
+async def open_port_forward(server: str, namespace: str, pod: str,
+                            **arguments: Unpack[PortForwardArguments]) -> PortForwardSession:
+    session = PortForwardSession(port_forward_request(server, namespace, pod, arguments))
+    await session._core.start()
+    return session

@@ -1,0 +1,297 @@
+"""kstream's port-forward client against ``kstream serve``, on every transport, both runtimes.
+
+``kstream serve`` runs in a child process (plain HTTP, its token in the URL path); the
+pod ports are thread servers on 127.0.0.1 (``pfpods.py``). Each case is written once
+against the small :class:`Client` interface and runs on asyncio and on trio.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import os
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any
+
+import pytest
+import trio
+from pfpods import CuttingProxy, PodServer, dead_port
+from servehelper import ServeProcess
+
+import kstream
+import kstream.asyncio
+import kstream.trio
+
+TRANSPORTS = ("tunnel", "spdy", "websocket")
+_DEADLINE = 60.0
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
+    """One ``kstream serve`` for the module (plain HTTP: the token is in the URL)."""
+    with ServeProcess(tmp_path_factory.mktemp("serve"), "--plain-http") as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def echo() -> Iterator[PodServer]:
+    with PodServer("echo") as pod:
+        yield pod
+
+
+def _url(server: ServeProcess) -> str:
+    return str(server.config()["clusters"][0]["cluster"]["server"])
+
+
+# --------------------------------------------------------------------------- one API, two runtimes
+
+
+class Conn:
+    """A forwarded connection on either runtime."""
+
+    def __init__(self, send: Callable[[bytes], Awaitable[None]],
+                 recv: Callable[[int], Awaitable[bytes]], eof: Callable[[], Awaitable[None]],
+                 close: Callable[[], Awaitable[None]], raw: Any) -> None:
+        self.send, self.recv, self.eof, self.close, self.raw = send, recv, eof, close, raw
+
+    async def read_all(self) -> bytes:
+        pieces = []
+        while chunk := await self.recv(262144):
+            pieces.append(chunk)
+        return b"".join(pieces)
+
+
+class Client:
+    """The runtime's ``open_port_forward`` and its session, behind one interface."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.api: Any = kstream.asyncio if name == "asyncio" else kstream.trio
+
+    def run(self, body: Callable[[], Awaitable[None]]) -> None:
+        if self.name == "asyncio":
+            async def bounded() -> None:
+                async with asyncio.timeout(_DEADLINE):
+                    await body()
+            asyncio.run(bounded())
+        else:
+            async def bounded_trio() -> None:
+                with trio.fail_after(_DEADLINE):
+                    await body()
+            trio.run(bounded_trio)
+
+    @contextlib.asynccontextmanager
+    async def session(self, url: str, **options: Any) -> AsyncIterator[Any]:
+        session = await self.api.open_port_forward(url, "default", "demo", **options)
+        async with session:
+            yield session
+
+    async def connect(self, session: Any, port: int) -> Conn:
+        if self.name == "asyncio":
+            reader, writer = await session.open_connection(port)
+
+            async def send(data: bytes) -> None:
+                writer.write(data)
+                await writer.drain()
+
+            async def eof() -> None:
+                writer.write_eof()
+
+            async def close() -> None:
+                writer.close()
+                await writer.wait_closed()
+
+            return Conn(send, reader.read, eof, close, (reader, writer))
+        stream = await session.open_connection(port)
+        return Conn(stream.send_all, stream.receive_some, stream.send_eof, stream.aclose, stream)
+
+    async def sleep(self, seconds: float) -> None:
+        await (asyncio.sleep(seconds) if self.name == "asyncio" else trio.sleep(seconds))
+
+    async def to_thread(self, function: Callable[[], Any]) -> Any:
+        if self.name == "asyncio":
+            return await asyncio.to_thread(function)
+        return await trio.to_thread.run_sync(function)
+
+    async def gather(self, *calls: Callable[[], Awaitable[Any]]) -> list[Any]:
+        if self.name == "asyncio":
+            return list(await asyncio.gather(*(call() for call in calls)))
+        results: list[Any] = [None] * len(calls)
+
+        async def one(index: int) -> None:
+            results[index] = await calls[index]()
+
+        async with trio.open_nursery() as nursery:
+            for index in range(len(calls)):
+                nursery.start_soon(one, index)
+        return results
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def client(request: pytest.FixtureRequest) -> Client:
+    return Client(request.param)
+
+
+async def _echo_round_trip(client: Client, session: Any, port: int, data: bytes) -> bytes:
+    conn = await client.connect(session, port)
+
+    async def upload() -> None:
+        for start in range(0, len(data), 65536):
+            await conn.send(data[start:start + 65536])
+        await conn.eof()
+
+    _, received = await client.gather(upload, conn.read_all)
+    await conn.close()
+    assert isinstance(received, bytes)
+    return received
+
+
+# --------------------------------------------------------------------------- cases
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_round_trip_and_negotiated_transport(client: Client, server: ServeProcess,
+                                             echo: PodServer, transport: str) -> None:
+    data = os.urandom(1 << 20)
+
+    async def body() -> None:
+        before = len(server.log())
+        async with client.session(_url(server), transport=transport) as session:
+            received = await _echo_round_trip(client, session, echo.port, data)
+            assert hashlib.sha256(received).digest() == hashlib.sha256(data).digest()
+            assert session.transport == transport
+            expected = {"tunnel": "SPDY/3.1+portforward.k8s.io", "spdy": "portforward.k8s.io"}
+            assert session.protocol == expected.get(transport, "v4.channel.k8s.io")
+        lines = server.sessions_since(before)
+        assert f" over {transport}/" in lines[0], lines
+
+    client.run(body)
+
+
+def test_auto_is_the_tunnel(client: Client, server: ServeProcess, echo: PodServer) -> None:
+    async def body() -> None:
+        async with client.session(_url(server)) as session:
+            assert session.transport == "tunnel"
+            assert await _echo_round_trip(client, session, echo.port, b"hello") == b"hello"
+
+    client.run(body)
+
+
+@pytest.mark.parametrize("transport", ["tunnel", "spdy"])
+def test_many_connections_share_one_upgraded_connection(
+        client: Client, server: ServeProcess, echo: PodServer, transport: str) -> None:
+    async def body() -> None:
+        before = len(server.log())
+        async with client.session(_url(server), transport=transport) as session:
+            payloads = [os.urandom(20000 + i) for i in range(10)]
+            results = await client.gather(*(
+                (lambda p=p: _echo_round_trip(client, session, echo.port, p))  # type: ignore[misc]
+                for p in payloads))
+            assert results == payloads
+        assert len(server.sessions_since(before)) == 1
+
+    client.run(body)
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_dead_port_ends_that_connection_only(client: Client, server: ServeProcess,
+                                             echo: PodServer, transport: str) -> None:
+    async def body() -> None:
+        async with client.session(_url(server), transport=transport) as session:
+            good = await client.connect(session, echo.port)
+            bad = await client.connect(session, dead_port())
+            with pytest.raises((kstream.PortForwardError, trio.BrokenResourceError)) as info:
+                await bad.read_all()
+            error = info.value if isinstance(info.value, kstream.PortForwardError) \
+                else info.value.__cause__
+            assert isinstance(error, kstream.PortForwardError)
+            assert "error forwarding port" in error.message
+            assert "connection refused" in error.message
+            await bad.close()
+            await good.send(b"still here")
+            await good.eof()
+            assert await good.read_all() == b"still here"
+            await good.close()
+
+    client.run(body)
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_listen_forwards_accepted_connections(client: Client, server: ServeProcess,
+                                              echo: PodServer, transport: str) -> None:
+    def talk(port: int, data: bytes) -> bytes:
+        with socket.create_connection(("127.0.0.1", port), timeout=20) as sock:
+            sock.sendall(data)
+            sock.shutdown(socket.SHUT_WR)
+            pieces = []
+            while chunk := sock.recv(65536):
+                pieces.append(chunk)
+        return b"".join(pieces)
+
+    async def body() -> None:
+        async with client.session(_url(server), transport=transport) as session:
+            port = await session.listen(echo.port)
+            assert port > 0
+            data = os.urandom(300000)
+            results = await client.gather(*(
+                (lambda: client.to_thread(lambda: talk(port, data))) for _ in range(3)))
+            assert results == [data] * 3
+
+    client.run(body)
+
+
+@pytest.mark.parametrize("transport", ["tunnel", "spdy"])
+def test_a_dead_session_is_made_again_for_the_next_connection(
+        client: Client, server: ServeProcess, echo: PodServer, transport: str) -> None:
+    serve_port = int(_url(server).split(":")[2].split("/")[0])
+
+    async def body() -> None:
+        with CuttingProxy(serve_port) as proxy:
+            url = _url(server).replace(f":{serve_port}/", f":{proxy.port}/")
+            async with client.session(url, transport=transport) as session:
+                assert await _echo_round_trip(client, session, echo.port, b"one") == b"one"
+                proxy.cut()
+                await client.sleep(0.2)
+                assert await _echo_round_trip(client, session, echo.port, b"two") == b"two"
+            assert proxy.accepted == 2
+
+    client.run(body)
+
+
+def test_memory_stays_bounded_when_the_reader_stops(client: Client,
+                                                    server: ServeProcess) -> None:
+    limit = 256 * 1024
+
+    async def body() -> None:
+        with PodServer("source", size=32 << 20) as source:
+            async with client.session(_url(server), transport="spdy",
+                                      buffer_limit=limit) as session:
+                conn = await client.connect(session, source.port)
+                await client.sleep(1.0)
+                raw = conn.raw
+                connection = (raw[0].connection if client.name == "asyncio"
+                              else raw._connection)
+                core = connection._core
+                assert core.reading_paused
+                # One socket read over the limit at most.
+                assert core.buffered_bytes <= limit + 256 * 1024
+                total = 0
+                while chunk := await conn.recv(262144):
+                    total += len(chunk)
+                assert total == 32 << 20
+                await conn.close()
+
+    client.run(body)
+
+
+def test_refused_upgrade_is_an_upgrade_rejected_error(client: Client,
+                                                      server: ServeProcess) -> None:
+    async def body() -> None:
+        with pytest.raises(kstream.UpgradeRejectedError) as info:
+            await client.api.open_port_forward(_url(server), "default", "nope",
+                                               transport="spdy")
+        assert info.value.status_code == 404
+
+    client.run(body)
