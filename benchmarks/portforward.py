@@ -180,6 +180,25 @@ def _timed_rows(setup: _Setup, forward_port: int, size: int, runs: int, cpu_pids
     return rows
 
 
+def _forwarder_rows(setup: _Setup, command: Sequence[str], env: dict[str, str], size: int,
+                    runs: int, remarks: list[str],
+                    ) -> dict[str, tuple[list[float], dict[str, str]]] | None:
+    """Start a forwarder and time it; None (and a remark) when it fails."""
+    try:
+        with setup.forward(command, env) as forward:
+            return _timed_rows(setup, forward.local_port, size, runs,
+                               [forward.pid, setup.peer.pid])
+    except RuntimeError as exc:
+        remarks.append(f"port-forward: `{' '.join(command[-5:])}` failed: "
+                       f"{_last_line(str(exc))}")
+        return None
+
+
+def _last_line(text: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1][:300] if lines else ""
+
+
 def _add(results: list[Result], rows: dict[str, tuple[list[float], dict[str, str]]],
          case: str, impl: str, size: int, *, baseline: bool) -> None:
     for mode, group in (("down", "pf-download"), ("up", "pf-upload")):
@@ -206,17 +225,17 @@ def bench_portforward(config: Config, remarks: list[str]) -> list[Result]:
             if command is None:
                 remarks.append(f"kubectl {version}: not installed, not measured.")
             else:
-                with setup.forward(command, _kubectl_env()) as forward:
-                    rows = _timed_rows(setup, forward.local_port, size, runs,
-                                       [forward.pid, setup.peer.pid])
-                _add(results, rows, transport, f"kubectl {version}", size, baseline=True)
+                rows = _forwarder_rows(setup, command, _kubectl_env(), size, runs, remarks)
+                if rows is not None:
+                    _add(results, rows, transport, f"kubectl {version}", size, baseline=True)
             if kstream_cli:
-                with setup.forward(_kstream_command(transport, setup.kubeconfig, remote),
-                                   _kstream_env()) as forward:
-                    rows = _timed_rows(setup, forward.local_port, size, runs,
-                                       [forward.pid, setup.peer.pid])
-                _add(results, rows, transport, "kstream port-forward", size, baseline=False)
-        results += _bench_concurrent(setup, config, conns, conn_size, kstream_cli)
+                rows = _forwarder_rows(setup, _kstream_command(transport, setup.kubeconfig,
+                                                               remote),
+                                       _kstream_env(), size, runs, remarks)
+                if rows is not None:
+                    _add(results, rows, transport, "kstream port-forward", size,
+                         baseline=False)
+        results += _bench_concurrent(setup, config, conns, conn_size, kstream_cli, remarks)
         results += _bench_server_role(setup, config, size, remarks)
     remarks.append("port-forward: every row is timed by `kpeer pf-load` at the local port "
                    "(connect to EOF); `direct TCP` is the same client on the pod port.")
@@ -224,7 +243,7 @@ def bench_portforward(config: Config, remarks: list[str]) -> list[Result]:
 
 
 def _bench_concurrent(setup: _Setup, config: Config, conns: int, conn_size: int,
-                      kstream_cli: bool) -> list[Result]:
+                      kstream_cli: bool, remarks: list[str]) -> list[Result]:
     """``conns`` connections through one forward: aggregate throughput, RSS per connection."""
     results = []
     for transport, version in KUBECTL_FOR.items():
@@ -234,15 +253,15 @@ def _bench_concurrent(setup: _Setup, config: Config, conns: int, conn_size: int,
         command = _kubectl_command(version, setup.kubeconfig, setup.workdir,
                                    setup.pod.bench_port, setup.pod.echo_port)
         if command is not None:
-            results.append(_two_port_row(setup, command, _kubectl_env(), config, conns,
-                                         conn_size, case, f"kubectl {version}",
-                                         baseline=True))
+            results += _two_port_row(setup, command, _kubectl_env(), config, conns,
+                                     conn_size, case, f"kubectl {version}", baseline=True,
+                                     remarks=remarks)
         if kstream_cli:
             command = _kstream_command(transport, setup.kubeconfig, setup.pod.bench_port,
                                        setup.pod.echo_port)
-            results.append(_two_port_row(setup, command, _kstream_env(), config, conns,
-                                         conn_size, case, "kstream port-forward",
-                                         baseline=False))
+            results += _two_port_row(setup, command, _kstream_env(), config, conns,
+                                     conn_size, case, "kstream port-forward",
+                                     baseline=False, remarks=remarks)
     return results
 
 
@@ -270,7 +289,18 @@ def _second_local_port(forward: Any, remote: int) -> int:
 
 def _two_port_row(setup: _Setup, command: Sequence[str], env: dict[str, str], config: Config,
                   conns: int, conn_size: int, case: str, impl: str, *,
-                  baseline: bool) -> Result:
+                  baseline: bool, remarks: list[str]) -> list[Result]:
+    try:
+        return [_concurrent_row(setup, command, env, config, conns, conn_size, case, impl,
+                                baseline=baseline)]
+    except RuntimeError as exc:
+        remarks.append(f"port-forward, {case}, {impl}: failed: {_last_line(str(exc))}")
+        return []
+
+
+def _concurrent_row(setup: _Setup, command: Sequence[str], env: dict[str, str],
+                    config: Config, conns: int, conn_size: int, case: str, impl: str, *,
+                    baseline: bool) -> Result:
     with setup.forward(command, env) as forward:
         ports = _Ports(forward, setup.pod)
         # Memory first, on a fresh forwarder (big transfers would leave freed memory the
@@ -322,7 +352,7 @@ def _bench_server_role(setup: _Setup, config: Config, size: int,
                                                [forward.pid])
                     except RuntimeError as exc:
                         remarks.append(f"port-forward server role, {server}, kubectl "
-                                       f"{version}: failed ({str(exc)[:300]})")
+                                       f"{version}: failed: {_last_line(str(exc))}")
                         continue
                     for mode, direction in (("down", "download"), ("up", "upload")):
                         seconds, _ = rows[mode]
