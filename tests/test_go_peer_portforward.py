@@ -9,18 +9,25 @@ echo port on 127.0.0.1. A missing kubectl, Go or the Go packages fails, never sk
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import os
 import shutil
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import trio
 from peers.gopeer import ForwardingProcess, GoPeerServer, PodServer, build_kpeer
 
+import kstream
+import kstream.asyncio
+import kstream.trio
 from kstream._spdy import events as spdy_events
 from kstream._spdy.events import StreamData, StreamReset
 from kstream._spdy.frames import RstStatus
@@ -29,6 +36,8 @@ from kstream._spdy.session import SpdySession
 MIB = 1 << 20
 DEAD_PORT = 1  # nothing listens on 127.0.0.1:1 (privileged, never bound by tests)
 IO_TIMEOUT = 30.0
+KSTREAM_DEADLINE = 60.0
+TRANSPORTS = ("tunnel", "spdy", "websocket")
 Predicate = Callable[[list[object]], bool]
 
 pytestmark = pytest.mark.timeout(120)
@@ -343,3 +352,209 @@ def test_streams_without_request_id_pair_by_stream_id(raw_peer: GoPeerServer,
         assert client.data(data) == b"old client"
     finally:
         client.close()
+
+
+# --------------------------------------------------------------------------- kstream's client
+
+
+class KstreamClient:
+    """``kstream.asyncio`` / ``kstream.trio`` ``open_port_forward`` behind one interface."""
+
+    def __init__(self, runtime: str) -> None:
+        self.runtime = runtime
+        self.api: Any = kstream.asyncio if runtime == "asyncio" else kstream.trio
+
+    def run(self, body: Callable[[], Awaitable[None]]) -> None:
+        """Run ``body`` on this runtime, bounded in time."""
+        if self.runtime == "asyncio":
+            async def bounded() -> None:
+                async with asyncio.timeout(KSTREAM_DEADLINE):
+                    await body()
+            asyncio.run(bounded())
+        else:
+            async def bounded_trio() -> None:
+                with trio.fail_after(KSTREAM_DEADLINE):
+                    await body()
+            trio.run(bounded_trio)
+
+    @contextlib.asynccontextmanager
+    async def session(self, peer: GoPeerServer, **options: Any) -> AsyncIterator[Any]:
+        session = await self.api.open_port_forward(peer.url, "default", "demo", **options)
+        async with session:
+            yield session
+
+    async def round_trip(self, session: Any, port: int, payload: bytes) -> bytes:
+        """Send payload to a pod port in 64 KiB writes, send EOF, read to the end."""
+        received = bytearray()
+        if self.runtime == "asyncio":
+            reader, writer = await session.open_connection(port)
+
+            async def upload() -> None:
+                for start in range(0, len(payload), 65536):
+                    writer.write(payload[start:start + 65536])
+                    await writer.drain()
+                writer.write_eof()
+
+            async def download() -> None:
+                while chunk := await reader.read(262144):
+                    received.extend(chunk)
+
+            await asyncio.gather(upload(), download())
+            writer.close()
+            await writer.wait_closed()
+            return bytes(received)
+        stream = await session.open_connection(port)
+        async with trio.open_nursery() as nursery:
+            async def upload_trio() -> None:
+                for start in range(0, len(payload), 65536):
+                    await stream.send_all(payload[start:start + 65536])
+                await stream.send_eof()
+
+            nursery.start_soon(upload_trio)
+            while chunk := await stream.receive_some(262144):
+                received.extend(chunk)
+        await stream.aclose()
+        return bytes(received)
+
+    async def read_error(self, session: Any, port: int) -> BaseException:
+        """Open a connection to a pod port that fails; return what reading it raised."""
+        try:
+            if self.runtime == "asyncio":
+                reader, writer = await session.open_connection(port)
+                try:
+                    while await reader.read(65536):
+                        pass
+                finally:
+                    writer.close()
+            else:
+                stream = await session.open_connection(port)
+                try:
+                    while await stream.receive_some(65536):
+                        pass
+                finally:
+                    await stream.aclose()
+        except Exception as exc:  # the assertion below checks what it is
+            return exc
+        raise AssertionError("reading a dead pod port ended without an error")
+
+    async def gather(self, *calls: Callable[[], Awaitable[Any]]) -> list[Any]:
+        if self.runtime == "asyncio":
+            return list(await asyncio.gather(*(call() for call in calls)))
+        results: list[Any] = [None] * len(calls)
+
+        async def one(index: int) -> None:
+            results[index] = await calls[index]()
+
+        async with trio.open_nursery() as nursery:
+            for index in range(len(calls)):
+                nursery.start_soon(one, index)
+        return results
+
+
+def _forward_error(exc: BaseException) -> kstream.PortForwardError:
+    """The PortForwardError behind what reading a failed connection raised."""
+    error = exc if isinstance(exc, kstream.PortForwardError) else exc.__cause__
+    assert isinstance(error, kstream.PortForwardError), repr(exc)
+    return error
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def client(request: pytest.FixtureRequest) -> KstreamClient:
+    return KstreamClient(request.param)
+
+
+@pytest.fixture(scope="module")
+def peer(kpeer: Path) -> Iterator[GoPeerServer]:
+    with GoPeerServer(kpeer) as running:
+        yield running
+
+
+EXPECTED_PROTOCOL = {"tunnel": "SPDY/3.1+portforward.k8s.io", "spdy": "portforward.k8s.io",
+                     "websocket": "v4.channel.k8s.io"}
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_kstream_forwards_1_mib_byte_exact(client: KstreamClient, kpeer: Path,
+                                           pod: PodServer, transport: str) -> None:
+    payload = os.urandom(MIB)
+    with GoPeerServer(kpeer) as peer:
+        async def body() -> None:
+            async with client.session(peer, transport=transport) as session:
+                received = await client.round_trip(session, pod.echo_port, payload)
+                _assert_sha256_equal(received, payload)
+                assert session.transport == transport
+                assert session.protocol == EXPECTED_PROTOCOL[transport]
+
+        client.run(body)
+        assert _transports(peer) == [transport]
+
+
+@pytest.mark.parametrize("cut", [3, 1])
+def test_kstream_reads_tunnel_messages_cut_to_a_few_bytes(client: KstreamClient, kpeer: Path,
+                                                          pod: PodServer, cut: int) -> None:
+    # Without a cut every SPDY frame write is one message (the test above): a DATA frame
+    # arrives as 4 bytes, 4 bytes, then the payload. Here each is cut further.
+    payload = os.urandom(MIB if cut > 1 else 64 * 1024)
+    with GoPeerServer(kpeer, tunnel_cut=cut) as peer:
+        async def body() -> None:
+            async with client.session(peer, transport="tunnel") as session:
+                received = await client.round_trip(session, pod.echo_port, payload)
+                _assert_sha256_equal(received, payload)
+
+        client.run(body)
+        assert _transports(peer) == ["tunnel"]
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_kstream_dead_port_fails_that_connection_only(client: KstreamClient,
+                                                      peer: GoPeerServer, pod: PodServer,
+                                                      transport: str) -> None:
+    async def body() -> None:
+        async with client.session(peer, transport=transport) as session:
+            payloads = [os.urandom(100_000 + index) for index in range(3)]
+
+            async def good(index: int) -> bytes:
+                return await client.round_trip(session, pod.echo_port, payloads[index])
+
+            async def bad() -> BaseException:
+                return await client.read_error(session, DEAD_PORT)
+
+            results = await client.gather(lambda: good(0), bad, lambda: good(1))
+            assert results[0] == payloads[0] and results[2] == payloads[1]
+            error = _forward_error(results[1])
+            assert error.message.startswith(
+                f"error forwarding port {DEAD_PORT} to pod demo, uid : dial tcp ")
+            assert "connection refused" in error.message
+            # The session goes on after the failure.
+            assert await client.round_trip(session, pod.echo_port, payloads[2]) == payloads[2]
+
+    client.run(body)
+
+
+@pytest.mark.parametrize("transport", ["tunnel", "spdy"])
+def test_kstream_connections_share_one_upgraded_connection(client: KstreamClient, kpeer: Path,
+                                                           pod: PodServer,
+                                                           transport: str) -> None:
+    payloads = [os.urandom(50_000 + index) for index in range(10)]
+    with GoPeerServer(kpeer) as peer:
+        async def body() -> None:
+            async with client.session(peer, transport=transport) as session:
+                results = await client.gather(*(
+                    (lambda p=p: client.round_trip(session, pod.echo_port, p))
+                    for p in payloads))
+                assert results == payloads
+
+        client.run(body)
+        assert _transports(peer) == [transport]
+
+
+def test_kstream_auto_falls_back_to_spdy_when_the_tunnel_is_refused(
+        client: KstreamClient, kpeer: Path, pod: PodServer) -> None:
+    with GoPeerServer(kpeer, reject_tunnel=400) as peer:
+        async def body() -> None:
+            async with client.session(peer) as session:
+                assert session.transport == "spdy"
+                assert await client.round_trip(session, pod.echo_port, b"hi") == b"hi"
+
+        client.run(body)
+        assert _transports(peer) == ["spdy"]
