@@ -111,7 +111,10 @@ def _transports(peer: GoPeerServer) -> list[str]:
             for line in peer.stderr_text().splitlines() if "portforward: transport " in line]
 
 
-@pytest.mark.parametrize(("version", "transport"), [("1.27", "spdy"), ("1.33", "tunnel")])
+@pytest.mark.parametrize(("version", "transport"), [
+    *((f"1.{minor}", "spdy") for minor in range(27, 31)),
+    *((f"1.{minor}", "tunnel") for minor in range(31, 34)),
+])
 def test_kubectl_forwards_1_mib_byte_exact(kpeer: Path, pod: PodServer, tmp_path: Path,
                                            version: str, transport: str) -> None:
     payload = os.urandom(MIB)
