@@ -315,6 +315,18 @@ class WebSocketChannelConnection:
         if hello is not None:
             self._queue_message(hello, b"")
 
+    def receive_early_data(self) -> list[Event]:
+        """Server role, right after :meth:`accept`: the events of bytes the client sent
+        before the 101 (``[]`` if none), without waiting for the next ``receive_data``.
+
+        Raises:
+            RemoteProtocolError: as :meth:`receive_data`.
+        """
+        if not self._early_data or self.state is not WebSocketState.OPEN:
+            return []
+        early, self._early_data = bytes(self._early_data), bytearray()
+        return self.receive_data(early)
+
     def reject(self, status_code: int = 403, *, message: str = "", body: bytes | None = None,
                headers: Sequence[tuple[str, str]] = ()) -> None:
         """Answer the upgrade request with an HTTP error instead of a 101.
