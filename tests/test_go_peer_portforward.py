@@ -387,8 +387,17 @@ class KstreamClient:
             yield session
 
     async def round_trip(self, session: Any, port: int, payload: bytes) -> bytes:
-        """Send payload to a pod port in 64 KiB writes, send EOF, read to the end."""
+        """Send payload to an echo port in 64 KiB writes and EOF; read it back.
+
+        WebSocket v4 has no half-close (the EOF sends nothing, so the pod never ends):
+        the echo is read to its length there; on SPDY and the tunnel to the pod's EOF.
+        """
+        until_eof = session.transport != "websocket"
         received = bytearray()
+
+        def more() -> bool:
+            return until_eof or len(received) < len(payload)
+
         if self.runtime == "asyncio":
             reader, writer = await session.open_connection(port)
 
@@ -399,7 +408,7 @@ class KstreamClient:
                 writer.write_eof()
 
             async def download() -> None:
-                while chunk := await reader.read(262144):
+                while more() and (chunk := await reader.read(262144)):
                     received.extend(chunk)
 
             await asyncio.gather(upload(), download())
@@ -414,7 +423,7 @@ class KstreamClient:
                 await stream.send_eof()
 
             nursery.start_soon(upload_trio)
-            while chunk := await stream.receive_some(262144):
+            while more() and (chunk := await stream.receive_some(262144)):
                 received.extend(chunk)
         await stream.aclose()
         return bytes(received)
