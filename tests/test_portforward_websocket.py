@@ -508,3 +508,17 @@ def test_any_split_points(sizes: list[int]) -> None:
     pieces = [b"x" * size for size in sizes]
     assert _replay_client(pieces) == WHOLE_CLIENT
     assert _replay_server(pieces) == WHOLE_SERVER
+
+
+def test_bytes_sent_before_the_101_are_read_at_accept() -> None:
+    from kstream._ws.codec import OP_BINARY, FrameEncoder
+
+    client = WebSocketChannelConnection.client(host=HOST, target=TARGET + "?ports=80",
+                                               protocols=[V4_NAME])
+    early = FrameEncoder(client=True).frame(OP_BINARY, b"\x00hello")
+    server = WebSocketPortForwardServer()
+    server.receive_data(client.data_to_send() + early)
+    assert server._conn.receive_early_data() == []   # not before the answer
+    events = server.accept(0.0)
+    assert events[-1] == ForwardData(request_id=0, data=b"hello")
+    assert server._conn.receive_early_data() == []

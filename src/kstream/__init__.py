@@ -48,6 +48,21 @@ from ._exec.spdy_client import SpdyExecClient as SpdyExecClient
 from ._exec.spdy_server import SpdyExecServer as SpdyExecServer
 from ._http import attach_target as attach_target
 from ._http import exec_target as exec_target
+from ._portforward.events import ForwardClosed as ForwardClosed
+from ._portforward.events import ForwardData as ForwardData
+from ._portforward.events import ForwardEnded as ForwardEnded
+from ._portforward.events import ForwardError as ForwardError
+from ._portforward.events import ForwardReady as ForwardReady
+from ._portforward.events import ForwardRequested as ForwardRequested
+from ._portforward.events import ForwardReset as ForwardReset
+from ._portforward.handshake import forward_error_text as forward_error_text
+from ._portforward.handshake import portforward_target as portforward_target
+from ._portforward.session import PortForwardClientConnection as PortForwardClientConnection
+from ._portforward.session import PortForwardServerConnection as PortForwardServerConnection
+from ._portforward.spdy import SpdyPortForwardClient as SpdyPortForwardClient
+from ._portforward.spdy import SpdyPortForwardServer as SpdyPortForwardServer
+from ._portforward.websocket import WebSocketPortForwardClient as WebSocketPortForwardClient
+from ._portforward.websocket import WebSocketPortForwardServer as WebSocketPortForwardServer
 from ._resize import ResizeDecoder as ResizeDecoder
 from ._resize import TerminalSize as TerminalSize
 from ._resize import encode_resize as encode_resize
@@ -63,6 +78,8 @@ from ._status_types import ExitResult as ExitResult
 from ._status_types import Failed as Failed
 from ._status_types import Status as Status
 from ._status_types import StatusCause as StatusCause
+from ._tunnel import TunnelClient as TunnelClient
+from ._tunnel import TunnelServer as TunnelServer
 from ._version import __version__ as __version__
 from ._ws.connection import WebSocketChannelConnection as WebSocketChannelConnection
 from ._ws.connection import WebSocketState as WebSocketState
@@ -125,6 +142,26 @@ __all__ = [  # noqa: RUF022
     "UpgradeAccepted",
     "UpgradeRejected",
     "UpgradeRequested",
+    # Port-forward: one connection per transport and role (SPDY portforward.k8s.io, the
+    # SPDY/3.1+portforward.k8s.io tunnel, WebSocket v4), the Protocols they share, their
+    # events, the request target and the kubelet's error text; for adapters and servers.
+    "ForwardClosed",
+    "ForwardData",
+    "ForwardEnded",
+    "ForwardError",
+    "ForwardReady",
+    "ForwardRequested",
+    "ForwardReset",
+    "PortForwardClientConnection",
+    "PortForwardServerConnection",
+    "SpdyPortForwardClient",
+    "SpdyPortForwardServer",
+    "TunnelClient",
+    "TunnelServer",
+    "WebSocketPortForwardClient",
+    "WebSocketPortForwardServer",
+    "forward_error_text",
+    "portforward_target",
     # Errors: the one family every tier raises, for everyone.
     "KstreamError",
     "LocalProtocolError",

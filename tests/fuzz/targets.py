@@ -322,3 +322,146 @@ def _targets() -> dict[str, Target]:
 
 
 TARGETS: dict[str, Target] = _targets()
+
+
+# --------------------------------------------------------------------------- port-forward
+#
+# Port-forward's seeds are exchanges between kstream's own client and server of each
+# transport, made in memory at import (kstream serve answers port-forward only with the
+# runtime layer; tests/fuzz/record.py can add kubectl's once it does). Client targets get
+# the server's bytes after a 101 made for them, and open the one request (port 8080) the
+# recorded server answers; server targets get the client's bytes whole.
+
+PF_TARGET = "/api/v1/namespaces/default/pods/demo/portforward"
+PF_TUNNEL = "SPDY/3.1+portforward.k8s.io"
+
+
+def _pf_exchange(client: kstream.PortForwardClientConnection,
+                 server: kstream.PortForwardServerConnection) -> tuple[bytes, bytes]:
+    """Run one forwarded connection through a client and a server; return the bytes each
+    sent (client: whole, upgrade request included; server: whole, 101 included)."""
+    sent_by_client, sent_by_server = bytearray(), bytearray()
+
+    def client_to_server() -> None:
+        data = client.data_to_send()
+        sent_by_client.extend(data)
+        if data:
+            server.receive_data(data)
+
+    def server_to_client() -> None:
+        data = server.data_to_send()
+        sent_by_server.extend(data)
+        if data:
+            client.receive_data(data)
+
+    client_to_server()
+    server.accept(0.0)
+    server_to_client()
+    request = client.open(8080)
+    client.send(request, b"GET / HTTP/1.0\r\n\r\n" * 100)
+    client.ping(1.0)
+    client_to_server()
+    server_to_client()
+    client.end(request)
+    client_to_server()
+    server.send(0, b"HTTP/1.0 200 OK\r\n\r\n" + bytes(range(256)) * 200)
+    server.fail(0, "error forwarding port 8080 to pod demo, uid : EOF")
+    server.ping(2.0)
+    server_to_client()
+    client_to_server()
+    server.close()
+    server_to_client()
+    client.close()
+    sent_by_client.extend(client.data_to_send())
+    return bytes(sent_by_client), bytes(sent_by_server)
+
+
+def _pf_sessions() -> dict[str, tuple[bytes, bytes]]:
+    return {
+        "spdy": _pf_exchange(kstream.SpdyPortForwardClient(host="127.0.0.1", target=PF_TARGET),
+                             kstream.SpdyPortForwardServer()),
+        "websocket": _pf_exchange(kstream.WebSocketPortForwardClient(
+            host="127.0.0.1", target=PF_TARGET, ports=[8080, 9090]),
+            kstream.WebSocketPortForwardServer()),
+        "tunnel": _pf_exchange(kstream.TunnelClient(host="127.0.0.1", target=PF_TARGET),
+                               kstream.TunnelServer()),
+    }
+
+
+def _pf_new_client(transport: str) -> kstream.PortForwardClientConnection:
+    if transport == "spdy":
+        return kstream.SpdyPortForwardClient(host="127.0.0.1", target=PF_TARGET)
+    if transport == "websocket":
+        return kstream.WebSocketPortForwardClient(host="127.0.0.1", target=PF_TARGET,
+                                                  ports=[8080, 9090])
+    return kstream.TunnelClient(host="127.0.0.1", target=PF_TARGET)
+
+
+def _pf_new_server(transport: str) -> kstream.PortForwardServerConnection:
+    if transport == "spdy":
+        return kstream.SpdyPortForwardServer()
+    if transport == "websocket":
+        return kstream.WebSocketPortForwardServer()
+    return kstream.TunnelServer()
+
+
+def _pf_client(transport: str) -> Callable[[Sequence[bytes]], None]:
+    """A client upgraded by a 101 made for its own key, with its request open."""
+    def run(chunks: Sequence[bytes]) -> None:
+        client = _pf_new_client(transport)
+        server = _pf_new_server(transport)
+        server.receive_data(client.data_to_send())
+        server.accept(0.0)
+        head, _, _ = server.data_to_send().partition(HEAD_END)
+        client.receive_data(head + HEAD_END)
+        client.open(8080)
+        client.data_to_send()
+        feed_all(client, chunks)
+    return run
+
+
+def _pf_client_upgrade(chunks: Sequence[bytes]) -> None:
+    client = kstream.SpdyPortForwardClient(host="127.0.0.1", target=PF_TARGET)
+    client.data_to_send()
+    feed_all(client, chunks)
+
+
+def _pf_server(transport: str) -> Callable[[Sequence[bytes]], None]:
+    """A server fed the client's bytes from the first; it accepts once asked."""
+    def run(chunks: Sequence[bytes]) -> None:
+        server = _pf_new_server(transport)
+        now = -1.0
+        try:
+            for chunk in chunks:
+                if not chunk:
+                    continue
+                server.receive_data(chunk)
+                if now >= 0:
+                    now += 31.0   # every pair still incomplete times out
+                    server.expire(now)
+                elif server.request is not None:
+                    now = 0.0
+                    server.accept(now)
+        except (RemoteProtocolError, kstream.UpgradeRejectedError):
+            pass  # (a request accept() cannot take is answered, as upstream)
+        server.data_to_send()
+    return run
+
+
+def _pf_targets() -> dict[str, Target]:
+    sessions = _pf_sessions()
+    spdy_client, spdy_server = sessions["spdy"]
+    targets = [Target("portforward-spdy-client-upgrade", _pf_client_upgrade,
+                      (spdy_server.split(HEAD_END, 1)[0] + HEAD_END,))]
+    for transport, (client_bytes, server_bytes) in sessions.items():
+        frames = "spdy" if transport == "spdy" else "websocket"
+        targets += [
+            Target(f"portforward-{transport}-client", _pf_client(transport),
+                   (after_head(server_bytes),), frames),
+            Target(f"portforward-{transport}-server", _pf_server(transport), (client_bytes,)),
+        ]
+    del spdy_client
+    return {target.name: target for target in targets}
+
+
+TARGETS.update(_pf_targets())

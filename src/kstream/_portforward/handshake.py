@@ -110,7 +110,8 @@ def request_transport(headers: Sequence[tuple[str, str]]) -> str | None:
         headers: the request headers, names lower-case.
 
     Returns:
-        ``"tunnel"`` for a WebSocket request offering a ``SPDY/3.1+`` subprotocol,
+        ``"tunnel"`` for a WebSocket request offering a ``SPDY/3.1+...k8s.io`` subprotocol
+        (the apiserver's filter, ``streamtunnel.go``),
         ``"websocket"`` for any other WebSocket request, ``"spdy"`` for an
         ``Upgrade: SPDY/3.1`` request, None when it is no upgrade at all (the apiserver
         then answers 400 ``Upgrade request required``).
@@ -119,7 +120,8 @@ def request_transport(headers: Sequence[tuple[str, str]]) -> str | None:
     if "websocket" in upgrade:
         for name, value in headers:
             if name == "sec-websocket-protocol" and any(
-                    item.strip().startswith(TUNNEL_PREFIX) for item in value.split(",")):
+                    item.strip().startswith(TUNNEL_PREFIX) and item.strip().endswith(".k8s.io")
+                    for item in value.split(",")):
                 return "tunnel"
         return "websocket"
     if "spdy/3.1" in upgrade:

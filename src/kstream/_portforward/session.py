@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Final, Protocol
 
-from .._events import Event
+from .._events import Event, UpgradeRequested
 from .._upgrade import ServerUpgrade
 
 __all__ = [
@@ -133,6 +133,11 @@ class PortForwardServerConnection(Protocol):
     @property
     def protocol(self) -> str:
         """The negotiated protocol; ``""`` before :meth:`accept`."""
+        ...
+
+    @property
+    def request(self) -> UpgradeRequested | None:
+        """The upgrade request, once complete (what to route and authorize on)."""
         ...
 
     @property
