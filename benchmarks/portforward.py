@@ -22,6 +22,7 @@ forwards through, against the Go peer (both behind the same
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import statistics
@@ -158,40 +159,36 @@ def _setup() -> Iterator[_Setup]:
         yield _Setup(gopeer, binary, peer, pod, Path(scratch))
 
 
-def _timed_rows(setup: _Setup, forward_port: int, size: int, runs: int, cpu_pids: Sequence[int],
-                ) -> dict[str, tuple[list[float], dict[str, str]]]:
-    """Time ``runs`` downloads and uploads through one forward (after one untimed warm-up)."""
-    setup.load(forward_port, "down", 64 << 10)
-    rows: dict[str, tuple[list[float], dict[str, str]]] = {}
+#: A forwarder of the throughput rows: (case, impl, baseline, command, environment).
+_Forwarder = tuple[str, str, bool, list[str], dict[str, str]]
+#: Its timings: mode ("down"/"up") -> (seconds per run, CPU seconds of forwarder and peer).
+_Timings = dict[str, tuple[list[float], list[float], list[float]]]
+
+
+def _interleaved(setup: _Setup, ports: dict[str, int], pids: dict[str, int], size: int,
+                 runs: int) -> dict[str, _Timings]:
+    """Time every forwarder (name -> local port) in turns: run 1 of each, then run 2...
+
+    Interleaving spreads a busy machine's swings over every row alike, so the ratios of
+    one run stay meaningful. Each forwarder moves one small untimed transfer first.
+    """
+    for port in ports.values():
+        setup.load(port, "down", 64 << 10)
+    timings: dict[str, _Timings] = {name: {} for name in ports}
     for mode in ("down", "up"):
-        seconds: list[float] = []
-        cpu: list[list[float]] = [[] for _ in cpu_pids]
+        for name in ports:
+            timings[name][mode] = ([], [], [])
         for _ in range(runs):
-            before = [_cpu_seconds(pid) for pid in cpu_pids]
-            seconds.append(setup.load(forward_port, mode, size))
-            for index, pid in enumerate(cpu_pids):
-                cpu[index].append(_cpu_seconds(pid) - before[index])
-        extra = {}
-        if cpu_pids:
-            extra["forwarder CPU s"] = f"{statistics.median(cpu[0]):.2f}"
-        if len(cpu_pids) > 1:
-            extra["Go peer CPU s"] = f"{statistics.median(cpu[1]):.2f}"
-        rows[mode] = (seconds, extra)
-    return rows
-
-
-def _forwarder_rows(setup: _Setup, command: Sequence[str], env: dict[str, str], size: int,
-                    runs: int, remarks: list[str],
-                    ) -> dict[str, tuple[list[float], dict[str, str]]] | None:
-    """Start a forwarder and time it; None (and a remark) when it fails."""
-    try:
-        with setup.forward(command, env) as forward:
-            return _timed_rows(setup, forward.local_port, size, runs,
-                               [forward.pid, setup.peer.pid])
-    except RuntimeError as exc:
-        remarks.append(f"port-forward: `{' '.join(command[-5:])}` failed: "
-                       f"{_last_line(str(exc))}")
-        return None
+            for name, port in ports.items():
+                pid = pids.get(name, 0)
+                before = (_cpu_seconds(pid), _cpu_seconds(setup.peer.pid))
+                seconds = setup.load(port, mode, size)
+                after = (_cpu_seconds(pid), _cpu_seconds(setup.peer.pid))
+                row = timings[name][mode]
+                row[0].append(seconds)
+                row[1].append(after[0] - before[0])
+                row[2].append(after[1] - before[1])
+    return timings
 
 
 def _last_line(text: str) -> str:
@@ -199,46 +196,75 @@ def _last_line(text: str) -> str:
     return lines[-1][:300] if lines else ""
 
 
-def _add(results: list[Result], rows: dict[str, tuple[list[float], dict[str, str]]],
-         case: str, impl: str, size: int, *, baseline: bool) -> None:
+def _forwarders(setup: _Setup, kstream_cli: bool, remarks: list[str]) -> list[_Forwarder]:
+    remote = setup.pod.bench_port
+    forwarders: list[_Forwarder] = []
+    for transport, version in KUBECTL_FOR.items():
+        command = _kubectl_command(version, setup.kubeconfig, setup.workdir, remote)
+        if command is None:
+            remarks.append(f"kubectl {version}: not installed, not measured.")
+        else:
+            forwarders.append((transport, f"kubectl {version}", True, command,
+                               _kubectl_env()))
+        if kstream_cli:
+            forwarders.append((transport, "kstream port-forward", False,
+                               _kstream_command(transport, setup.kubeconfig, remote),
+                               _kstream_env()))
+    return forwarders
+
+
+def _bench_throughput(setup: _Setup, size: int, runs: int, kstream_cli: bool,
+                      remarks: list[str]) -> list[Result]:
+    """Download and upload through every forwarder at once running, and direct TCP."""
+    results: list[Result] = []
+    with contextlib.ExitStack() as stack:
+        ports = {"direct TCP": setup.pod.bench_port}
+        pids: dict[str, int] = {}
+        started: list[_Forwarder] = []
+        for forwarder in _forwarders(setup, kstream_cli, remarks):
+            case, impl, _, command, env = forwarder
+            try:
+                forward = stack.enter_context(setup.forward(command, env))
+            except RuntimeError as exc:
+                remarks.append(f"port-forward, {case}, {impl}: failed: "
+                               f"{_last_line(str(exc))}")
+                continue
+            ports[f"{case}/{impl}"] = forward.local_port
+            pids[f"{case}/{impl}"] = forward.pid
+            started.append(forwarder)
+        timings = _interleaved(setup, ports, pids, size, runs)
     for mode, group in (("down", "pf-download"), ("up", "pf-upload")):
-        seconds, extra = rows[mode]
-        results.append(Result(group, case, impl, seconds, size, baseline=baseline,
-                              extra=dict(extra)))
+        direct = timings["direct TCP"][mode][0]
+        for transport in KUBECTL_FOR:
+            results.append(Result(group, transport, "direct TCP", direct, size,
+                                  baseline=True))
+            for case, impl, baseline, _, _ in started:
+                if case != transport:
+                    continue
+                seconds, cpu, peer_cpu = timings[f"{case}/{impl}"][mode]
+                results.append(Result(
+                    group, case, impl, seconds, size, baseline=baseline,
+                    extra={"forwarder CPU s": f"{statistics.median(cpu):.2f}",
+                           "Go peer CPU s": f"{statistics.median(peer_cpu):.2f}"}))
+    return results
 
 
 def bench_portforward(config: Config, remarks: list[str]) -> list[Result]:
     """Every port-forward figure: throughput per transport, concurrency, server role."""
     size, conns, conn_size = _sizes(config)
-    runs = config.e2e_runs
-    results: list[Result] = []
+    runs = config.e2e_runs if config.mode == "smoke" else max(5, config.e2e_runs)
     kstream_cli = kstream_port_forward_available()
     if not kstream_cli:
         remarks.append("kstream port-forward: not measured, this checkout's CLI has no "
                        "`port-forward` yet.")
     with _setup() as setup:
-        remote = setup.pod.bench_port
-        direct = _timed_rows(setup, remote, size, runs, [])
-        for transport, version in KUBECTL_FOR.items():
-            _add(results, direct, transport, "direct TCP", size, baseline=True)
-            command = _kubectl_command(version, setup.kubeconfig, setup.workdir, remote)
-            if command is None:
-                remarks.append(f"kubectl {version}: not installed, not measured.")
-            else:
-                rows = _forwarder_rows(setup, command, _kubectl_env(), size, runs, remarks)
-                if rows is not None:
-                    _add(results, rows, transport, f"kubectl {version}", size, baseline=True)
-            if kstream_cli:
-                rows = _forwarder_rows(setup, _kstream_command(transport, setup.kubeconfig,
-                                                               remote),
-                                       _kstream_env(), size, runs, remarks)
-                if rows is not None:
-                    _add(results, rows, transport, "kstream port-forward", size,
-                         baseline=False)
+        results = _bench_throughput(setup, size, runs, kstream_cli, remarks)
         results += _bench_concurrent(setup, config, conns, conn_size, kstream_cli, remarks)
-        results += _bench_server_role(setup, config, size, remarks)
+        results += _bench_server_role(setup, config, size, runs, remarks)
     remarks.append("port-forward: every row is timed by `kpeer pf-load` at the local port "
-                   "(connect to EOF); `direct TCP` is the same client on the pod port.")
+                   "(connect to EOF), the forwarders of a table taking turns run by run; "
+                   "`direct TCP` is the same client on the pod port (one measurement, "
+                   "shown on both lines).")
     return results
 
 
@@ -322,45 +348,37 @@ def _concurrent_row(setup: _Setup, command: Sequence[str], env: dict[str, str],
                        f"over {conns - 1}; measured first, on a fresh forwarder")
 
 
-def _bench_server_role(setup: _Setup, config: Config, size: int,
+def _bench_server_role(setup: _Setup, config: Config, size: int, runs: int,
                        remarks: list[str]) -> list[Result]:
-    """kubectl forwarding through ``kstream serve`` vs through the Go peer."""
+    """kubectl forwarding through ``kstream serve`` vs through the Go peer, in turns."""
     from .loopback import kstream_serve
 
     results: list[Result] = []
-    runs = config.e2e_runs
     remote = setup.pod.bench_port
-    try:
-        serve = kstream_serve(setup.workdir)
-        port, token = serve.__enter__()
-    except RuntimeError as exc:
-        remarks.append(f"port-forward server role: kstream serve did not start ({exc}).")
-        return results
-    try:
-        with KubeFront(port, setup.workdir, peer_token=token, name="pf-serve") as serve_front, \
-                KubeFront(setup.peer.port, setup.workdir, name="pf-peer") as peer_front:
-            for transport, version in KUBECTL_FOR.items():
-                for server, front, baseline in (("kstream serve", serve_front, False),
-                                                ("Go peer", peer_front, True)):
+    with kstream_serve(setup.workdir) as (port, token), \
+            KubeFront(port, setup.workdir, peer_token=token, name="pf-serve") as serve_front, \
+            KubeFront(setup.peer.port, setup.workdir, name="pf-peer") as peer_front:
+        for transport, version in KUBECTL_FOR.items():
+            with contextlib.ExitStack() as stack:
+                ports: dict[str, int] = {}
+                for server, front in (("kstream serve", serve_front), ("Go peer", peer_front)):
                     command = _kubectl_command(version, front.kubeconfig, setup.workdir,
                                                remote)
                     if command is None:
                         continue
                     try:
-                        with setup.forward(command, _kubectl_env()) as forward:
-                            rows = _timed_rows(setup, forward.local_port, size, runs,
-                                               [forward.pid])
+                        forward = stack.enter_context(setup.forward(command, _kubectl_env()))
                     except RuntimeError as exc:
                         remarks.append(f"port-forward server role, {server}, kubectl "
                                        f"{version}: failed: {_last_line(str(exc))}")
                         continue
-                    for mode, direction in (("down", "download"), ("up", "upload")):
-                        seconds, _ = rows[mode]
-                        results.append(Result(
-                            "pf-server-role", f"kubectl {version} ({transport}) {direction}",
-                            server, seconds, size, baseline=baseline,
-                            extra={"front": "KubeFront (splice)"}))
-    finally:
-        serve.__exit__(None, None, None)
+                    ports[server] = forward.local_port
+                timings = _interleaved(setup, ports, {}, size, runs)
+            for mode, direction in (("down", "download"), ("up", "upload")):
+                for server in ports:
+                    results.append(Result(
+                        "pf-server-role", f"kubectl {version} ({transport}) {direction}",
+                        server, timings[server][mode][0], size,
+                        baseline=server == "Go peer",
+                        extra={"front": "KubeFront (splice)"}))
     return results
-
