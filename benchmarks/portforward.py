@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -140,10 +141,16 @@ class _Setup:
         self.pod = pod
         self.workdir = workdir
         self.kubeconfig: Path = peer.write_kubeconfig(workdir / "kubeconfig-kpeer")
+        self.last_load_cpu = 0.0
 
     def load(self, port: int, mode: str, size: int, conns: int = 1) -> float:
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         result = self.gopeer.run_pf_load(self.binary, port, mode=mode, size=size,
                                          conns=conns)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        #: CPU seconds of the last load client (it is a child that has exited).
+        self.last_load_cpu = (after.ru_utime + after.ru_stime
+                              - before.ru_utime - before.ru_stime)
         return float(result.seconds)
 
     def forward(self, command: Sequence[str], env: dict[str, str]) -> Any:
@@ -161,8 +168,9 @@ def _setup() -> Iterator[_Setup]:
 
 #: A forwarder of the throughput rows: (case, impl, baseline, command, environment).
 _Forwarder = tuple[str, str, bool, list[str], dict[str, str]]
-#: Its timings: mode ("down"/"up") -> (seconds per run, CPU seconds of forwarder and peer).
-_Timings = dict[str, tuple[list[float], list[float], list[float]]]
+#: Its timings: mode ("down"/"up") -> seconds per run, and CPU seconds per run of the
+#: forwarder, the Go peer, and the pod server plus the load client.
+_Timings = dict[str, tuple[list[float], list[float], list[float], list[float]]]
 
 
 def _interleaved(setup: _Setup, ports: dict[str, int], pids: dict[str, int], size: int,
@@ -177,17 +185,19 @@ def _interleaved(setup: _Setup, ports: dict[str, int], pids: dict[str, int], siz
     timings: dict[str, _Timings] = {name: {} for name in ports}
     for mode in ("down", "up"):
         for name in ports:
-            timings[name][mode] = ([], [], [])
+            timings[name][mode] = ([], [], [], [])
         for _ in range(runs):
             for name, port in ports.items():
-                pid = pids.get(name, 0)
-                before = (_cpu_seconds(pid), _cpu_seconds(setup.peer.pid))
+                watched = (pids.get(name, 0), setup.peer.pid, setup.pod.pid)
+                before = [_cpu_seconds(pid) for pid in watched]
                 seconds = setup.load(port, mode, size)
-                after = (_cpu_seconds(pid), _cpu_seconds(setup.peer.pid))
+                spent = [_cpu_seconds(pid) - was for pid, was in zip(watched, before,
+                                                                    strict=True)]
                 row = timings[name][mode]
                 row[0].append(seconds)
-                row[1].append(after[0] - before[0])
-                row[2].append(after[1] - before[1])
+                row[1].append(spent[0])
+                row[2].append(spent[1])
+                row[3].append(spent[2] + setup.last_load_cpu)
     return timings
 
 
@@ -234,18 +244,20 @@ def _bench_throughput(setup: _Setup, size: int, runs: int, kstream_cli: bool,
             started.append(forwarder)
         timings = _interleaved(setup, ports, pids, size, runs)
     for mode, group in (("down", "pf-download"), ("up", "pf-upload")):
-        direct = timings["direct TCP"][mode][0]
+        direct, _, _, direct_cpu = timings["direct TCP"][mode]
         for transport in KUBECTL_FOR:
-            results.append(Result(group, transport, "direct TCP", direct, size,
-                                  baseline=True))
+            results.append(Result(
+                group, transport, "direct TCP", direct, size, baseline=True,
+                extra={"pod + load client CPU s": f"{statistics.median(direct_cpu):.2f}"}))
             for case, impl, baseline, _, _ in started:
                 if case != transport:
                     continue
-                seconds, cpu, peer_cpu = timings[f"{case}/{impl}"][mode]
+                seconds, cpu, peer_cpu, ends_cpu = timings[f"{case}/{impl}"][mode]
                 results.append(Result(
                     group, case, impl, seconds, size, baseline=baseline,
                     extra={"forwarder CPU s": f"{statistics.median(cpu):.2f}",
-                           "Go peer CPU s": f"{statistics.median(peer_cpu):.2f}"}))
+                           "Go peer CPU s": f"{statistics.median(peer_cpu):.2f}",
+                           "pod + load client CPU s": f"{statistics.median(ends_cpu):.2f}"}))
     return results
 
 

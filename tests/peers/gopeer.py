@@ -382,6 +382,11 @@ class PodServer:
         self.bench_port = 0
         self._process: subprocess.Popen[bytes] | None = None
 
+    @property
+    def pid(self) -> int:
+        """The pod server's process id (0 when not running)."""
+        return self._process.pid if self._process is not None else 0
+
     def __enter__(self) -> PodServer:
         self._process = subprocess.Popen(self.args, stdin=subprocess.DEVNULL,
                                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
