@@ -187,7 +187,7 @@ def test_many_connections_share_one_upgraded_connection(
         async with client.session(_url(server), transport=transport) as session:
             payloads = [os.urandom(20000 + i) for i in range(10)]
             results = await client.gather(*(
-                (lambda p=p: _echo_round_trip(client, session, echo.port, p))  # type: ignore[misc]
+                (lambda p=p: _echo_round_trip(client, session, echo.port, p))
                 for p in payloads))
             assert results == payloads
         assert len(server.sessions_since(before)) == 1

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from types import TracebackType
 from typing import Self, Unpack
 
@@ -285,7 +285,7 @@ class PortForwardSession:
             await self._forward(local, remote_port, handler)
 
         for listener in listeners:
-            nursery.start_soon(trio.serve_listeners, forward, [listener])
+            nursery.start_soon(_serve_listener, forward, listener)
         host_port: int = listeners[0].socket.getsockname()[1]
         return host_port
 
@@ -333,14 +333,26 @@ class PortForwardSession:
     async def __aexit__(self, exc_type: type[BaseException] | None,
                         exc: BaseException | None, tb: TracebackType | None) -> None:
         manager = self._nursery_manager
-        assert manager is not None and self._nursery is not None
+        nursery = self._nursery
+        assert manager is not None and nursery is not None
         try:
-            self._nursery.cancel_scope.cancel()  # listeners and forwarded connections
-            await self.aclose()
+            with trio.CancelScope(shield=True):
+                await self.aclose()
         finally:
+            # The block's own scope: the listeners and the forwarded connections end.
+            nursery.cancel_scope.cancel()
             self._nursery = None
-            with contextlib.suppress(trio.Cancelled):
-                await manager.__aexit__(None, None, None)
+            # The block's exception is not handed to the nursery (it would come out
+            # wrapped in an ExceptionGroup); its tasks end without raising.
+            await manager.__aexit__(None, None, None)
+
+
+async def _serve_listener(forward: Callable[[trio.SocketStream], Awaitable[None]],
+                          listener: trio.SocketListener) -> None:
+    try:
+        await trio.serve_listeners(forward, [listener])
+    except* trio.ClosedResourceError:
+        pass  # the session closed its listeners
 
 
 def _cause(exc: BaseException) -> BaseException:
