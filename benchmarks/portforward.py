@@ -273,10 +273,12 @@ def bench_portforward(config: Config, remarks: list[str]) -> list[Result]:
         results = _bench_throughput(setup, size, runs, kstream_cli, remarks)
         results += _bench_concurrent(setup, config, conns, conn_size, kstream_cli, remarks)
         results += _bench_server_role(setup, config, size, runs, remarks)
-    remarks.append("port-forward: every row is timed by `kpeer pf-load` at the local port "
-                   "(connect to EOF), the forwarders of a table taking turns run by run; "
-                   "`direct TCP` is the same client on the pod port (one measurement, "
-                   "shown on both lines).")
+    remarks.append(f"port-forward: {size >> 20} MiB per transfer, {runs} runs per figure "
+                   f"({conns} connections × {conn_size >> 10} KiB for `pf-concurrent`), "
+                   "whatever the mode line says; every row is timed by `kpeer pf-load` at "
+                   "the local port (connect to EOF), the forwarders of a table taking turns "
+                   "run by run; `direct TCP` is the same client on the pod port (one "
+                   "measurement, shown on both lines).")
     return results
 
 
