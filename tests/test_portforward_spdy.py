@@ -889,3 +889,33 @@ def test_client_end_after_the_server_ended_both_streams_forgets() -> None:
     assert pair.client._requests == {}
     _, server = pair.pump()
     assert server == [ForwardEnded(request_id=sid), ForwardClosed(request_id=sid)]
+
+
+def test_an_error_stream_half_closed_on_its_syn_stream_still_carries_the_text() -> None:
+    # Clients may FIN the error stream on its SYN_STREAM instead of after the reply.
+    raw = RawClient()
+    error_id = raw.stream("error", fin=True)
+    raw.stream("data")
+    assert raw.flush() == [ForwardRequested(request_id=0, port=80)]
+    raw.server.fail(0, "error forwarding port 80 to pod web, uid : refused")
+    raw.flush()
+    texts = [bytes(f.data) for f in frames_of(raw.wire.frames, DataFrame)
+             if f.stream_id == error_id and f.data]
+    assert texts == [b"error forwarding port 80 to pod web, uid : refused"]
+
+
+def test_pending_pairs_are_bounded() -> None:
+    from kstream._portforward.spdy import MAX_PENDING_PAIRS
+
+    raw = RawClient()
+    for n in range(MAX_PENDING_PAIRS):
+        stream_id = raw.stream("data", request_id=str(n))
+        raw.flush()
+        raw.session.reset_stream(stream_id)   # no longer counts against the session
+    refused = raw.stream("data", request_id="last")
+    assert raw.flush() == []
+    rsts = frames_of(raw.wire.frames, RstStreamFrame)
+    assert rsts[-1] == RstStreamFrame(stream_id=refused, status=RstStatus.REFUSED_STREAM)
+    # A stream for a pair that already waits is still taken.
+    raw.stream("error", request_id="0")
+    assert raw.flush() == [ForwardRequested(request_id=0, port=80), ForwardReset(request_id=0)]

@@ -257,7 +257,7 @@ def test_error_text_is_bounded() -> None:
 
 def test_open_send_end_reset_rules() -> None:
     pair = Pair([80, 80])
-    with pytest.raises(LocalProtocolError, match="not open"):
+    with pytest.raises(LocalProtocolError, match="did not succeed"):
         pair.client.open(80)
     pair.upgrade()
     assert [pair.client.open(80), pair.client.open(80)] == [0, 1]
@@ -522,3 +522,24 @@ def test_bytes_sent_before_the_101_are_read_at_accept() -> None:
     events = server.accept(0.0)
     assert events[-1] == ForwardData(request_id=0, data=b"hello")
     assert server._conn.receive_early_data() == []
+
+
+def test_open_works_in_the_batch_that_holds_the_end() -> None:
+    # A server whose only port fails writes the error and closes with the 101.
+    client = WebSocketPortForwardClient(host=HOST, target=TARGET, ports=[81])
+    server = WebSocketPortForwardServer()
+    server.receive_data(client.data_to_send())
+    server.accept(0.0)
+    server.fail(0, "error forwarding port 81 to pod web, uid : refused")
+    events = client.receive_data(server.data_to_send())
+    assert events[1:] == [ForwardReady(request_id=0),
+                          ForwardError(request_id=0,
+                                       message="error forwarding port 81 to pod web, uid : "
+                                               "refused"),
+                          ForwardEnded(request_id=0), ForwardClosed(request_id=0),
+                          ConnectionClosed(code=1000, clean=True)]
+    assert client.data_to_send()[:1] == b"\x88"   # the close, echoed
+    assert client.open(81) == 0
+    client.send(0, b"dropped")
+    client.end(0)
+    assert client.data_to_send() == b""

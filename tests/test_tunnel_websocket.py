@@ -59,8 +59,14 @@ def test_messages_both_ways_as_they_are() -> None:
     client.send(b"abc")
     client.send(bytearray(b"def"))
     client.send(b"")
-    assert server.receive_data(client.data_to_send()) == [BinaryData(data=b"abc"),
-                                                          BinaryData(data=b"def")]
+    # Two messages in one read: one event (boundaries mean nothing here).
+    assert server.receive_data(client.data_to_send()) == [BinaryData(data=b"abcdef")]
+    client.send(b"ghi")
+    client.ping(0.0)
+    client.send(b"jkl")
+    assert server.receive_data(client.data_to_send()) == [
+        BinaryData(data=b"ghi"), PingReceived(payload=b""), BinaryData(data=b"jkl")]
+    server.data_to_send()
     buffer = bytearray(b"xyz")
     server.send(buffer)
     buffer[:] = b"!!!"      # the server copied it
@@ -231,7 +237,7 @@ def test_server_answers_and_early_data() -> None:
     with pytest.raises(LocalProtocolError, match="did not offer"):
         server.accept("x")
     server.accept("")
-    assert server.receive_early_data() == [BinaryData(data=b"e1"), BinaryData(data=b"e2")]
+    assert server.receive_early_data() == [BinaryData(data=b"e1e2")]
     assert server.receive_early_data() == []
     server = BinaryWebSocket.server()
     server.receive_data(request)
@@ -278,3 +284,15 @@ def test_misuse_before_the_upgrade() -> None:
     server.receive_data(request)
     with pytest.raises(LocalProtocolError, match="cannot reject"):
         server.reject(403, headers=[("Bad Header", "x")])
+
+
+def test_a_second_key_line_does_not_hide_a_bad_first_one() -> None:
+    # Found by fuzzing: the key checked and the key answered must be the same line (the
+    # first, as Go reads it), else a non-ASCII first key escaped as UnicodeEncodeError.
+    request = (b"GET /t HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+               b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: \xa8bad\r\n"
+               b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+    for server in (BinaryWebSocket.server(), WebSocketChannelConnection.server()):
+        with pytest.raises(RemoteProtocolError, match="Sec-WebSocket-Key"):
+            server.receive_data(request)
+        assert server.data_to_send().startswith(b"HTTP/1.1 400 ")

@@ -108,7 +108,11 @@ class ForwardClosed(Event):
 
     SPDY and the tunnel: the data stream is finished both ways (FIN or reset) and the
     error stream has ended. WebSocket v4: the WebSocket ended. The last event of a
-    request; ``send`` and friends raise for its id afterwards.
+    request; ``send`` and friends drop what they are given for its id afterwards.
+
+    Reported when the *peer's* bytes finish the request. When the caller's own ``end()``
+    finishes it (the peer had ended everything already), or ``reset()`` aborts it, the
+    request is forgotten during that call and no ``ForwardClosed`` follows.
     """
 
     request_id: int

@@ -200,7 +200,12 @@ class PortForwardServerConnection(Protocol):
 
     def expire(self, now: float) -> list[Event]:
         """Apply the pair deadline: incomplete SPDY pairs older than 30 s get the timeout
-        text on their error stream and are dropped. Returns events (none today)."""
+        text on their error stream and are dropped. Returns events (none today).
+
+        Call it after every :meth:`receive_data` (cheap when no pair waits) and at
+        :meth:`next_deadline`: ``receive_data`` has no clock, so a pair's 30 s start at the
+        first ``expire(now)`` after the read that brought its first stream.
+        """
         ...
 
     def next_deadline(self) -> float | None:

@@ -28,11 +28,12 @@ from __future__ import annotations
 
 from .spdy_client import SpdyPortForwardClient
 from .spdy_server import SpdyPortForwardServer
-from .spdy_streams import DEFAULT_MAX_PENDING_BYTES, MAX_EARLY_DATA
+from .spdy_streams import DEFAULT_MAX_PENDING_BYTES, MAX_EARLY_DATA, MAX_PENDING_PAIRS
 
 __all__ = [
     "DEFAULT_MAX_PENDING_BYTES",
     "MAX_EARLY_DATA",
+    "MAX_PENDING_PAIRS",
     "SpdyPortForwardClient",
     "SpdyPortForwardServer",
 ]

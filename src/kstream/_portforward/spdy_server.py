@@ -16,6 +16,7 @@ from .._spdy.events import (
     StreamOpened,
     StreamReplied,
 )
+from .._spdy.frames import RstStatus
 from .._spdy.session import SpdySession
 from .._spdy.upgrade import SpdyUpgradeServer
 from .._upgrade import ServerUpgrade
@@ -32,6 +33,7 @@ from .spdy_streams import (
     _REPLYABLE,
     _REQUEST_ID,
     MAX_EARLY_DATA,
+    MAX_PENDING_PAIRS,
     Buffer,
     _header,
     _Kind,
@@ -203,7 +205,6 @@ class SpdyPortForwardServer(_PortForwardSession):
             # already reset in the same batch of frames.
             self._abort(stream_id)
             return
-        session.reply(stream_id)
         stream_type, port = parsed
         kind = _Kind.DATA if stream_type == "data" else _Kind.ERROR
         key = _header(event.headers, _REQUEST_ID)
@@ -212,7 +213,14 @@ class SpdyPortForwardServer(_PortForwardSession):
             key = str(stream_id if kind is _Kind.ERROR else stream_id - 2)
         pair = self._pairs.get(key)
         if pair is None:
+            if len(self._pairs) >= MAX_PENDING_PAIRS:
+                # Bounded: a client that opens and resets lone streams would otherwise
+                # grow the table for 30 s at a time (streams it reset no longer count
+                # against the session's concurrent-stream limit).
+                session.reset_stream(stream_id, RstStatus.REFUSED_STREAM)
+                return
             pair = self._pairs[key] = _Request(-1, port, key=key)
+        session.reply(stream_id)
         if (pair.data_id if kind is _Kind.DATA else pair.error_id):
             # p.add: "<type> stream already assigned", printed on the pair's error stream.
             self._print_error(pair, f"error processing stream for request {key}: "

@@ -41,6 +41,7 @@ from .session import CHUNK_SIZE
 __all__ = [
     "DEFAULT_MAX_PENDING_BYTES",
     "MAX_EARLY_DATA",
+    "MAX_PENDING_PAIRS",
 ]
 
 Buffer = bytes | bytearray | memoryview
@@ -50,6 +51,9 @@ DEFAULT_MAX_PENDING_BYTES: Final = 4 * 1024 * 1024
 #: Bytes a server holds, over all requests, for data streams whose pair is not complete
 #: (client-go never sends any: it creates both streams first). Past it the stream is reset.
 MAX_EARLY_DATA: Final = 1024 * 1024
+#: Requests a server keeps waiting for their second stream; a stream that would start one
+#: more is refused (RST_STREAM REFUSED_STREAM).
+MAX_PENDING_PAIRS: Final = 1000
 
 # The header names (k8s.io/api/core/v1 StreamType, PortHeader, PortForwardRequestIDHeader),
 # as SPDY carries them: lower-case.

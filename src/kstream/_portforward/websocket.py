@@ -269,13 +269,18 @@ class WebSocketPortForwardClient(_PortForwardWebSocket):
     def open(self, port: int) -> int:
         """Return the first request id of ``port`` that :meth:`open` did not return yet.
 
+        Works once the upgrade succeeded, even if the WebSocket ended since: a server
+        whose only port fails writes the error and closes at once, so the batch that
+        reports :class:`~kstream.UpgradeAccepted` may already hold the request's end
+        (its events name the id this returns).
+
         Raises:
-            LocalProtocolError: the WebSocket is not open, or every request of that port
-                was opened (or it is not in ``ports``).
+            LocalProtocolError: the upgrade did not succeed (yet), or every request of
+                that port was opened (or it is not in ``ports``).
         """
-        if self._conn.state is not WebSocketState.OPEN:
-            raise LocalProtocolError("cannot open a connection: the WebSocket is not open "
-                                     f"(state {self._conn.state.name})")
+        if self._conn.protocol is None:
+            raise LocalProtocolError("cannot open a connection: the WebSocket upgrade did "
+                                     f"not succeed (state {self._conn.state.name})")
         for request_id, entry in enumerate(self._ports):
             if entry.port == port and not entry.opened:
                 entry.opened = True

@@ -97,7 +97,17 @@ class _Tunnel:
             RemoteProtocolError: the peer broke WebSocket or SPDY; the answer is queued.
         """
         events: list[Event] = []
-        for event in self._ws.receive_data(data):
+        try:
+            ws_events = self._ws.receive_data(data)
+        except RemoteProtocolError:
+            # The WebSocket failed (its close frame is queued): the SPDY session inside is
+            # over too; what it would say goes nowhere.
+            inner = self._inner
+            if inner is not None:
+                inner.close()
+                inner.data_to_send()
+            raise
+        for event in ws_events:
             if isinstance(event, BinaryData):
                 events += self._feed(event.data)
             elif isinstance(event, ConnectionClosed):

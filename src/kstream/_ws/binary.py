@@ -68,9 +68,11 @@ _ABNORMAL_CLOSURE: Final = 1006
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BinaryData(Event):
-    """A piece of a binary message arrived (never empty).
+    """Bytes of binary messages arrived (never empty).
 
     Message boundaries are not reported: the users of this connection read a byte stream.
+    The pieces of consecutive messages decoded by one ``receive_data`` call come as one
+    event.
     """
 
     data: bytes
@@ -282,8 +284,11 @@ class BinaryWebSocket:
         if self._state is not WebSocketState.OPEN:
             raise LocalProtocolError(f"cannot send in state {self._state.name}")
         if data:
-            if not self._client and type(data) is not bytes:
-                data = bytes(data)   # the caller may reuse a mutable buffer
+            if not self._client and not (type(data) is bytes or (
+                    type(data) is memoryview and type(data.obj) is bytes)):
+                # Unmasked frames hand the payload itself to data_to_send(), which joins
+                # it later: a buffer the caller may change meanwhile is copied now.
+                data = bytes(data)
             self._outgoing += self._frames.message_parts(b"", data, text=False)
 
     def ping(self, now: float) -> None:
@@ -441,11 +446,16 @@ class BinaryWebSocket:
             events.append(ConnectionClosed(code=_ABNORMAL_CLOSURE, reason="", clean=False))
             return
         codec = self._frames
+        # Binary pieces that follow each other in this call are reported as one event:
+        # one copy (the join) and one event per read, whatever the message boundaries.
+        run: list[Buffer] = []
         for opcode, payload, _, _ in codec.receive_frames(data):
             if opcode == OP_BINARY:
                 if payload:
-                    events.append(BinaryData(data=bytes(payload)))
-            elif opcode == OP_TEXT:
+                    run.append(payload)
+                continue
+            _flush_run(run, events)
+            if opcode == OP_TEXT:
                 raise RemoteProtocolError("text message on a binary stream",
                                           close_code=_UNSUPPORTED_DATA)
             elif opcode == OP_PING:
@@ -468,4 +478,12 @@ class BinaryWebSocket:
                 events.append(ConnectionClosed(code=codec.close_code,
                                                reason=codec.close_reason,
                                                clean=codec.close_code == _NORMAL_CLOSURE))
+        _flush_run(run, events)
+
+
+def _flush_run(run: list[Buffer], events: list[Event]) -> None:
+    """Report the binary pieces gathered so far as one :class:`BinaryData`."""
+    if run:
+        events.append(BinaryData(data=bytes(run[0]) if len(run) == 1 else b"".join(run)))
+        run.clear()
 

@@ -49,7 +49,8 @@ def check_request(headers: tuple[tuple[str, str], ...]) -> tuple[int, str, list[
                 host = value
             elif name in ("sec-websocket-extensions", "sec-websocket-protocol"):
                 _comma_tokens(value)
-            elif name == "sec-websocket-key":
+            elif name == "sec-websocket-key" and key is None:
+                # The first line, as Go's Header.Get and as accept() answer it.
                 key = value
             elif name == "sec-websocket-version":
                 version = value

@@ -1,0 +1,181 @@
+"""``kstream port-forward`` as a process, against ``kstream serve``.
+
+kubectl's port forms and ``Forwarding from`` lines, ``-v``, Ctrl-C without a traceback,
+one line per failed connection while forwarding goes on, and a pod that does not exist.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pfpods import PodServer, dead_port
+from servehelper import ServeProcess
+
+from kstream._app.portforward import PortSpec, parse_port
+
+_FORWARDING = re.compile(r"Forwarding from (127\.0\.0\.1|\[::1\]):(\d+) -> (\d+)")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
+    with ServeProcess(tmp_path_factory.mktemp("serve")) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def echo() -> Iterator[PodServer]:
+    with PodServer("echo") as pod:
+        yield pod
+
+
+class Command:
+    """A running ``kstream port-forward``."""
+
+    def __init__(self, server: ServeProcess, *args: str) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "kstream", "port-forward", "--kubeconfig",
+             str(server.kubeconfig), *args],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.forwarding: list[tuple[str, int, int]] = []
+        self.stderr = ""
+        self._thread = threading.Thread(target=self._read_stderr, daemon=True)
+        self._thread.start()
+
+    def _read_stderr(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            self.stderr += line
+
+    def wait_forwarding(self, count: int) -> None:
+        assert self.process.stdout is not None
+        while len(self.forwarding) < count:
+            line = self.process.stdout.readline()
+            assert line, f"kstream port-forward ended: {self.stderr}"
+            match = _FORWARDING.search(line)
+            assert match, line
+            self.forwarding.append((match.group(1), int(match.group(2)), int(match.group(3))))
+
+    def interrupt(self) -> int:
+        self.process.send_signal(signal.SIGINT)
+        try:
+            code = self.process.wait(timeout=20)
+        finally:
+            if self.process.poll() is None:
+                self.process.kill()
+                self.process.wait()
+            self._thread.join(5)
+            for stream in (self.process.stdout, self.process.stderr):
+                if stream is not None:
+                    stream.close()
+        return code
+
+
+@contextlib.contextmanager
+def _command(server: ServeProcess, *args: str, forwarding: int = 1) -> Iterator[Command]:
+    command = Command(server, *args)
+    try:
+        command.wait_forwarding(forwarding)
+        yield command
+    finally:
+        if command.process.poll() is None:
+            command.interrupt()
+
+
+def _round_trip(port: int, data: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(data)
+        sock.shutdown(socket.SHUT_WR)
+        pieces = []
+        while chunk := sock.recv(65536):
+            pieces.append(chunk)
+    return b"".join(pieces)
+
+
+@pytest.mark.parametrize(("spec", "expected"), [
+    ("8080", PortSpec(8080, 8080)), ("8080:80", PortSpec(8080, 80)), (":80", PortSpec(0, 80)),
+    ("0:80", PortSpec(0, 80)),
+])
+def test_kubectl_port_forms(spec: str, expected: PortSpec) -> None:
+    assert parse_port(spec) == expected
+
+
+@pytest.mark.parametrize(("spec", "message"), [
+    ("x", "Error parsing local port 'x'"), ("80:0", "Remote port must be > 0"),
+    ("70000", "value out of range"), ("1:2:3", "invalid port format"),
+])
+def test_bad_port_forms(spec: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        parse_port(spec)
+
+
+@pytest.mark.parametrize("transport", ["auto", "spdy", "websocket"])
+def test_forwards_and_exits_on_ctrl_c_like_kubectl(server: ServeProcess, echo: PodServer,
+                                                   transport: str) -> None:
+    with _command(server, "--address", "127.0.0.1", "--transport", transport, "-v",
+                  "pod/demo", f":{echo.port}") as command:
+        host, local, remote = command.forwarding[0]
+        assert (host, remote) == ("127.0.0.1", echo.port)
+        data = os.urandom(200000)
+        assert _round_trip(local, data) == data
+        assert _round_trip(local, b"again") == b"again"
+        code = command.interrupt()
+    assert code == 0
+    assert "Traceback" not in command.stderr
+    expected = "tunnel" if transport == "auto" else transport
+    assert f"kstream: transport {expected}" in command.stderr
+
+
+def test_fixed_local_port_and_two_ports(server: ServeProcess, echo: PodServer) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        free = probe.getsockname()[1]
+    with _command(server, "--address", "127.0.0.1", "demo", f"{free}:{echo.port}",
+                  f":{echo.port}", forwarding=2) as command:
+        assert command.forwarding[0] == ("127.0.0.1", free, echo.port)
+        assert _round_trip(free, b"one") == b"one"
+        assert _round_trip(command.forwarding[1][1], b"two") == b"two"
+
+
+def test_a_failed_connection_prints_one_line_and_forwarding_goes_on(
+        server: ServeProcess, echo: PodServer) -> None:
+    dead = dead_port()
+    with _command(server, "--address", "127.0.0.1", "--transport", "spdy", "demo",
+                  f":{dead}", f":{echo.port}", forwarding=2) as command:
+        dead_local = command.forwarding[0][1]
+        assert _round_trip(dead_local, b"x") == b""
+        deadline = time.monotonic() + 20
+        while "error forwarding port" not in command.stderr and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _round_trip(command.forwarding[1][1], b"alive") == b"alive"
+        assert command.interrupt() == 0
+    lines = [line for line in command.stderr.splitlines() if line]
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(f"error: an error occurred forwarding {dead_local} -> {dead}: "
+                               f"error forwarding port {dead} to pod demo")
+
+
+def test_unknown_pod_is_one_line_and_exit_1(server: ServeProcess, tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "kstream", "port-forward", "--kubeconfig",
+         str(server.kubeconfig), "nopod", "8080"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert result.stderr == 'Error from server (NotFound): pods "nopod" not found\n'
+
+
+def test_bad_port_is_one_line_and_exit_1(server: ServeProcess) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "kstream", "port-forward", "--kubeconfig",
+         str(server.kubeconfig), "demo", "80:x"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: Error parsing remote port 'x'")
