@@ -93,12 +93,14 @@ def _command(server: ServeProcess, *args: str, forwarding: int = 1) -> Iterator[
 
 
 def _round_trip(port: int, data: bytes) -> bytes:
+    # Reads back what it sent, then closes (WebSocket v4 cannot carry a half-close); b""
+    # when the forwarded connection ends first.
     with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
         sock.sendall(data)
-        sock.shutdown(socket.SHUT_WR)
-        pieces = []
-        while chunk := sock.recv(65536):
+        pieces, size = [], 0
+        while size < len(data) and (chunk := sock.recv(65536)):
             pieces.append(chunk)
+            size += len(chunk)
     return b"".join(pieces)
 
 

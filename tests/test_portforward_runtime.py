@@ -142,7 +142,17 @@ async def _echo_round_trip(client: Client, session: Any, port: int, data: bytes)
             await conn.send(data[start:start + 65536])
         await conn.eof()
 
-    _, received = await client.gather(upload, conn.read_all)
+    async def download() -> bytes:
+        if session.transport != "websocket":
+            return await conn.read_all()
+        # WebSocket v4 has no half-close: the echo server never sees EOF.
+        pieces, size = [], 0
+        while size < len(data) and (chunk := await conn.recv(262144)):
+            pieces.append(chunk)
+            size += len(chunk)
+        return b"".join(pieces)
+
+    _, received = await client.gather(upload, download)
     await conn.close()
     assert isinstance(received, bytes)
     return received
@@ -211,8 +221,7 @@ def test_dead_port_ends_that_connection_only(client: Client, server: ServeProces
             assert "connection refused" in error.message
             await bad.close()
             await good.send(b"still here")
-            await good.eof()
-            assert await good.read_all() == b"still here"
+            assert await good.recv(100) == b"still here"
             await good.close()
 
     client.run(body)
@@ -222,12 +231,13 @@ def test_dead_port_ends_that_connection_only(client: Client, server: ServeProces
 def test_listen_forwards_accepted_connections(client: Client, server: ServeProcess,
                                               echo: PodServer, transport: str) -> None:
     def talk(port: int, data: bytes) -> bytes:
+        # Reads what it sent back, then closes: WebSocket v4 cannot carry a half-close.
         with socket.create_connection(("127.0.0.1", port), timeout=20) as sock:
             sock.sendall(data)
-            sock.shutdown(socket.SHUT_WR)
-            pieces = []
-            while chunk := sock.recv(65536):
+            pieces, size = [], 0
+            while size < len(data) and (chunk := sock.recv(65536)):
                 pieces.append(chunk)
+                size += len(chunk)
         return b"".join(pieces)
 
     async def body() -> None:
@@ -260,13 +270,14 @@ def test_a_dead_session_is_made_again_for_the_next_connection(
     client.run(body)
 
 
-def test_memory_stays_bounded_when_the_reader_stops(client: Client,
-                                                    server: ServeProcess) -> None:
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_memory_stays_bounded_when_the_reader_stops(client: Client, server: ServeProcess,
+                                                    transport: str) -> None:
     limit = 256 * 1024
 
     async def body() -> None:
-        with PodServer("source", size=32 << 20) as source:
-            async with client.session(_url(server), transport="spdy",
+        with PodServer("source", size=16 << 20) as source:
+            async with client.session(_url(server), transport=transport,
                                       buffer_limit=limit) as session:
                 conn = await client.connect(session, source.port)
                 await client.sleep(1.0)
@@ -280,7 +291,7 @@ def test_memory_stays_bounded_when_the_reader_stops(client: Client,
                 total = 0
                 while chunk := await conn.recv(262144):
                     total += len(chunk)
-                assert total == 32 << 20
+                assert total == 16 << 20
                 await conn.close()
 
     client.run(body)

@@ -52,8 +52,8 @@ class _ForwardConnection(ForwardClientCore, _Pump):
     """One upgraded port-forward connection: the socket, the session, buffers, timers."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, session: PortForwardClientConnection,
-                 options: PortForwardOptions) -> None:
-        ForwardClientCore.__init__(self, session, options)
+                 options: PortForwardOptions, port: int | None) -> None:
+        ForwardClientCore.__init__(self, session, options, port)
         _Pump.__init__(self, loop, linger=False)
         self.ready: asyncio.Future[None] = loop.create_future()
         self.done: asyncio.Future[None] = loop.create_future()
@@ -97,7 +97,7 @@ async def _connect(request: PortForwardRequest, context: _ssl.SSLContext | None,
     loop = asyncio.get_running_loop()
     address, options = request.address, request.options
     session = _new_client_connection(request, transport, port)
-    protocol = _ForwardConnection(loop, session, options)
+    protocol = _ForwardConnection(loop, session, options, port)
     hostname = (request.server_hostname or address.host) if context is not None else None
     try:
         async with asyncio.timeout(options.connect_timeout):
@@ -183,14 +183,18 @@ class PortForwardSession:
         handler = on_error or _log_error
 
         async def forward(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            task = asyncio.current_task()
-            if task is not None:
-                self._tasks.add(task)
+            # The work runs in a task of its own, which aclose() cancels: asyncio's
+            # streams log an error when the callback's own task ends cancelled.
+            task = asyncio.create_task(self._forward(reader, writer, remote_port, handler))
+            self._tasks.add(task)
             try:
-                await self._forward(reader, writer, remote_port, handler)
+                await task
+            except asyncio.CancelledError:
+                if not task.cancelled():
+                    raise
+                writer.transport.abort()
             finally:
-                if task is not None:
-                    self._tasks.discard(task)
+                self._tasks.discard(task)
 
         server = await asyncio.start_server(forward, host, port, limit=READ_SIZE)
         self._servers.append(server)

@@ -51,8 +51,8 @@ class _ForwardConnection(ForwardClientCore, _Pump):
     """One upgraded port-forward connection: the stream, the session, buffers, heartbeat."""
 
     def __init__(self, stream: trio.abc.Stream, session: PortForwardClientConnection,
-                 options: PortForwardOptions) -> None:
-        ForwardClientCore.__init__(self, session, options)
+                 options: PortForwardOptions, port: int | None) -> None:
+        ForwardClientCore.__init__(self, session, options, port)
         _Pump.__init__(self, stream, shield=True, linger=False)
         self.ready = trio.Event()
         self._ready_error: BaseException | None = None
@@ -230,7 +230,7 @@ class PortForwardSession:
                                          or address.host)
                     stream = tls
                     await tls.do_handshake()
-                connection = _ForwardConnection(stream, session, options)
+                connection = _ForwardConnection(stream, session, options, port)
                 await connection.handshake()
         except BaseException:
             if stream is not None:

@@ -243,12 +243,17 @@ class ForwardClientCore(ConnectionCore):
     session: PortForwardClientConnection
 
     def __init__(self, session: PortForwardClientConnection,
-                 options: PortForwardOptions) -> None:
+                 options: PortForwardOptions, port: int | None = None) -> None:
         ConnectionCore.__init__(self, options.buffer_limit)
         self.session = session
         self.options = options
         self.transport = session.transport
         self.upgraded = False
+        # WebSocket v4: the one port, opened as the upgrade is accepted (the server's
+        # first messages for it may come in the same read as the 101).
+        self._port = port
+        #: WebSocket v4: the request id of that port, once upgraded.
+        self.first_request: int | None = None
         self._requests: dict[int, _Forwarded] = {}
         self._heartbeat: Heartbeat | None = None
         #: Why the connection ended (``None`` while it runs, or after a clean end).
@@ -298,6 +303,8 @@ class ForwardClientCore(ConnectionCore):
                 self._heartbeat.pong(self._now())
         elif isinstance(event, UpgradeAccepted):
             self.upgraded = True
+            if self._port is not None:
+                self.first_request = self.open(self._port)
             self._start_heartbeat()
             self._set_ready()
         elif isinstance(event, UpgradeRejected):
@@ -322,8 +329,9 @@ class ForwardClientCore(ConnectionCore):
             return
         state.remote_ended = True
         self._end_input(request_id, error)
-        self._end_input(_ready_key(request_id), error or ConnectionResetError(
-            f"the server ended the connection to port {state.port}"))
+        if not state.ready:
+            self._end_input(_ready_key(request_id), error or ConnectionResetError(
+                f"the server ended the connection to port {state.port}"))
 
     def _on_forward_closed(self, request_id: int) -> None:
         state = self._requests.get(request_id)
@@ -423,7 +431,10 @@ class ForwardClientCore(ConnectionCore):
             PortForwardError, ConnectionResetError, ConnectionLostError: it never will.
         """
         buffer = await self._wait_input(_ready_key(request_id))
-        buffer.take()  # raises the error the request ended with, if any
+        state = self._requests.get(request_id)
+        if state is None or not state.ready:
+            buffer.take()  # raises the error the request ended with
+            raise ConnectionResetError("the connection was closed before the server took it")
 
     def state(self, request_id: int) -> _Forwarded | None:
         """What is known of a request (``None`` once released)."""
@@ -604,7 +615,9 @@ class PortForwardSessionCore:
         self.protocol = core.session.protocol
         self._websockets.add(core)
         try:
-            request_id = core.open(port)
+            request_id = core.first_request
+            if request_id is None:
+                raise ConnectionLostError("the WebSocket ended during the upgrade")
             await core.wait_ready(request_id)
         except BaseException:
             core.close_connection()
