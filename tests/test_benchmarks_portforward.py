@@ -29,11 +29,18 @@ def test_port_forward_benchmark_rows() -> None:
         assert result.seconds and all(seconds > 0 for seconds in result.seconds), result
     rows = {(r.group, r.case, r.impl) for r in results}
     for group in ("pf-download", "pf-upload"):
-        assert (group, "tunnel", "kubectl 1.33") in rows
-        assert (group, "spdy", "kubectl 1.27") in rows
-        assert (group, "tunnel", "direct TCP") in rows
+        for case, kubectl in (("tunnel", "kubectl 1.33"), ("spdy", "kubectl 1.27")):
+            assert (group, case, kubectl) in rows
+            assert (group, case, "kstream port-forward") in rows
+            assert (group, case, "direct TCP") in rows
+    for case in ("tunnel", "spdy"):
+        assert ("pf-concurrent", f"10 connections, {case}", "kstream port-forward") in rows
     assert ("pf-concurrent", "10 connections, tunnel", "kubectl 1.33") in rows
-    assert ("pf-server-role", "kubectl 1.27 (spdy) download", "Go peer") in rows
+    for case in ("kubectl 1.33 (tunnel)", "kubectl 1.27 (spdy)"):
+        for direction in ("download", "upload"):
+            assert ("pf-server-role", f"{case} {direction}", "Go peer") in rows
+            assert ("pf-server-role", f"{case} {direction}", "kstream serve") in rows
+    assert not [remark for remark in remarks if "failed" in remark], remarks
     concurrent = [r for r in results if r.group == "pf-concurrent"]
     assert all(float(r.extra["RSS KiB/connection"]) >= 0 for r in concurrent)
     texts = {target.text for target, _, _ in evaluate_targets(results)}

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 import trio
-from peers.gopeer import ForwardingProcess, GoPeerServer, PodServer, build_kpeer
+from peers.gopeer import ForwardingProcess, GoPeerServer, PodServer, build_kpeer, run_pf_load
 
 import kstream
 import kstream.asyncio
@@ -124,6 +124,19 @@ def test_kubectl_forwards_1_mib_byte_exact(kpeer: Path, pod: PodServer, tmp_path
             # A second connection shares the session (one upgrade).
             _assert_sha256_equal(_echo_round_trip(forward.local_port, payload[:1000]),
                                  payload[:1000])
+        assert _transports(peer) == [transport]
+
+
+@pytest.mark.parametrize(("version", "transport"), [("1.27", "spdy"), ("1.33", "tunnel")])
+def test_kubectl_20_concurrent_connections(kpeer: Path, pod: PodServer, tmp_path: Path,
+                                           version: str, transport: str) -> None:
+    with GoPeerServer(kpeer) as peer:
+        with _kubectl_forward(version, peer, tmp_path, pod.bench_port) as forward:
+            for mode in ("down", "up"):
+                # pf-load checks every connection's byte count.
+                result = run_pf_load(kpeer, forward.local_port, mode=mode, size=256 * 1024,
+                                     conns=20, timeout=IO_TIMEOUT)
+                assert result.nbytes == 20 * 256 * 1024
         assert _transports(peer) == [transport]
 
 
