@@ -57,6 +57,7 @@ func runPortForwardSession(conn net.Conn, cfg *serverConfig, pod string) {
 		pod:     pod,
 		arrived: make(chan *spdystream.Stream, 1),
 		pairs:   make(map[string]*pfPair),
+		streams: make(map[*spdystream.Stream]struct{}),
 		gone:    make(chan struct{}),
 	}
 	served := make(chan struct{})
@@ -100,9 +101,10 @@ type pfSession struct {
 	arrived chan *spdystream.Stream
 	gone    chan struct{}
 
-	mu      sync.Mutex
-	pairs   map[string]*pfPair
-	streams []*spdystream.Stream
+	mu    sync.Mutex
+	pairs map[string]*pfPair
+	// streams are the accepted streams not yet done with: close resets them.
+	streams map[*spdystream.Stream]struct{}
 }
 
 // validateStream is httpStreamReceived: a port header that is a uint16 > 0 and a
@@ -134,7 +136,7 @@ func (h *pfSession) newStream(stream *spdystream.Stream) {
 		return
 	}
 	h.mu.Lock()
-	h.streams = append(h.streams, stream)
+	h.streams[stream] = struct{}{}
 	h.mu.Unlock()
 	if err := stream.SendReply(http.Header{}, false); err != nil {
 		logf("portforward spdy: reply to stream %d: %v", stream.Identifier(), err)
@@ -220,6 +222,7 @@ func (h *pfSession) monitor(pair *pfPair) {
 func (h *pfSession) forward(pair *pfPair) {
 	port, _ := parsePort(pair.data.Headers().Get("port"))
 	err := forwardToPod(port, pair.data, h.gone)
+	defer h.forget(pair.data, pair.errorStream)
 	if err == nil {
 		_ = pair.data.Close()
 		_ = pair.errorStream.Close()
@@ -234,10 +237,20 @@ func (h *pfSession) forward(pair *pfPair) {
 	_ = pair.errorStream.Reset()
 }
 
+// forget drops streams whose forward is over (k8s RemoveStreams): the table stays as
+// small as the connections open.
+func (h *pfSession) forget(streams ...*spdystream.Stream) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, stream := range streams {
+		delete(h.streams, stream)
+	}
+}
+
 // close is k8s connection.Close: reset every stream not yet finished, then GOAWAY.
 func (h *pfSession) close() {
 	h.mu.Lock()
-	for _, stream := range h.streams {
+	for stream := range h.streams {
 		_ = stream.Reset()
 	}
 	h.mu.Unlock()
