@@ -28,6 +28,9 @@ from peers.gopeer import ForwardingProcess, GoPeerServer, PodServer, build_kpeer
 import kstream
 import kstream.asyncio
 import kstream.trio
+from kstream._events import UpgradeAccepted
+from kstream._portforward.events import ForwardData, ForwardError
+from kstream._portforward.websocket import WebSocketPortForwardClient
 from kstream._spdy import events as spdy_events
 from kstream._spdy.events import StreamData, StreamReset
 from kstream._spdy.frames import RstStatus
@@ -147,6 +150,15 @@ def test_kubectl_133_falls_back_to_spdy_when_the_tunnel_is_refused(
         with _kubectl_forward("1.33", peer, tmp_path, pod.echo_port) as forward:
             _assert_sha256_equal(_echo_round_trip(forward.local_port, payload), payload)
         assert _transports(peer) == ["spdy"]
+
+
+def test_kubectl_130_env_enables_the_tunnel(kpeer: Path, pod: PodServer,
+                                            tmp_path: Path) -> None:
+    with GoPeerServer(kpeer) as peer:
+        with _kubectl_forward("1.30", peer, tmp_path, pod.echo_port,
+                              KUBECTL_PORT_FORWARD_WEBSOCKETS="true") as forward:
+            _assert_sha256_equal(_echo_round_trip(forward.local_port, b"tunnel"), b"tunnel")
+        assert _transports(peer) == ["tunnel"]
 
 
 def test_kubectl_133_env_forces_spdy(kpeer: Path, pod: PodServer, tmp_path: Path) -> None:
@@ -583,3 +595,81 @@ def test_kstream_auto_falls_back_to_spdy_when_the_tunnel_is_refused(
 
         client.run(body)
         assert _transports(peer) == ["spdy"]
+
+
+# --------------------------------------------------------------------------- WebSocket v4, raw
+
+
+def _ws_port_forward(peer: GoPeerServer, ports: list[int], protocol: str,
+                     payloads: dict[int, bytes]) -> tuple[dict[int, bytes], dict[int, str]]:
+    """One WebSocket v4 port-forward (``?ports=`` repeated) on kstream's sans-IO client.
+
+    Sends ``payloads`` (request id -> bytes), reads each echo back to its length and the
+    other ports' error text, then closes; returns the data and error text by request id.
+    """
+    client = WebSocketPortForwardClient(
+        host=f"127.0.0.1:{peer.port}", target="/api/v1/namespaces/default/pods/demo/portforward",
+        ports=ports, protocols=[protocol])
+    data: dict[int, bytearray] = {index: bytearray() for index in range(len(ports))}
+    errors: dict[int, str] = {}
+    deadline = time.monotonic() + IO_TIMEOUT
+    with socket.create_connection(("127.0.0.1", peer.port), timeout=IO_TIMEOUT) as sock:
+        sock.sendall(client.data_to_send())
+        sent = False
+        while any(len(data[i]) < len(p) for i, p in payloads.items()) or \
+                len(errors) < len(ports) - len(payloads):
+            assert time.monotonic() < deadline, (data, errors)
+            chunk = sock.recv(65536)
+            assert chunk, f"the WebSocket ended early: {data} {errors}"
+            for event in client.receive_data(chunk):
+                if isinstance(event, UpgradeAccepted):
+                    assert event.protocol == protocol
+                elif isinstance(event, ForwardData):
+                    data[event.request_id] += event.data
+                elif isinstance(event, ForwardError):
+                    errors[event.request_id] = errors.get(event.request_id, "") + event.message
+            if not sent:
+                for request_id, payload in payloads.items():
+                    client.send(request_id, payload)
+                sent = True
+            sock.sendall(client.data_to_send())
+        client.close()
+        sock.sendall(client.data_to_send())
+    return {index: bytes(value) for index, value in data.items()}, errors
+
+
+@pytest.mark.parametrize("protocol", ["v4.channel.k8s.io", "v4.base64.channel.k8s.io"])
+def test_websocket_v4_ports_channels_and_errors(peer: GoPeerServer, pod: PodServer,
+                                                protocol: str) -> None:
+    # (Comma-separated ports: the official client's test above.)
+    ports = [pod.echo_port, DEAD_PORT, pod.echo_port]
+    payloads = {0: os.urandom(100_000), 2: os.urandom(70_000)}
+    data, errors = _ws_port_forward(peer, ports, protocol, payloads)
+    # One TCP connection per port, even for a port named twice; the port prefix is gone.
+    assert data[0] == payloads[0] and data[2] == payloads[2] and data[1] == b""
+    assert list(errors) == [1]
+    assert errors[1].startswith(f"error forwarding port {DEAD_PORT} to pod demo, uid : ")
+
+
+@pytest.mark.parametrize(("query", "status", "text"), [
+    ("", 400, 'query parameter "port" is required'),
+    ("ports=0", 400, 'port "0" must be > 0'),
+    ("ports=http", 400, 'unable to parse "http" as a port'),
+    ("port=8080,0", 400, 'port "0" must be > 0'),
+])
+def test_websocket_v4_bad_ports_are_400(peer: GoPeerServer, query: str, status: int,
+                                        text: str) -> None:
+    import http.client
+
+    connection = http.client.HTTPConnection("127.0.0.1", peer.port, timeout=IO_TIMEOUT)
+    try:
+        connection.request("GET", f"/api/v1/namespaces/default/pods/demo/portforward?{query}",
+                           headers={"Connection": "Upgrade", "Upgrade": "websocket",
+                                    "Sec-WebSocket-Version": "13",
+                                    "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+                                    "Sec-WebSocket-Protocol": "v4.channel.k8s.io"})
+        response = connection.getresponse()
+        assert response.status == status
+        assert text in response.read().decode()
+    finally:
+        connection.close()

@@ -26,15 +26,17 @@ var pfWebSocketProtocols = map[string]bool{
 }
 
 // portsFromQuery reads "ports" (the API server's name; repeated and/or comma-separated)
-// and "port" (the kubelet's, comma-separated), as a uint16 > 0 each.
+// or, without it, "port" (the kubelet's, comma-separated), as a uint16 > 0 each.
 func portsFromQuery(r *http.Request) ([]uint16, error) {
 	query := r.URL.Query()
+	values := query["ports"]
+	if len(values) == 0 {
+		values = query["port"]
+	}
 	var texts []string
-	for _, name := range []string{"ports", "port"} {
-		for _, value := range query[name] {
-			for _, part := range strings.Split(value, ",") {
-				texts = append(texts, strings.TrimSpace(part))
-			}
+	for _, value := range values {
+		for _, part := range strings.Split(value, ",") {
+			texts = append(texts, strings.TrimSpace(part))
 		}
 	}
 	if len(texts) == 0 {
