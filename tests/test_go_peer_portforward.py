@@ -1,10 +1,15 @@
-"""The Go peer serves port-forward as the kubelet and API server do, on all three transports.
+"""The Go peer serves port-forward as the kubelet and API server do; kstream's client against it.
 
-``kpeer serve`` (tests/peers/go/kpeer) is checked against independent clients before
-kstream is checked against it: real kubectl 1.27 (SPDY ``portforward.k8s.io``) and 1.33
-(the ``SPDY/3.1+portforward.k8s.io`` tunnel, falling back to SPDY when it is refused)
-and the official ``kubernetes`` client (WebSocket v4). The "pod" is ``kpeer pod-serve``'s
-echo port on 127.0.0.1. A missing kubectl, Go or the Go packages fails, never skips.
+``kpeer serve`` (tests/peers/go/kpeer) is checked first against independent clients:
+real kubectl 1.27-1.30 (SPDY ``portforward.k8s.io``) and 1.31-1.33 (the
+``SPDY/3.1+portforward.k8s.io`` tunnel, falling back to SPDY when it is refused) and the
+official ``kubernetes`` client (WebSocket v4); then stream by stream with kstream's
+sans-IO cores (resets, the pair timeout, duplicates, the error text, WebSocket v4's
+channels). Then kstream's client (``open_port_forward``, asyncio and trio) runs against
+it on every transport: 1 MiB echoes, tunnel messages split at every frame write (the
+default) and cut to a few bytes, a dead port while other connections keep working, many
+connections on one upgrade, the fallback. The "pod" is ``kpeer pod-serve``'s echo port
+on 127.0.0.1. A missing kubectl, Go or the Go packages fails, never skips.
 """
 
 from __future__ import annotations
