@@ -58,8 +58,9 @@ def test_asyncio_server(transport: str) -> None:
 
     async def main() -> None:
         async with asyncio.timeout(30), await kstream.asyncio.start_server(handler) as server:
-            async with await kstream.asyncio.open_port_forward(
-                    server.url, "default", "p", transport=transport) as session:
+            session = await kstream.asyncio.open_port_forward(server.url, "default", "p",
+                                                              transport=transport)
+            async with session:
                 reader, writer = await session.open_connection(8080)
                 writer.write(b"x" * 100000)
                 assert await _read_back(reader.read, 100000) == b"x" * 100000

@@ -34,6 +34,7 @@ from ._runtime.portforward import (
     PortForwardRequest,
     PortForwardSessionCore,
     port_forward_request,
+    ready_key,
 )
 from ._runtime.portforward import new_client_connection as _new_client_connection
 from ._runtime.portforward_streams import ForwardedConnection
@@ -101,6 +102,12 @@ class _ForwardConnection(ForwardClientCore, _Pump):
             await trio.sleep_until(heartbeat.next_wakeup())
             if not self._heartbeat_tick(heartbeat):
                 return
+
+    def release(self, request_id: int) -> None:
+        super().release(request_id)
+        # The parking lots of its inputs go too: a long session sees many connections.
+        self._readable.pop(request_id, None)
+        self._readable.pop(ready_key(request_id), None)
 
     async def aclose(self) -> None:
         self.close_connection()

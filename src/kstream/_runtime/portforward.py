@@ -71,6 +71,7 @@ __all__ = [
     "PortForwardSessionCore",
     "new_client_connection",
     "port_forward_request",
+    "ready_key",
     "transport_plan",
 ]
 
@@ -221,7 +222,8 @@ class _Forwarded:
     error: str | None = None     # the server's error text
 
 
-def _ready_key(request_id: int) -> int:
+def ready_key(request_id: int) -> int:
+    """The input key of a request's readiness (see :class:`ForwardClientCore`)."""
     # A request's readiness is a zero-byte input that ends when the server took the
     # request: waiting for it is waiting for that input, the one wait of the core.
     return -1 - request_id
@@ -289,7 +291,7 @@ class ForwardClientCore(ConnectionCore):
             state = self._requests.get(event.request_id)
             if state is not None:
                 state.ready = True
-                self._end_input(_ready_key(event.request_id))
+                self._end_input(ready_key(event.request_id))
         elif isinstance(event, ForwardError):
             self._on_error_text(event.request_id, event.message)
         elif isinstance(event, ForwardReset):
@@ -330,7 +332,7 @@ class ForwardClientCore(ConnectionCore):
         state.remote_ended = True
         self._end_input(request_id, error)
         if not state.ready:
-            self._end_input(_ready_key(request_id), error or ConnectionResetError(
+            self._end_input(ready_key(request_id), error or ConnectionResetError(
                 f"the server ended the connection to port {state.port}"))
 
     def _on_forward_closed(self, request_id: int) -> None:
@@ -420,7 +422,7 @@ class ForwardClientCore(ConnectionCore):
         request_id = self.session.open(port)
         self._requests[request_id] = _Forwarded(port)
         self._inputs[request_id] = ReceiveBuffer()
-        self._inputs[_ready_key(request_id)] = ReceiveBuffer()
+        self._inputs[ready_key(request_id)] = ReceiveBuffer()
         self._schedule_flush()
         return request_id
 
@@ -430,7 +432,7 @@ class ForwardClientCore(ConnectionCore):
         Raises:
             PortForwardError, ConnectionResetError, ConnectionLostError: it never will.
         """
-        buffer = await self._wait_input(_ready_key(request_id))
+        buffer = await self._wait_input(ready_key(request_id))
         state = self._requests.get(request_id)
         if state is None or not state.ready:
             buffer.take()  # raises the error the request ended with
@@ -479,7 +481,7 @@ class ForwardClientCore(ConnectionCore):
         """
         state = self._requests.pop(request_id, None)
         self._inputs.pop(request_id, None)
-        self._inputs.pop(_ready_key(request_id), None)
+        self._inputs.pop(ready_key(request_id), None)
         if state is None:
             return
         if self.transport == "websocket":

@@ -223,6 +223,10 @@ class ServerPortForward:
         self._requests.pop(request_id, None)
         self._ended.discard(request_id)
         self._conn._inputs.pop(_data_key(request_id), None)
+        # trio's pump keeps a parking lot per input key: drop it with the input.
+        readable = getattr(self._conn, "_readable", None)
+        if isinstance(readable, dict):
+            readable.pop(_data_key(request_id), None)
         self._conn._maybe_resume_reading()
 
     def _end_all(self) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 
 from .._errors import KstreamError
 from .buffers import READ_SIZE
+from .errors import IncompleteReadError
 from .portforward import ForwardClientCore, PortForwardSessionCore
 
 __all__ = ["ForwardedConnection", "PortForwardReader", "PortForwardWriter"]
@@ -37,6 +38,7 @@ class ForwardedConnection:
         self.port = port
         self.transport = core.transport
         self.closed = False
+        self._error_text: str | None = None  # kept when the connection is released
 
     def __repr__(self) -> str:
         return f"<ForwardedConnection port={self.port} over {self.transport}>"
@@ -46,8 +48,6 @@ class ForwardedConnection:
         """The server's error text for this connection, if it sent one."""
         state = self._core.state(self.request_id)
         return state.error if state is not None else self._error_text
-
-    _error_text: str | None = None
 
     async def read(self, n: int = -1) -> bytes:
         """Read up to ``n`` bytes (``n < 0``: until EOF); ``b""`` at EOF.
@@ -63,6 +63,8 @@ class ForwardedConnection:
 
     async def readexactly(self, n: int) -> bytes:
         """Read exactly ``n`` bytes (:class:`~kstream.IncompleteReadError` at an early EOF)."""
+        if self.closed:
+            raise IncompleteReadError(b"", n)
         return await self._core.readexactly(self.request_id, n)
 
     def at_eof(self) -> bool:
