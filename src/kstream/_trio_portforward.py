@@ -243,6 +243,8 @@ class PortForwardSession:
             if stream is not None:
                 await trio.aclose_forcefully(stream)
             raise
+        # Forget the connections whose I/O ended (WebSocket v4 makes one per connection).
+        self._cores = [core for core in self._cores if not core.pump_done.is_set()]
         self._cores.append(connection)
         if self._nursery is not None:
             self._nursery.start_soon(connection.run_pump)
