@@ -37,6 +37,8 @@ BENCHMARKS: Final[dict[str, str]] = {
     "compat": "kstream.compat.kubernetes.stream() vs the original stream(), same calls",
     "process": "whole processes: kstream exec vs kubectl exec (start, pipe upload, "
                "pipe download)",
+    "portforward": "port-forward down and up: kstream, kubectl, direct TCP; concurrency; "
+                   "kstream serve vs the Go peer",
 }
 _NEEDS_SERVERS: Final = frozenset({"loopback", "official", "latency", "scale",
                                    "server-role", "compat", "process"})
@@ -75,6 +77,10 @@ def run(config: Config, only: Sequence[str] = (), *, out: Path = DEFAULT_OUT,
             results += bench_ws_framing(config)
         elif name == "framing-spdy":
             results += bench_spdy_framing(config)
+        elif name == "portforward":
+            from .portforward import bench_portforward
+
+            results += bench_portforward(config, remarks)
     if any(name in _NEEDS_SERVERS for name in names):
         from . import loopback
 

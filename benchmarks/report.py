@@ -88,6 +88,20 @@ TARGETS: tuple[Target, ...] = (
       for direction in ("upload", "download")
       for case, name, version in (("websocket v5", "WebSocket v5", "1.33"),
                                   ("spdy", "SPDY", "1.27"))),
+    # Port-forward (benchmarks/portforward.py).
+    *(Target(f"port-forward {direction}, {case}: kstream ≥ 1.2× kubectl {version}",
+             f"pf-{direction}", case, "kstream port-forward", f"kubectl {version}", "ratio", 1.2)
+      for direction in ("download", "upload")
+      for case, version in (("tunnel", "1.33"), ("spdy", "1.27"))),
+    *(Target(f"port-forward, 100 connections, {case}: ≤ 64 KiB RSS per open connection",
+             "pf-concurrent", f"100 connections, {case}", "kstream port-forward",
+             "RSS KiB/connection", "extra-max", 64.0) for case in ("tunnel", "spdy")),
+    *(Target(f"port-forward server role: kubectl {version} {direction} through kstream "
+             "serve ≥ 0.8× the Go peer", "pf-server-role",
+             f"kubectl {version} ({case}) {direction}", "kstream serve", "Go peer", "ratio",
+             0.8)
+      for case, version in (("tunnel", "1.33"), ("spdy", "1.27"))
+      for direction in ("download", "upload")),
 )
 
 
@@ -204,6 +218,14 @@ _GROUP_TITLES = {
     "process-start": "Whole process: `exec -- true`, wall time from outside (lower is better)",
     "process-upload": "Whole process: `head -c SIZE /dev/zero | … exec -i POD -- sink`",
     "process-download": "Whole process: `… exec POD -- source SIZE | cat > /dev/null`",
+    "pf-download": "Port-forward download through the local port (kpeer pf-load, connect to "
+                   "EOF)",
+    "pf-upload": "Port-forward upload through the local port (kpeer pf-load, connect to the "
+                 "pod's confirmation)",
+    "pf-concurrent": "Port-forward: concurrent connections through one forward (aggregate "
+                     "download; RSS per open connection)",
+    "pf-server-role": "Port-forward server role: kubectl through kstream serve vs through "
+                      "the Go peer",
 }
 
 

@@ -3,18 +3,25 @@
 ``kpeer`` is built offline from Debian's Go packages (golang-go,
 golang-github-docker-spdystream-dev, golang-github-gorilla-websocket-dev) in GOPATH
 mode. ``kpeer serve`` reproduces the kubelet/CRI exec server over SPDY/3.1 and
-WebSocket; ``kpeer spdy-client`` reproduces client-go's SPDY executor. See
-``kpeer --help`` and the package comment in ``go/kpeer/main.go``.
+WebSocket, and port-forward on all three transports (SPDY ``portforward.k8s.io``,
+WebSocket v4, the ``SPDY/3.1+portforward.k8s.io`` tunnel; pod ports are
+``127.0.0.1:PORT``); it also answers discovery and the pod GET, so kubectl can point
+straight at it (:meth:`GoPeerServer.write_kubeconfig`). ``kpeer spdy-client`` reproduces
+client-go's SPDY executor; ``kpeer pod-serve`` is a pod to forward to (:class:`PodServer`)
+and ``kpeer pf-load`` a load client (:func:`run_pf_load`). See ``kpeer --help`` and the
+package comment in ``go/kpeer/main.go``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import selectors
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,6 +40,7 @@ DEBIAN_GOPATH = "/usr/share/gocode"
 BUILD_TIMEOUT = 300.0
 STARTUP_TIMEOUT = 20.0
 STOP_GRACE = 5.0
+STDOUT_LINES_KEPT = 200
 
 
 def _build_env() -> dict[str, str]:
@@ -122,6 +130,17 @@ class GoPeerServer:
         ping_interval: the server pings clients at this Go duration (e.g. ``"100ms"``)
             and prints ``PONGS <n>`` to its stderr when each session ends.
         extra_args: more ``kpeer serve`` arguments.
+        reject_tunnel: answer every SPDY-over-WebSocket tunnel upgrade (port-forward)
+            with this HTTP status, as an API server without the tunnel does: clients
+            fall back to SPDY.
+        tunnel_cut: cut every tunnel message the server sends to at most this many
+            bytes. Without it each SPDY frame write is one message (a DATA frame is
+            three: 4 bytes, 4 bytes, the payload), as the API server's relay sends them.
+        pair_timeout: how long a port-forward stream pair may stay incomplete (Go
+            duration; the kubelet's 30 s by default).
+
+    The log (:meth:`stderr_text`) names the transport of every port-forward session:
+    ``portforward: transport spdy|tunnel|websocket pod "NAME"``.
     """
 
     def __init__(
@@ -132,8 +151,17 @@ class GoPeerServer:
         reject_spdy: int | None = None,
         ping_interval: str | None = None,
         extra_args: Sequence[str] = (),
+        reject_tunnel: int | None = None,
+        tunnel_cut: int | None = None,
+        pair_timeout: str | None = None,
     ) -> None:
         self.args = [str(binary), "serve", "--listen", "127.0.0.1:0"]
+        if reject_tunnel is not None:
+            self.args += ["--reject-tunnel", str(reject_tunnel)]
+        if tunnel_cut is not None:
+            self.args += ["--tunnel-cut", str(tunnel_cut)]
+        if pair_timeout is not None:
+            self.args += ["--pair-timeout", pair_timeout]
         if reject_websocket is not None:
             self.args += ["--reject-websocket", str(reject_websocket)]
         if reject_spdy is not None:
@@ -151,6 +179,26 @@ class GoPeerServer:
     def url(self) -> str:
         """``http://127.0.0.1:<port>``, the base URL of the server."""
         return f"http://{self.host}:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        """The server's process id (0 before it starts)."""
+        return self._process.pid if self._process is not None else 0
+
+    def write_kubeconfig(self, path: Path, *, namespace: str = "default") -> Path:
+        """Write a kubeconfig that points kubectl straight at this server; return it.
+
+        Plain HTTP without credentials: kubectl sends no token over HTTP and the peer
+        wants none. Any pod name is a Running pod.
+        """
+        path.write_text(json.dumps({
+            "apiVersion": "v1", "kind": "Config", "current-context": "kpeer",
+            "clusters": [{"name": "kpeer", "cluster": {"server": self.url}}],
+            "users": [{"name": "kpeer", "user": {}}],
+            "contexts": [{"name": "kpeer", "context": {
+                "cluster": "kpeer", "user": "kpeer", "namespace": namespace}}],
+        }))
+        return path
 
     def __enter__(self) -> GoPeerServer:
         # stderr goes to a file, not a pipe: nobody drains it while tests run.
@@ -316,3 +364,257 @@ def run_spdy_client(
 
 def _read_if_exists(path: Path) -> bytes:
     return path.read_bytes() if path.exists() else b""
+
+
+class PodServer:
+    """``kpeer pod-serve``: the "pod" of port-forward tests, on 127.0.0.1, as a context manager.
+
+    Attributes:
+        echo_port: sends back every byte until the client's FIN, then closes.
+        bench_port: a 9-byte request, ``b"D"`` or ``b"U"`` and a big-endian uint64 N:
+            ``D`` sends N bytes and closes; ``U`` reads N bytes, answers their count as a
+            big-endian uint64 and closes (see :func:`run_pf_load`).
+    """
+
+    def __init__(self, binary: Path) -> None:
+        self.args = [str(binary), "pod-serve"]
+        self.echo_port = 0
+        self.bench_port = 0
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int:
+        """The pod server's process id (0 when not running)."""
+        return self._process.pid if self._process is not None else 0
+
+    def __enter__(self) -> PodServer:
+        self._process = subprocess.Popen(self.args, stdin=subprocess.DEVNULL,
+                                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        try:
+            assert self._process.stdout is not None
+            for _ in range(2):
+                line = _read_line(self._process.stdout, STARTUP_TIMEOUT).decode("ascii")
+                word, _, address = line.strip().partition(" ")
+                port = int(address.rpartition(":")[2])
+                if word == "ECHO":
+                    self.echo_port = port
+                elif word == "BENCH":
+                    self.bench_port = port
+                else:
+                    raise RuntimeError(f"kpeer pod-serve printed {line!r}")
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the pod server (also done by ``__exit__``)."""
+        process = self._process
+        if process is None:
+            return
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(STOP_GRACE)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
+        self._process = None
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    """What ``kpeer pf-load`` measured: ``conns`` transfers at once, ``nbytes`` in all."""
+
+    seconds: float
+    nbytes: int
+    conns: int
+
+
+def run_pf_load(binary: Path, port: int, *, mode: str, size: int, conns: int = 1,
+                timeout: float = 300.0) -> LoadResult:
+    """Time ``conns`` concurrent transfers of ``size`` bytes each through 127.0.0.1:``port``.
+
+    ``mode`` is ``"down"`` (the pod sends) or ``"up"`` (the pod receives and confirms
+    the count); the far end must be a :class:`PodServer` bench port (directly, or
+    through a forward). Timed from the first connect to the last connection's EOF.
+
+    Raises:
+        RuntimeError: a transfer failed or came up short.
+    """
+    args = [str(binary), "pf-load", "--addr", f"127.0.0.1:{port}", "--mode", mode,
+            "--bytes", str(size), "--conns", str(conns), "--timeout", f"{timeout}s"]
+    completed = subprocess.run(args, stdin=subprocess.DEVNULL, capture_output=True,
+                               timeout=timeout + 10, check=False)
+    if completed.returncode != 0:
+        raise RuntimeError(f"kpeer pf-load exited {completed.returncode}: "
+                           f"{completed.stderr.decode('utf-8', 'replace').strip()}")
+    fields = json.loads(completed.stdout.decode("utf-8").strip().splitlines()[-1])
+    return LoadResult(seconds=float(fields["seconds"]), nbytes=int(fields["bytes"]),
+                      conns=int(fields["conns"]))
+
+
+class HeldConnections:
+    """``kpeer pf-load --mode hold``: ``conns`` echo connections kept open, as a context manager.
+
+    On entry every connection has made a one-byte round trip (so each is forwarded end
+    to end); on exit each is half-closed and read to EOF.
+    """
+
+    def __init__(self, binary: Path, port: int, conns: int, *, timeout: float = 120.0) -> None:
+        self.args = [str(binary), "pf-load", "--addr", f"127.0.0.1:{port}", "--mode", "hold",
+                     "--conns", str(conns), "--timeout", f"{timeout}s"]
+        self.timeout = timeout
+        self.open_seconds = 0.0
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> HeldConnections:
+        self._process = subprocess.Popen(self.args, stdin=subprocess.PIPE,
+                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert self._process.stdout is not None
+        try:
+            line = _read_line(self._process.stdout, self.timeout).decode("ascii", "replace")
+        except (TimeoutError, EOFError) as exc:
+            self._kill()
+            raise RuntimeError(f"kpeer pf-load --mode hold failed: {exc}") from exc
+        word, _, seconds = line.strip().partition(" ")
+        if word != "OPEN":
+            self._kill()
+            raise RuntimeError(f"kpeer pf-load --mode hold printed {line!r}")
+        self.open_seconds = float(seconds)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        process = self._process
+        if process is None:
+            return
+        try:
+            process.communicate(b"\n", timeout=30)
+        except subprocess.TimeoutExpired:
+            self._kill()
+
+    def _kill(self) -> None:
+        process = self._process
+        if process is not None and process.poll() is None:
+            process.kill()
+            process.communicate()
+
+
+class ForwardingProcess:
+    """A ``port-forward`` command (kubectl's or kstream's) running, as a context manager.
+
+    It waits for the first ``Forwarding from 127.0.0.1:L -> R`` line (kubectl's, which
+    ``kstream port-forward`` prints too) and keeps its stdout and stderr in a file.
+
+    Example:
+        with ForwardingProcess([kubectl, "--kubeconfig", kc, "port-forward",
+                                "--address", "127.0.0.1", "pod/p", ":8080"]) as forward:
+            connect(("127.0.0.1", forward.local_port))
+
+    Attributes:
+        local_port: L of the first ``Forwarding from`` line.
+        pid: the process id (for its RSS).
+    """
+
+    def __init__(self, args: Sequence[str], *, env: dict[str, str] | None = None) -> None:
+        self.args = list(args)
+        self.env = env
+        self.local_port = 0
+        self.pid = 0
+        self._process: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+        self._final_log = ""
+        self._drain: threading.Thread | None = None
+        #: The last lines of stdout after the first ``Forwarding from`` line.
+        self.stdout_lines: list[str] = []
+
+    def __enter__(self) -> ForwardingProcess:
+        self._log = tempfile.TemporaryFile()
+        self._process = subprocess.Popen(self.args, stdin=subprocess.DEVNULL,
+                                         stdout=subprocess.PIPE, stderr=self._log,
+                                         env=self.env)
+        self.pid = self._process.pid
+        try:
+            assert self._process.stdout is not None
+            while True:
+                line = _read_line(self._process.stdout, STARTUP_TIMEOUT).decode("utf-8",
+                                                                              "replace")
+                if line.startswith("Forwarding from 127.0.0.1:"):
+                    self.local_port = int(line.split()[2].rpartition(":")[2])
+                    break
+            # kubectl prints "Handling connection for L" per connection: keep draining
+            # stdout, or a full pipe would stall it.
+            self._drain = threading.Thread(target=self._drain_stdout, daemon=True)
+            self._drain.start()
+        except BaseException as exc:
+            self.close()
+            raise RuntimeError(f"{self.args[0]} port-forward did not start: {exc}\n"
+                               f"{self.log_text()}") from exc
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _drain_stdout(self) -> None:
+        process = self._process
+        assert process is not None and process.stdout is not None
+        with contextlib.suppress(OSError, ValueError):
+            for line in iter(process.stdout.readline, b""):
+                self.stdout_lines.append(line.decode("utf-8", "replace"))
+                del self.stdout_lines[:-STDOUT_LINES_KEPT]
+
+    def poll(self) -> int | None:
+        """The exit status once the process has ended, else None."""
+        return self._process.poll() if self._process is not None else None
+
+    def wait(self, timeout: float) -> int:
+        """Wait for the process to end by itself; return its exit status."""
+        assert self._process is not None
+        return self._process.wait(timeout)
+
+    def log_text(self) -> str:
+        """Its stderr so far (stdout after the first line is not kept)."""
+        if self._log is None:
+            return self._final_log
+        self._log.seek(0)
+        return self._log.read().decode("utf-8", "replace")
+
+    def close(self) -> None:
+        """Stop the process (SIGTERM, then SIGKILL); ``log_text`` keeps working."""
+        process = self._process
+        if process is not None:
+            if process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(STOP_GRACE)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+            if self._drain is not None:
+                self._drain.join(STOP_GRACE)
+            if process.stdout is not None:
+                process.stdout.close()
+        if self._log is not None:
+            self._final_log = self.log_text()
+            self._log.close()
+            self._log = None

@@ -26,6 +26,10 @@ type serverConfig struct {
 	rejectSPDY      int
 	pingInterval    time.Duration
 	streamTimeout   time.Duration
+	// Port-forward knobs (portforward.go).
+	rejectTunnel int
+	pairTimeout  time.Duration
+	tunnelCut    int
 }
 
 func serveMain(args []string) error {
@@ -37,6 +41,12 @@ func serveMain(args []string) error {
 	fs.DurationVar(&cfg.pingInterval, "ping-interval", 0, "ping the client at this interval")
 	// StreamCreationTimeout, apimachinery/pkg/util/remotecommand/constants.go.
 	fs.DurationVar(&cfg.streamTimeout, "stream-timeout", 30*time.Second, "how long to wait for the SPDY streams")
+	fs.IntVar(&cfg.rejectTunnel, "reject-tunnel", 0,
+		"answer every SPDY-over-WebSocket tunnel upgrade with this HTTP status (clients fall back to SPDY)")
+	// StreamCreationTimeout again: the kubelet waits this long for a port-forward pair.
+	fs.DurationVar(&cfg.pairTimeout, "pair-timeout", 30*time.Second, "how long a port-forward stream pair may stay incomplete")
+	fs.IntVar(&cfg.tunnelCut, "tunnel-cut", 0,
+		"cut every tunnel message to at most this many bytes (0: one message per SPDY frame write)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -60,9 +70,17 @@ type execHandler struct {
 	cfg *serverConfig
 }
 
-// ServeHTTP serves exec on any path: SPDY for "Upgrade: SPDY/3.1" (any method),
+// ServeHTTP answers discovery and pod GETs (api.go), serves port-forward on paths ending
+// in /portforward (portforward.go) and exec on any other path: SPDY for "Upgrade: SPDY/3.1" (any method),
 // WebSocket for "Upgrade: websocket".
 func (h *execHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if serveAPI(w, r) {
+		return
+	}
+	if isPortForwardPath(r.URL.Path) {
+		h.servePortForward(w, r)
+		return
+	}
 	upgrade := strings.ToLower(r.Header.Get("Upgrade"))
 	switch {
 	case strings.Contains(upgrade, "spdy/3.1"):

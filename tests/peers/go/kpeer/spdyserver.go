@@ -36,27 +36,33 @@ func commaSeparatedValues(lines []string) []string {
 	return values
 }
 
-// spdyHandshake is httpstream.Handshake (apimachinery/pkg/util/httpstream/httpstream.go):
-// the client's first protocol that the server supports wins.
+// spdyHandshake is httpstream.Handshake (apimachinery/pkg/util/httpstream/httpstream.go)
+// for exec.
 func spdyHandshake(w http.ResponseWriter, r *http.Request) (string, bool) {
+	return negotiateSPDY(w, r, spdyProtocols)
+}
+
+// negotiateSPDY is httpstream.Handshake: the client's first protocol that the server
+// supports wins.
+func negotiateSPDY(w http.ResponseWriter, r *http.Request, serverProtocols []string) (string, bool) {
 	clientProtocols := commaSeparatedValues(r.Header[http.CanonicalHeaderKey("X-Stream-Protocol-Version")])
 	if len(clientProtocols) == 0 {
 		http.Error(w, "unable to upgrade: X-Stream-Protocol-Version is required", http.StatusBadRequest)
 		return "", false
 	}
 	for _, client := range clientProtocols {
-		for _, server := range spdyProtocols {
+		for _, server := range serverProtocols {
 			if client == server {
 				w.Header().Add("X-Stream-Protocol-Version", client)
 				return client, true
 			}
 		}
 	}
-	for _, server := range spdyProtocols {
+	for _, server := range serverProtocols {
 		w.Header().Add("X-Accepted-Stream-Protocol-Versions", server)
 	}
 	http.Error(w, fmt.Sprintf("unable to upgrade: unable to negotiate protocol: client supports %v, server accepts %v",
-		clientProtocols, spdyProtocols), http.StatusForbidden)
+		clientProtocols, serverProtocols), http.StatusForbidden)
 	return "", false
 }
 
