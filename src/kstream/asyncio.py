@@ -44,7 +44,7 @@ import ssl as _ssl
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from types import TracebackType
-from typing import Unpack
+from typing import TYPE_CHECKING, Unpack
 
 from ._dial.on_asyncio import connect
 from ._exec.fallback import Attempt
@@ -93,6 +93,14 @@ from ._runtime.server import (
     ServerRequest,
 )
 
+if TYPE_CHECKING:  # the names __getattr__ lends, typed for checkers
+    from ._asyncio_portforward import (
+        PortForwardReader,
+        PortForwardSession,
+        PortForwardWriter,
+        open_port_forward,
+    )
+
 __all__ = [
     "CalledRemoteProcessError",
     "CompletedExec",
@@ -100,6 +108,9 @@ __all__ = [
     "ExecServer",
     "IncompleteReadError",
     "PingTimeoutError",
+    "PortForwardReader",
+    "PortForwardSession",
+    "PortForwardWriter",
     "RemoteCommandError",
     "RemoteOutput",
     "RemoteProcess",
@@ -108,6 +119,7 @@ __all__ = [
     "ServerRequest",
     "open_attach",
     "open_exec",
+    "open_port_forward",
     "run",
     "start_server",
 ]

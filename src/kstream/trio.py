@@ -54,7 +54,7 @@ import os
 import ssl as _ssl
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from types import TracebackType
-from typing import Final, NoReturn, Self, Unpack
+from typing import TYPE_CHECKING, Final, NoReturn, Self, Unpack
 
 import trio
 
@@ -104,13 +104,18 @@ from ._runtime.server import (
     ServerRequest,
 )
 
+if TYPE_CHECKING:  # the names __getattr__ lends, typed for checkers
+    from ._trio_portforward import ForwardedStream, PortForwardSession, open_port_forward
+
 __all__ = [
     "CalledRemoteProcessError",
     "CompletedExec",
     "ConnectionLostError",
     "ExecServer",
+    "ForwardedStream",
     "IncompleteReadError",
     "PingTimeoutError",
+    "PortForwardSession",
     "RemoteCommandError",
     "RemoteOutput",
     "RemoteProcess",
@@ -119,6 +124,7 @@ __all__ = [
     "ServerRequest",
     "open_attach",
     "open_exec",
+    "open_port_forward",
     "run",
     "serve",
     "serve_stream",
