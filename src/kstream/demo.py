@@ -3,8 +3,9 @@
 Starts ``kstream serve`` on a free loopback port with a temporary kubeconfig, runs execs
 through it over WebSocket v5, WebSocket v4 and SPDY -- a command fed on stdin, one that
 exits with code 3 -- printing each command shell-quoted, the negotiated transport, the
-output and the exit code, then stops the server and shows how to try the same by hand.
-Nothing is left running.
+output and the exit code; then forwards a connection to an echo server on the pod's
+network (this machine's loopback) over the tunnel, SPDY and WebSocket v4; then stops the
+server and shows how to try the same by hand. Nothing is left running.
 """
 
 from __future__ import annotations
@@ -61,6 +62,39 @@ async def _exec(connection: ClusterConnection, command: Sequence[str], *, transp
     print(f"    exit code: {code}")
 
 
+#: (label, transport) of each port-forward run.
+_FORWARDS: Final = (
+    ("tunnel (SPDY in WebSocket, kubectl 1.31+)", "tunnel"),
+    ("SPDY/3.1", "spdy"),
+    ("WebSocket v4", "websocket"),
+)
+
+
+async def _echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    # Ends quietly when the demo ends first (asyncio.run cancels it at shutdown).
+    with contextlib.closing(writer), contextlib.suppress(ConnectionError,
+                                                         asyncio.CancelledError):
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+
+
+async def _forward(connection: ClusterConnection, port: int, transport: str) -> None:
+    from .asyncio import open_port_forward
+
+    session = await open_port_forward(
+        connection.server, connection.namespace, "demo", headers=connection.headers,
+        ssl=connection.ssl_context, transport=transport)
+    async with session:
+        reader, writer = await session.open_connection(port)
+        message = f"hello through {transport}\n".encode()
+        writer.write(message)
+        echoed = await reader.readexactly(len(message))
+        writer.close()
+    print(f"  pod port {port}: sent {message!r}, echoed {echoed!r}")
+    print(f"    negotiated: {session.transport} {session.protocol}")
+
+
 async def _run_all(kubeconfig: str) -> None:
     connection = load_config(kubeconfig, environ={})
     for label, transport, protocols in _RUNS:
@@ -75,6 +109,14 @@ async def _run_all(kubeconfig: str) -> None:
         await asyncio.wait_for(_exec(connection, ["sh", "-c", "echo about to fail >&2; exit 3"],
                                      transport=transport, protocols=protocols, stdin=None),
                                _EXEC_TIMEOUT)
+    # Port-forward: the demo pod shares this machine's network, so its ports are
+    # 127.0.0.1's; an echo server stands in for a service in the pod.
+    echo = await asyncio.start_server(_echo, "127.0.0.1", 0)
+    async with echo:
+        port = echo.sockets[0].getsockname()[1]
+        for label, transport in _FORWARDS:
+            print(f"Port-forward, {label}:")
+            await asyncio.wait_for(_forward(connection, port, transport), _EXEC_TIMEOUT)
 
 
 def _start_server(kubeconfig: str, log: IO[str]) -> tuple[subprocess.Popen[str], str]:
@@ -137,13 +179,18 @@ def _try_it_yourself() -> str:
         (f"echo hello | {kstream} exec --kubeconfig /tmp/kc -i demo -- tr a-z A-Z", "HELLO"),
         (f"{kstream} exec --kubeconfig /tmp/kc -it demo -- sh", "a shell, with a terminal"),
         ("KUBECONFIG=/tmp/kc kubectl exec -it demo -- sh", "real kubectl works too"),
-        ("kill %1", "stop the server"),
+        ("python3 -m http.server 8000 --bind 127.0.0.1 &", "a web server in the pod"),
+        (f"{kstream} port-forward --kubeconfig /tmp/kc demo 8080:8000 &",
+         "127.0.0.1:8080 -> the pod's port 8000"),
+        ("curl -s localhost:8080 | head -3", "through the tunnel"),
+        ("kill %1 %2 %3", "stop them all"),
     ]
     width = max(len(command) for command, _ in lines)
     return "\n".join([
         f"Try it yourself ({kstream} is there; `. {activate}` puts kstream on PATH):",
         *(f"  {command.ljust(width)}  # {note}" for command, note in lines),
-        "More: docs/cli.md (the command line), docs/guide.md (the Python API).",
+        "More: docs/cli.md (the command line), docs/guide.md (the Python API), "
+        "docs/portforward.md.",
     ])
 
 
