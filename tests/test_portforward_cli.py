@@ -125,6 +125,7 @@ def test_bad_port_forms(spec: str, message: str) -> None:
 @pytest.mark.parametrize("transport", ["auto", "spdy", "websocket"])
 def test_forwards_and_exits_on_ctrl_c_like_kubectl(server: FakeNode, echo: PodServer,
                                                    transport: str) -> None:
+    before = len(server.sessions)
     with _command(server, "--address", "127.0.0.1", "--transport", transport, "-v",
                   "pod/demo", f":{echo.port}") as command:
         host, local, remote = command.forwarding[0]
@@ -137,6 +138,7 @@ def test_forwards_and_exits_on_ctrl_c_like_kubectl(server: FakeNode, echo: PodSe
     assert "Traceback" not in command.stderr
     expected = "tunnel" if transport == "auto" else transport
     assert f"kstream: transport {expected}" in command.stderr
+    assert {r.transport for r in server.sessions[before:]} == {expected}
 
 
 def test_fixed_local_port_and_two_ports(server: FakeNode, echo: PodServer) -> None:
