@@ -1,10 +1,11 @@
-"""Real kubectl 1.27 .. 1.33 ``port-forward`` against ``kstream serve``.
+"""Real kubectl 1.27 .. 1.33 ``port-forward`` against a :class:`~kstream.testing.FakeNode`.
 
 kubectl <= 1.30 forwards over SPDY ``portforward.k8s.io``; 1.31+ over the tunnel
 ``SPDY/3.1+portforward.k8s.io``, falling back to SPDY when the tunnel is refused, and
 SPDY with ``KUBECTL_PORT_FORWARD_WEBSOCKETS=false`` (protocol-notes §5.1). Each case
-checks, from the server's session log, which transport kubectl used. The pod port is an
-echo server on 127.0.0.1 (``pfpods.py``). A missing kubectl fails.
+checks, from the node's log (``kstream serve``'s session lines) and its session
+records, which transport kubectl used. The node (TLS with its own CA) runs on a thread;
+the pod port is an echo server on 127.0.0.1 (``pfpods.py``). A missing kubectl fails.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import contextlib
 import hashlib
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -24,9 +26,11 @@ from pathlib import Path
 
 import pytest
 from pfpods import PodServer, dead_port
-from servehelper import ServeProcess, clean_env, kubectl_dir
+
+from kstream.testing import FakeNode, Faults
 
 _TIMEOUT = 60
+_KUBECTL_DIR = Path(os.path.realpath(shutil.which("kubectl") or "/nonexistent")).parent
 _FORWARDING = re.compile(rb"Forwarding from 127\.0\.0\.1:(\d+) -> (\d+)")
 
 #: (kubectl version, KUBECTL_PORT_FORWARD_WEBSOCKETS, transport the server must see)
@@ -42,11 +46,29 @@ def _id(client: tuple[str, str | None, str]) -> str:
     return version + (f"-ws={websockets}" if websockets else "")
 
 
+class LoggedNode:
+    """A running node and the lines of its log (``kstream serve``'s session lines)."""
+
+    def __init__(self, node: FakeNode, log: list[str]) -> None:
+        self.node, self.lines = node, log
+
+    @property
+    def kubeconfig(self) -> str:
+        return self.node.kubeconfig
+
+
+@contextlib.contextmanager
+def _logged_node(faults: Faults | None = None) -> Iterator[LoggedNode]:
+    lines: list[str] = []
+    with FakeNode(faults=faults, log=lines.append).in_thread() as node:
+        yield LoggedNode(node, lines)
+
+
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
-    """One ``kstream serve`` (TLS with its generated CA, the default) for the module."""
-    with ServeProcess(tmp_path_factory.mktemp("serve")) as running:
-        yield running
+def server() -> Iterator[LoggedNode]:
+    """One node (TLS with its own CA, the default) for the module."""
+    with _logged_node() as node:
+        yield node
 
 
 @pytest.fixture(scope="module")
@@ -101,15 +123,18 @@ class PortForward:
 
 
 @contextlib.contextmanager
-def _port_forward(version: str, websockets: str | None, server: ServeProcess, home: Path,
+def _port_forward(version: str, websockets: str | None, server: LoggedNode, home: Path,
                   *ports: int) -> Iterator[PortForward]:
-    binary = kubectl_dir() / f"kubectl.{version}"
+    binary = _KUBECTL_DIR / f"kubectl.{version}"
     assert binary.exists(), f"kubectl {version} is not installed ({binary})"
-    env = clean_env(HOME=str(home))
+    # No proxies, no stray kube settings.
+    env = {key: value for key, value in os.environ.items()
+           if not key.upper().endswith("_PROXY") and not key.startswith("KUBE")}
+    env["HOME"] = str(home)
     if websockets is not None:
         env["KUBECTL_PORT_FORWARD_WEBSOCKETS"] = websockets
     process = subprocess.Popen(
-        [str(binary), "--kubeconfig", str(server.kubeconfig), "port-forward",
+        [str(binary), "--kubeconfig", server.kubeconfig, "port-forward",
          "--address", "127.0.0.1", "pod/demo", *(f":{port}" for port in ports)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     forward = PortForward(process)
@@ -136,18 +161,27 @@ def _round_trip(port: int, data: bytes) -> bytes:
     return b"".join(pieces)
 
 
-def _check_transport(server: ServeProcess, before: int, transport: str) -> None:
-    sessions = server.sessions_since(before)
-    assert sessions, "no port-forward session reached the server"
-    assert all(f" over {transport}/" in line for line in sessions), sessions
+def _check_transport(server: LoggedNode, before: tuple[int, int], transport: str) -> None:
+    """Every session since ``before`` (:func:`_mark`) went over ``transport``."""
+    records = server.node.sessions[before[0]:]
+    assert records, "no port-forward session reached the node"
+    assert all((r.subresource, r.transport) == ("portforward", transport)
+               for r in records), records
+    lines = [line for line in server.lines[before[1]:] if " over " in line]
+    assert len(lines) == len(records), lines
+    assert all(f" over {transport}/" in line for line in lines), lines
+
+
+def _mark(server: LoggedNode) -> tuple[int, int]:
+    return len(server.node.sessions), len(server.lines)
 
 
 @pytest.mark.parametrize("client", CLIENTS, ids=_id)
 def test_round_trip_and_20_concurrent_connections(client: tuple[str, str | None, str],
-                                                  server: ServeProcess, echo: PodServer,
+                                                  server: LoggedNode, echo: PodServer,
                                                   home: Path) -> None:
     version, websockets, transport = client
-    before = len(server.log())
+    before = _mark(server)
     with _port_forward(version, websockets, server, home, echo.port) as forward:
         local = forward.ports[echo.port]
         data = os.urandom(256 * 1024)
@@ -160,7 +194,7 @@ def test_round_trip_and_20_concurrent_connections(client: tuple[str, str | None,
 
 
 @pytest.mark.parametrize("version", ["1.27", "1.33"])
-def test_10_mib_sha256_equal(version: str, server: ServeProcess, echo: PodServer,
+def test_10_mib_sha256_equal(version: str, server: LoggedNode, echo: PodServer,
                              home: Path) -> None:
     data = os.urandom(10 << 20)
     with _port_forward(version, None, server, home, echo.port) as forward:
@@ -169,19 +203,17 @@ def test_10_mib_sha256_equal(version: str, server: ServeProcess, echo: PodServer
 
 
 def test_kubectl_1_33_falls_back_to_spdy_when_the_tunnel_is_refused(
-        tmp_path: Path, echo: PodServer, home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("KSTREAM_SERVE_REFUSE_TRANSPORTS", "tunnel")
-    with ServeProcess(tmp_path) as refusing:
-        monkeypatch.delenv("KSTREAM_SERVE_REFUSE_TRANSPORTS")
-        before = len(refusing.log())
+        echo: PodServer, home: Path) -> None:
+    with _logged_node(Faults(refuse_transport="tunnel")) as refusing:
+        before = _mark(refusing)
         with _port_forward("1.33", None, refusing, home, echo.port) as forward:
             assert _round_trip(forward.ports[echo.port], b"fallback") == b"fallback"
         _check_transport(refusing, before, "spdy")
-        assert any("refused tunnel" in line for line in refusing.log()), refusing.log()
+        assert any("refused tunnel" in line for line in refusing.lines), refusing.lines
 
 
 @pytest.mark.parametrize("version", ["1.27", "1.33"])
-def test_a_dead_pod_port_gives_kubectls_own_error(version: str, server: ServeProcess,
+def test_a_dead_pod_port_gives_kubectls_own_error(version: str, server: LoggedNode,
                                                   home: Path) -> None:
     port = dead_port()
     with _port_forward(version, None, server, home, port) as forward:

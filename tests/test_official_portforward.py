@@ -1,9 +1,9 @@
 """The official ``kubernetes`` client's ``portforward()`` (WebSocket v4) against ``kstream serve``.
 
 ``kubernetes.stream.portforward`` opens one WebSocket carrying every requested port
-(``?ports=a,b``), with a socket per port on the caller's side. ``kstream serve`` runs in
-a child process (plain HTTP, its token in the URL path); the pod ports are echo servers
-on 127.0.0.1. A missing ``kubernetes`` package fails.
+(``?ports=a,b``), with a socket per port on the caller's side. A
+:class:`~kstream.testing.FakeNode` runs on a thread of its own (plain HTTP, its token in
+the URL path); the pod ports are echo servers on 127.0.0.1. A missing ``kubernetes`` package fails.
 """
 
 from __future__ import annotations
@@ -18,20 +18,20 @@ import pytest
 from kubernetes import client as k8s_client
 from kubernetes.stream import portforward
 from pfpods import PodServer, dead_port
-from servehelper import ServeProcess
+
+from kstream.testing import FakeNode
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
-    with ServeProcess(tmp_path_factory.mktemp("serve"), "--plain-http") as running:
-        yield running
+def server() -> Iterator[FakeNode]:
+    with FakeNode(tls=False).in_thread() as node:
+        yield node
 
 
 @pytest.fixture(scope="module")
-def core(server: ServeProcess) -> Iterator[k8s_client.CoreV1Api]:
-    # The written kubeconfig's server URL carries the token in its path (plain HTTP).
-    url = str(server.config()["clusters"][0]["cluster"]["server"])
-    configuration = k8s_client.Configuration(host=url)
+def core(server: FakeNode) -> Iterator[k8s_client.CoreV1Api]:
+    # The node's URL carries the token in its path (plain HTTP).
+    configuration = k8s_client.Configuration(host=server.server)
     with k8s_client.ApiClient(configuration) as api_client:
         yield k8s_client.CoreV1Api(api_client)
 
@@ -48,8 +48,8 @@ def _echo(sock: Any, data: bytes) -> bytes:
     return received
 
 
-def test_one_port(core: k8s_client.CoreV1Api, server: ServeProcess) -> None:
-    before = len(server.log())
+def test_one_port(core: k8s_client.CoreV1Api, server: FakeNode) -> None:
+    before = len(server.sessions)
     with PodServer("echo") as echo:
         forward = portforward(core.connect_get_namespaced_pod_portforward, "demo", "default",
                               ports=str(echo.port))
@@ -59,11 +59,13 @@ def test_one_port(core: k8s_client.CoreV1Api, server: ServeProcess) -> None:
             assert forward.error(echo.port) is None
         finally:
             forward.close()
-    sessions = server.sessions_since(before)
-    assert " over websocket/v4.channel.k8s.io" in sessions[0], sessions
+    records = server.sessions[before:]
+    assert [(r.subresource, r.transport, r.protocol) for r in records] == \
+        [("portforward", "websocket", "v4.channel.k8s.io")]
 
 
-def test_two_ports(core: k8s_client.CoreV1Api) -> None:
+def test_two_ports(core: k8s_client.CoreV1Api, server: FakeNode) -> None:
+    before = len(server.sessions)
     with PodServer("echo") as first, PodServer("echo") as second:
         forward = portforward(core.connect_get_namespaced_pod_portforward, "demo", "default",
                               ports=f"{first.port},{second.port}")
@@ -72,6 +74,8 @@ def test_two_ports(core: k8s_client.CoreV1Api) -> None:
             assert _echo(forward.socket(second.port), b"second") == b"second"
         finally:
             forward.close()
+    # Both ports over one WebSocket.
+    assert [r.transport for r in server.sessions[before:]] == ["websocket"]
 
 
 def test_a_dead_port_reports_the_kubelets_text(core: k8s_client.CoreV1Api) -> None:

@@ -1,4 +1,4 @@
-"""``kstream port-forward`` as a process, against ``kstream serve``.
+"""``kstream port-forward`` as a process, against a :class:`~kstream.testing.FakeNode`.
 
 kubectl's port forms and ``Forwarding from`` lines, ``-v``, Ctrl-C without a traceback,
 one line per failed connection while forwarding goes on, and a pod that does not exist.
@@ -20,17 +20,18 @@ from pathlib import Path
 
 import pytest
 from pfpods import PodServer, dead_port
-from servehelper import ServeProcess
 
 from kstream._app.portforward import PortSpec, parse_port
+from kstream.testing import FakeNode
 
 _FORWARDING = re.compile(r"Forwarding from (127\.0\.0\.1|\[::1\]):(\d+) -> (\d+)")
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
-    with ServeProcess(tmp_path_factory.mktemp("serve")) as running:
-        yield running
+def server() -> Iterator[FakeNode]:
+    """One node (TLS with its own CA) on a thread of its own, for the module."""
+    with FakeNode().in_thread() as node:
+        yield node
 
 
 @pytest.fixture(scope="module")
@@ -42,10 +43,10 @@ def echo() -> Iterator[PodServer]:
 class Command:
     """A running ``kstream port-forward``."""
 
-    def __init__(self, server: ServeProcess, *args: str) -> None:
+    def __init__(self, server: FakeNode, *args: str) -> None:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "kstream", "port-forward", "--kubeconfig",
-             str(server.kubeconfig), *args],
+             server.kubeconfig, *args],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.forwarding: list[tuple[str, int, int]] = []
         self.stderr = ""
@@ -82,7 +83,7 @@ class Command:
 
 
 @contextlib.contextmanager
-def _command(server: ServeProcess, *args: str, forwarding: int = 1) -> Iterator[Command]:
+def _command(server: FakeNode, *args: str, forwarding: int = 1) -> Iterator[Command]:
     command = Command(server, *args)
     try:
         command.wait_forwarding(forwarding)
@@ -122,8 +123,9 @@ def test_bad_port_forms(spec: str, message: str) -> None:
 
 
 @pytest.mark.parametrize("transport", ["auto", "spdy", "websocket"])
-def test_forwards_and_exits_on_ctrl_c_like_kubectl(server: ServeProcess, echo: PodServer,
+def test_forwards_and_exits_on_ctrl_c_like_kubectl(server: FakeNode, echo: PodServer,
                                                    transport: str) -> None:
+    before = len(server.sessions)
     with _command(server, "--address", "127.0.0.1", "--transport", transport, "-v",
                   "pod/demo", f":{echo.port}") as command:
         host, local, remote = command.forwarding[0]
@@ -136,9 +138,10 @@ def test_forwards_and_exits_on_ctrl_c_like_kubectl(server: ServeProcess, echo: P
     assert "Traceback" not in command.stderr
     expected = "tunnel" if transport == "auto" else transport
     assert f"kstream: transport {expected}" in command.stderr
+    assert {r.transport for r in server.sessions[before:]} == {expected}
 
 
-def test_fixed_local_port_and_two_ports(server: ServeProcess, echo: PodServer) -> None:
+def test_fixed_local_port_and_two_ports(server: FakeNode, echo: PodServer) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         free = probe.getsockname()[1]
@@ -150,7 +153,7 @@ def test_fixed_local_port_and_two_ports(server: ServeProcess, echo: PodServer) -
 
 
 def test_a_failed_connection_prints_one_line_and_forwarding_goes_on(
-        server: ServeProcess, echo: PodServer) -> None:
+        server: FakeNode, echo: PodServer) -> None:
     dead = dead_port()
     with _command(server, "--address", "127.0.0.1", "--transport", "spdy", "demo",
                   f":{dead}", f":{echo.port}", forwarding=2) as command:
@@ -167,17 +170,17 @@ def test_a_failed_connection_prints_one_line_and_forwarding_goes_on(
                                f"error forwarding port {dead} to pod demo")
 
 
-def test_unknown_pod_is_one_line_and_exit_1(server: ServeProcess, tmp_path: Path) -> None:
+def test_unknown_pod_is_one_line_and_exit_1(server: FakeNode, tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "kstream", "port-forward", "--kubeconfig",
-         str(server.kubeconfig), "nopod", "8080"], capture_output=True, text=True, timeout=60)
+         server.kubeconfig, "nopod", "8080"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 1
     assert result.stderr == 'Error from server (NotFound): pods "nopod" not found\n'
 
 
-def test_bad_port_is_one_line_and_exit_1(server: ServeProcess) -> None:
+def test_bad_port_is_one_line_and_exit_1(server: FakeNode) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "kstream", "port-forward", "--kubeconfig",
-         str(server.kubeconfig), "demo", "80:x"], capture_output=True, text=True, timeout=60)
+         server.kubeconfig, "demo", "80:x"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 1
     assert result.stderr.startswith("error: Error parsing remote port 'x'")

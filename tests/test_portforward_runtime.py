@@ -1,7 +1,8 @@
 """kstream's port-forward client against ``kstream serve``, on every transport, both runtimes.
 
-``kstream serve`` runs in a child process (plain HTTP, its token in the URL path); the
-pod ports are thread servers on 127.0.0.1 (``pfpods.py``). Each case is written once
+A :class:`~kstream.testing.FakeNode` (the engine of ``kstream serve``) runs on a thread
+of its own (plain HTTP, its token in the URL path); the pod ports are thread servers on
+127.0.0.1 (``pfpods.py``). Each case is written once
 against the small :class:`Client` interface and runs on asyncio and on trio.
 """
 
@@ -18,21 +19,21 @@ from typing import Any
 import pytest
 import trio
 from pfpods import CuttingProxy, PodServer, dead_port
-from servehelper import ServeProcess
 
 import kstream
 import kstream.asyncio
 import kstream.trio
+from kstream.testing import FakeNode
 
 TRANSPORTS = ("tunnel", "spdy", "websocket")
 _DEADLINE = 60.0
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
-    """One ``kstream serve`` for the module (plain HTTP: the token is in the URL)."""
-    with ServeProcess(tmp_path_factory.mktemp("serve"), "--plain-http") as running:
-        yield running
+def server() -> Iterator[FakeNode]:
+    """One node for the module (plain HTTP: the token is in the URL)."""
+    with FakeNode(tls=False).in_thread() as node:
+        yield node
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +42,8 @@ def echo() -> Iterator[PodServer]:
         yield pod
 
 
-def _url(server: ServeProcess) -> str:
-    return str(server.config()["clusters"][0]["cluster"]["server"])
+def _url(server: FakeNode) -> str:
+    return server.server
 
 
 # --------------------------------------------------------------------------- one API, two runtimes
@@ -162,25 +163,26 @@ async def _echo_round_trip(client: Client, session: Any, port: int, data: bytes)
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
-def test_round_trip_and_negotiated_transport(client: Client, server: ServeProcess,
+def test_round_trip_and_negotiated_transport(client: Client, server: FakeNode,
                                              echo: PodServer, transport: str) -> None:
     data = os.urandom(1 << 20)
 
     async def body() -> None:
-        before = len(server.log())
+        before = len(server.sessions)
         async with client.session(_url(server), transport=transport) as session:
             received = await _echo_round_trip(client, session, echo.port, data)
             assert hashlib.sha256(received).digest() == hashlib.sha256(data).digest()
             assert session.transport == transport
             expected = {"tunnel": "SPDY/3.1+portforward.k8s.io", "spdy": "portforward.k8s.io"}
             assert session.protocol == expected.get(transport, "v4.channel.k8s.io")
-        lines = server.sessions_since(before)
-        assert f" over {transport}/" in lines[0], lines
+        records = server.sessions[before:]
+        assert [(r.subresource, r.transport) for r in records] == [("portforward", transport)]
+        assert records[0].protocol == session.protocol
 
     client.run(body)
 
 
-def test_auto_is_the_tunnel(client: Client, server: ServeProcess, echo: PodServer) -> None:
+def test_auto_is_the_tunnel(client: Client, server: FakeNode, echo: PodServer) -> None:
     async def body() -> None:
         async with client.session(_url(server)) as session:
             assert session.transport == "tunnel"
@@ -191,22 +193,22 @@ def test_auto_is_the_tunnel(client: Client, server: ServeProcess, echo: PodServe
 
 @pytest.mark.parametrize("transport", ["tunnel", "spdy"])
 def test_many_connections_share_one_upgraded_connection(
-        client: Client, server: ServeProcess, echo: PodServer, transport: str) -> None:
+        client: Client, server: FakeNode, echo: PodServer, transport: str) -> None:
     async def body() -> None:
-        before = len(server.log())
+        before = len(server.sessions)
         async with client.session(_url(server), transport=transport) as session:
             payloads = [os.urandom(20000 + i) for i in range(10)]
             results = await client.gather(*(
                 (lambda p=p: _echo_round_trip(client, session, echo.port, p))
                 for p in payloads))
             assert results == payloads
-        assert len(server.sessions_since(before)) == 1
+        assert len(server.sessions[before:]) == 1
 
     client.run(body)
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
-def test_dead_port_ends_that_connection_only(client: Client, server: ServeProcess,
+def test_dead_port_ends_that_connection_only(client: Client, server: FakeNode,
                                              echo: PodServer, transport: str) -> None:
     async def body() -> None:
         async with client.session(_url(server), transport=transport) as session:
@@ -228,7 +230,7 @@ def test_dead_port_ends_that_connection_only(client: Client, server: ServeProces
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
-def test_listen_forwards_accepted_connections(client: Client, server: ServeProcess,
+def test_listen_forwards_accepted_connections(client: Client, server: FakeNode,
                                               echo: PodServer, transport: str) -> None:
     def talk(port: int, data: bytes) -> bytes:
         # Reads what it sent back, then closes: WebSocket v4 cannot carry a half-close.
@@ -254,7 +256,7 @@ def test_listen_forwards_accepted_connections(client: Client, server: ServeProce
 
 @pytest.mark.parametrize("transport", ["tunnel", "spdy"])
 def test_a_dead_session_is_made_again_for_the_next_connection(
-        client: Client, server: ServeProcess, echo: PodServer, transport: str) -> None:
+        client: Client, server: FakeNode, echo: PodServer, transport: str) -> None:
     serve_port = int(_url(server).split(":")[2].split("/")[0])
 
     async def body() -> None:
@@ -271,7 +273,7 @@ def test_a_dead_session_is_made_again_for_the_next_connection(
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
-def test_memory_stays_bounded_when_the_reader_stops(client: Client, server: ServeProcess,
+def test_memory_stays_bounded_when_the_reader_stops(client: Client, server: FakeNode,
                                                     transport: str) -> None:
     limit = 256 * 1024
 
@@ -298,7 +300,7 @@ def test_memory_stays_bounded_when_the_reader_stops(client: Client, server: Serv
 
 
 def test_refused_upgrade_is_an_upgrade_rejected_error(client: Client,
-                                                      server: ServeProcess) -> None:
+                                                      server: FakeNode) -> None:
     async def body() -> None:
         with pytest.raises(kstream.UpgradeRejectedError) as info:
             await client.api.open_port_forward(_url(server), "default", "nope",
@@ -309,7 +311,7 @@ def test_refused_upgrade_is_an_upgrade_rejected_error(client: Client,
 
 
 @pytest.mark.parametrize("transport", ["tunnel", "spdy"])
-def test_a_silent_peer_is_found_by_the_heartbeat(client: Client, server: ServeProcess,
+def test_a_silent_peer_is_found_by_the_heartbeat(client: Client, server: FakeNode,
                                                  echo: PodServer, transport: str) -> None:
     serve_port = int(_url(server).split(":")[2].split("/")[0])
 

@@ -353,3 +353,57 @@ def test_attach_to_a_handler_pod_joins_its_main_process_with_its_faults() -> Non
     node.add_pod("both", command=["cat"], handler=_echo,
                  faults=Faults(stall_output_after=4))
     _on_asyncio(body, node)
+
+
+def test_port_forward_sessions_are_recorded_and_the_tunnel_can_be_refused() -> None:
+    async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(await reader.read(100))
+        await writer.drain()
+        writer.close()
+
+    async def forward(node: FakeNode, port: int, transport: str) -> str:
+        session = await kstream.asyncio.open_port_forward(
+            node.server, "default", "demo", transport=transport, headers=node.headers,
+            ssl=node.ssl)
+        async with session:
+            reader, writer = await session.open_connection(port)
+            writer.write(b"ping")
+            await writer.drain()
+            assert await reader.readexactly(4) == b"ping"
+            writer.close()
+            return str(session.transport)
+
+    async def body(node: FakeNode) -> None:
+        pod = await asyncio.start_server(echo, "127.0.0.1", 0)
+        port = pod.sockets[0].getsockname()[1]
+        try:
+            for transport in ("tunnel", "spdy", "websocket"):
+                assert await forward(node, port, transport) == transport
+            node.faults = Faults(refuse_transport="tunnel")
+            with pytest.raises(kstream.UpgradeRejectedError) as info:
+                await forward(node, port, "tunnel")
+            assert info.value.status_code == 400
+            assert await forward(node, port, "auto") == "spdy"  # the fallback
+            assert await forward(node, port, "websocket") == "websocket"
+        finally:
+            pod.close()
+            await pod.wait_closed()
+        records = node.sessions
+        assert [(r.subresource, r.transport, r.protocol) for r in records] == [
+            ("portforward", "tunnel", "SPDY/3.1+portforward.k8s.io"),
+            ("portforward", "spdy", "portforward.k8s.io"),
+            ("portforward", "websocket", "v4.channel.k8s.io"),
+            ("portforward", "spdy", "portforward.k8s.io"),
+            ("portforward", "websocket", "v4.channel.k8s.io"),
+        ]
+        for _ in range(500):  # the node marks a session finished once its client left
+            if all(r.finished for r in records):
+                break
+            await asyncio.sleep(0.01)
+        assert all(r.finished and r.bytes_from_client and r.bytes_to_client
+                   for r in records), records
+        assert all(r.pod == "demo" and r.argv == () for r in records)
+        assert any("portforward in default/demo: refused tunnel" in line for line in log)
+
+    log: list[str] = []
+    _on_asyncio(body, FakeNode(log=log.append))

@@ -52,6 +52,7 @@ from .serve_portforward import serve_port_forward
 
 if TYPE_CHECKING:
     from .._resize import TerminalSize
+    from .._runtime.portforward_server import ServerPortForward
     from ..asyncio import ServerExec, ServerRequest
 
 __all__ = [
@@ -173,6 +174,13 @@ class ServeHooks:
                           subresource: str, argv: Sequence[str], run: SessionRunner) -> None:
         """Run an accepted session; ``await run(session)`` is what the engine does."""
         await run(session)
+
+    def port_forward_accepted(self, request: ServerRequest,
+                              session: ServerPortForward) -> None:
+        """Called once a ``portforward`` upgrade is accepted (``before_accept`` let it)."""
+
+    def port_forward_ended(self, request: ServerRequest) -> None:
+        """Called when a ``portforward`` request is over, accepted or not."""
 
 
 # --------------------------------------------------------------------------- the app
@@ -308,7 +316,15 @@ class ServeApp:
             await self._fail(request, _not_found(name))
             return
         if subresource == "portforward":
-            await serve_port_forward(request, namespace, name, self._uids[key], self._log)
+            if not await self._hooks.before_accept(request, pod, subresource):
+                return
+            try:
+                await serve_port_forward(
+                    request, namespace, name, self._uids[key], self._log,
+                    accepted=lambda session: self._hooks.port_forward_accepted(request,
+                                                                               session))
+            finally:
+                self._hooks.port_forward_ended(request)
             return
         assert subresource is not None
         await self._stream(request, pod, subresource)

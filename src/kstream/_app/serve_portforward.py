@@ -47,7 +47,9 @@ def refused_transports() -> frozenset[str]:
 
 
 async def serve_port_forward(request: ServerRequest, namespace: str, name: str, uid: str,
-                             log: Callable[[str], None] | None) -> None:
+                             log: Callable[[str], None] | None,
+                             accepted: Callable[[ServerPortForward], None] | None = None
+                             ) -> None:
     """Answer one ``portforward`` request of a pod that exists, until the client leaves.
 
     Args:
@@ -56,6 +58,7 @@ async def serve_port_forward(request: ServerRequest, namespace: str, name: str, 
         name: the pod's name.
         uid: the pod's uid (in the error texts, as the kubelet writes them).
         log: where the session line goes (its transport and protocol), if anywhere.
+        accepted: called with the session once the upgrade is accepted.
     """
     transport = request_transport(request.headers)
     if request.method not in ("GET", "POST"):
@@ -76,6 +79,8 @@ async def serve_port_forward(request: ServerRequest, namespace: str, name: str, 
         return  # refused (answered) or the client left: closed
     if log is not None:
         log(f"port-forward to {namespace}/{name} over {session.transport}/{session.protocol}")
+    if accepted is not None:
+        accepted(session)
     await _serve_session(session, name, uid)
 
 

@@ -41,6 +41,9 @@ class Faults:
         upgrade_delay: seconds to wait before answering the upgrade.
         refuse_transport: answer upgrades over this transport (``"websocket"`` or
             ``"spdy"``) with 400, as an apiserver without it does: clients fall back.
+            ``"tunnel"`` refuses port-forward's SPDY-in-WebSocket tunnel only (kubectl
+            1.31+ then falls back to SPDY); ``"websocket"`` refuses port-forward's
+            WebSocket ``v4.channel.k8s.io`` but not the tunnel.
         status: the exit status to send instead of the real one: a
             :class:`~kstream.Status`, or raw bytes for the error channel (malformed JSON,
             a wrong shape, anything).
@@ -55,7 +58,7 @@ class Faults:
     close_after_bytes_in: int | None = None
     stall_output_after: int | None = None
     upgrade_delay: float = 0.0
-    refuse_transport: Literal["websocket", "spdy"] | None = None
+    refuse_transport: Literal["websocket", "spdy", "tunnel"] | None = None
     status: Status | bytes | None = None
     answer_pings: bool = True
     message_size: int | None = None
@@ -69,8 +72,8 @@ class Faults:
             raise ValueError("message_size must be 1 or more")
         if self.upgrade_delay < 0:
             raise ValueError("upgrade_delay must be 0 or more")
-        if self.refuse_transport not in (None, "websocket", "spdy"):
-            raise ValueError("refuse_transport must be 'websocket', 'spdy' or None")
+        if self.refuse_transport not in (None, "websocket", "spdy", "tunnel"):
+            raise ValueError("refuse_transport must be 'websocket', 'spdy', 'tunnel' or None")
 
 
 def _exit_code(status: Status) -> int | None:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from .._app.serve import ServeHooks, SessionRunner
 from .._http import query_bool
+from .._portforward.handshake import request_transport
 from ._faults import Faults, instrument
 from ._pods import Handler, OutputStream, PodExec, StdinStream, run_handler
 from ._reach import install_tap, lost_future
@@ -16,6 +17,7 @@ from ._records import SessionRecord
 
 if TYPE_CHECKING:
     from .._app.sandbox import Pod
+    from .._runtime.portforward_server import ServerPortForward
     from ..asyncio import ServerExec, ServerRequest
 
 __all__ = ["NodeHooks"]
@@ -29,14 +31,17 @@ class NodeHooks(ServeHooks):
             upgrade (a test may change them between sessions).
         handler_for: the handler of a pod, or ``None`` for a process pod.
         sessions: where the records go.
+        log: where a refused upgrade is reported (the node's ``log=``), if anywhere.
     """
 
     def __init__(self, faults_for: Callable[[str, str], Faults],
                  handler_for: Callable[[str, str], Handler | None],
-                 sessions: list[SessionRecord]) -> None:
+                 sessions: list[SessionRecord],
+                 log: Callable[[str], None] | None = None) -> None:
         self._faults_for = faults_for
         self._handler_for = handler_for
         self._sessions = sessions
+        self._log = log
         # From before_accept to run_session; a refused upgrade leaves its entry to the GC.
         self._pending: weakref.WeakKeyDictionary[ServerRequest, tuple[SessionRecord, Faults]] \
             = weakref.WeakKeyDictionary()
@@ -44,8 +49,14 @@ class NodeHooks(ServeHooks):
     async def before_accept(self, request: ServerRequest, pod: Pod, subresource: str) -> bool:
         """Refuse a transport, delay the upgrade, tap the connection."""
         faults = self._faults_for(pod.namespace, pod.name)
-        if faults.refuse_transport is not None and request.upgrade == faults.refuse_transport:
-            await request.reject(400, f"this node does not serve {request.upgrade} upgrades")
+        # A port-forward upgrade's transport tells the tunnel from WebSocket v4.
+        transport = request_transport(request.headers) if subresource == "portforward" \
+            else request.upgrade
+        if faults.refuse_transport is not None and transport == faults.refuse_transport:
+            if self._log is not None:
+                self._log(f"{subresource} in {pod.namespace}/{pod.name}: refused {transport} "
+                          "(fault)")
+            await request.reject(400, f"this node does not serve {transport} upgrades")
             return False
         if faults.upgrade_delay:
             await asyncio.sleep(faults.upgrade_delay)
@@ -93,6 +104,22 @@ class NodeHooks(ServeHooks):
             await run_handler(handler, session, exec_, lost)
         finally:
             record.finished = True
+
+    def port_forward_accepted(self, request: ServerRequest,
+                              session: ServerPortForward) -> None:
+        """Record the port-forward session (its transport and protocol)."""
+        pending = self._pending.get(request)
+        if pending is None:
+            return
+        record = pending[0]
+        record.transport, record.protocol = session.transport, session.protocol
+        self._sessions.append(record)
+
+    def port_forward_ended(self, request: ServerRequest) -> None:
+        """Mark the port-forward session's record finished."""
+        pending = self._pending.pop(request, None)
+        if pending is not None:
+            pending[0].finished = True
 
 
 def _wants(request: ServerRequest, *names: str) -> bool:

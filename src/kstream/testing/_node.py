@@ -213,7 +213,7 @@ class FakeNode:
 
     async def _start(self) -> None:
         specs = [_spec(declaration) for declaration in self._pods.values()]
-        hooks = NodeHooks(self._faults_for, self._handler_for, self.sessions)
+        hooks = NodeHooks(self._faults_for, self._handler_for, self.sessions, self._log)
         self._directory = tempfile.mkdtemp(prefix="kstream-fakenode-")
         try:
             handle = await start(token=self._token, plain_http=not self._tls, pods=specs,

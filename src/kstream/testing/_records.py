@@ -12,7 +12,8 @@ __all__ = ["SessionRecord"]
 
 @dataclass(eq=False)
 class SessionRecord:
-    """One exec or attach session a :class:`~kstream.testing.FakeNode` accepted.
+    """One exec, attach or port-forward session a :class:`~kstream.testing.FakeNode`
+    accepted.
 
     The record is in ``node.sessions`` from the upgrade on; its fields fill in as the
     session runs. Everything a client saw of it is counted before it was sent: once a
@@ -21,10 +22,12 @@ class SessionRecord:
     Attributes:
         pod: the pod's name.
         namespace: its namespace.
-        subresource: ``"exec"`` or ``"attach"``.
+        subresource: ``"exec"``, ``"attach"`` or ``"portforward"`` (a port-forward
+            record has the transport, the protocol and the connection's byte counts).
         argv: the command (empty for attach).
         tty: whether the session has a terminal.
-        transport: ``"websocket"`` or ``"spdy"``.
+        transport: ``"websocket"`` or ``"spdy"`` (``"tunnel"`` for port-forward's
+            SPDY-in-WebSocket).
         protocol: the negotiated protocol (``"v5.channel.k8s.io"``, ``"v4.channel.k8s.io"``
             over SPDY, ...).
         offered: the protocols the client offered, in its order.
