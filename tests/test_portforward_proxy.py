@@ -28,6 +28,7 @@ from proxies import (
 
 import kstream.asyncio
 import kstream.trio
+from kstream._runtime.portforward import PortForwardArguments
 from kstream._runtime.proxy import ProxyError
 from kstream.kubeconfig import ClusterConnection, load_config
 from kstream.testing import FakeNode
@@ -63,8 +64,9 @@ def echo() -> Iterator[PodServer]:
 def _round_trip(runtime: str, connection: ClusterConnection, port: int,
                 transport: str) -> tuple[bytes, str]:
     """Forward one connection to ``port``: what came back, and the transport used."""
-    options = dict(headers=connection.headers, ssl=connection.ssl_context,
-                   proxy=connection.proxy, transport=transport, connect_timeout=30.0)
+    options: PortForwardArguments = {
+        "headers": connection.headers, "ssl": connection.ssl_context,
+        "proxy": connection.proxy, "transport": transport, "connect_timeout": 30.0}
     server, namespace = connection.server, connection.namespace
     if runtime == "asyncio":
         async def on_asyncio() -> tuple[bytes, str]:
