@@ -504,3 +504,18 @@ def test_ctrl_c_while_connecting_exits_0_quietly(relay: Relay, home: Path,
     code, out, err = forward.finish(signal.SIGINT)
     assert (code, out, err) == (0, "", "")
 
+
+
+def test_ctrl_c_before_the_pod_is_read_kills_as_kubectl(node: FakeNode, home: Path) -> None:
+    # kubectl traps Ctrl-C only once the pod was read: before, it dies by SIGINT.
+    with _silent_server() as port:
+        extra = ("-s", f"https://127.0.0.1:{port}", "demo", "8080")
+        codes = []
+        for argv in (_argv_kstream(node, *extra), _argv_kubectl("1.33", node, *extra)):
+            forward = Forward(argv, home)
+            time.sleep(2)
+            assert forward.process.poll() is None
+            code, out, err = forward.finish(signal.SIGINT)
+            assert out == "" and "Traceback" not in err
+            codes.append(code)
+    assert codes == [-signal.SIGINT, -signal.SIGINT]
