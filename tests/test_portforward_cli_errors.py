@@ -4,8 +4,9 @@ Every case runs kstream and, where kubectl has wording, the real kubectl 1.33 an
 against the same :class:`FakeNode` (``in_thread``), and compares: a missing pod, a pod
 that is not running, a refused token, a refused connection, an unknown host, an
 untrusted certificate, a silent server, both transports of ``--transport auto`` failing,
-kubectl's ``-v=6`` and ``--request-timeout`` forms, ``Handling connection for N`` on
-stdout, Ctrl-C (exit 0) and SIGTERM (killed by it). No case may print a traceback.
+an error page that is not a Status, kubectl's ``-v=6`` and ``--request-timeout`` forms,
+``Handling connection for N`` on stdout, Ctrl-C (exit 0, or killed by SIGINT before the
+pod was read) and SIGTERM (killed by it). No case may print a traceback.
 
 What a FakeNode cannot do (a ``Pending`` pod, a port-forward upgrade refused on one
 transport) a small relay in front of it does (:class:`Relay`): it passes every request
@@ -91,13 +92,20 @@ def _one_line(result: subprocess.CompletedProcess[str]) -> str:
 # --------------------------------------------------------------------------- the relay
 
 
+#: Pods whose GET the relay answers with a body that is not a Status (as a proxy would).
+_NOT_STATUS = {"gone": (404, "<html><body>404 page not found</body></html>\n"),
+               "broken": (502, "<html>\n<h1>Bad Gateway</h1>\n</html>\n")}
+
+
 class Relay:
-    """A plain-HTTP front for a TLS node that stands in for three pods.
+    """A plain-HTTP front for a TLS node that stands in for a few pods.
 
     * ``pending``: the pod document says phase ``Pending``;
     * ``refused``: running, but its port-forward upgrade is refused, 400 over WebSocket
       (the tunnel) and 403 over SPDY;
-    * ``silent``: running; the tunnel is refused (400) and SPDY never answered.
+    * ``silent``: running; the tunnel is refused (400) and SPDY never answered;
+    * ``gone`` and ``broken``: their GET is answered 404 and 502 with an HTML page, not
+      a Status (:data:`_NOT_STATUS`).
 
     Every other request goes to the node as it came, with the node's token added (the
     clients send none to an ``http://`` server).
@@ -186,6 +194,10 @@ class Relay:
         path = handler.path.split("?", 1)[0]
         parts = path.strip("/").split("/")
         pod = parts[5] if len(parts) >= 6 and parts[4] == "pods" else ""
+        if pod in _NOT_STATUS and len(parts) == 6:
+            code, text = _NOT_STATUS[pod]
+            self._reply(handler, code, [("Content-Type", "text/html")], text.encode())
+            return
         if pod in ("pending", "refused", "silent"):
             if len(parts) == 6:
                 status, _, _, body = self._fetch(
@@ -519,3 +531,16 @@ def test_ctrl_c_before_the_pod_is_read_kills_as_kubectl(node: FakeNode, home: Pa
             assert out == "" and "Traceback" not in err
             codes.append(code)
     assert codes == [-signal.SIGINT, -signal.SIGINT]
+
+
+@pytest.mark.parametrize("pod", sorted(_NOT_STATUS))
+def test_an_error_page_that_is_not_a_status_as_kubectl(relay: Relay, home: Path,
+                                                       tmp_path: Path, pod: str) -> None:
+    # A proxy's page instead of a Status: client-go's generic words, the page quoted.
+    config = relay.kubeconfig(tmp_path)
+    line = _one_line(kstream(home, "--kubeconfig", config, pod, "8080"))
+    assert line.endswith(f"(get pods {pod})")
+    for version in KUBECTLS:
+        theirs = kubectl(version, home, "--kubeconfig", config, pod, "8080")
+        assert theirs.returncode == 1
+        assert _last_line(theirs.stderr) == line, version

@@ -11,17 +11,20 @@ from __future__ import annotations
 import asyncio
 import json
 from typing import TYPE_CHECKING, Final
+from urllib.parse import unquote
 
 import h11
 
 from .._dial.on_asyncio import connect
+from .._gojson import quote_for_error
 from .._http import upgrade_rejection
 from .._runtime.options import client_ssl_context
+from .._status_types import STATUS_FAILURE, Status
 
 if TYPE_CHECKING:
     from .._runtime.portforward import PortForwardRequest
 
-__all__ = ["pod_phase"]
+__all__ = ["generic_status", "pod_phase"]
 
 #: The most bytes of a pod document read (real ones are a few KiB).
 _MAX_BODY: Final = 4 << 20
@@ -78,6 +81,54 @@ class _Get(asyncio.Protocol):
                                                      f"is not HTTP/1.1: {exc}"))
 
 
+#: client-go's words for an error answer that is not a Status (apimachinery
+#: ``NewGenericServerResponse``): ``code: (reason, message)``.
+_GENERIC: Final = {
+    400: ("BadRequest", "the server rejected our request for an unknown reason"),
+    401: ("Unauthorized", "the server has asked for the client to provide credentials"),
+    404: ("NotFound", "the server could not find the requested resource"),
+    405: ("MethodNotAllowed", "the server does not allow this method on the requested "
+                              "resource"),
+    406: ("NotAcceptable", "the server was unable to respond with a content type that the "
+                           "client supports"),
+    415: ("UnsupportedMediaType", "the server was unable to handle the media type "
+                                  "requested"),
+    422: ("Invalid", "the server rejected our request due to an error in our request"),
+    429: ("TooManyRequests", "the server has received too many requests and has asked us "
+                             "to try again later"),
+    503: ("ServiceUnavailable", "the server is currently unable to handle the request"),
+    504: ("Timeout", "the server was unable to return a response in the time allotted, but "
+                     "may still be processing the request"),
+}
+
+
+def generic_status(code: int, body: bytes, pod: str) -> Status:
+    """The Status client-go makes of an error answer whose body is not one.
+
+    kubectl then prints ``Error from server (NotFound): the server could not find the
+    requested resource (get pods NAME)``, whatever page a proxy sent.
+
+    Args:
+        code: the HTTP status code.
+        body: the answer's body (a 403's or 5xx's text is kept, quoted, as client-go).
+        pod: the pod's name (percent-encoded as in the path).
+    """
+    text = body.decode("utf-8", "replace").strip()
+    reason, message = _GENERIC.get(code, ("", ""))
+    if code == 403:
+        reason, message = "Forbidden", text
+    elif not reason and code >= 500:
+        reason = "InternalError"
+        message = (f"an error on the server ({quote_for_error(text)}) has prevented the "
+                   f"request from succeeding")
+    elif not reason:
+        reason = "Unknown"
+        message = (f"the server responded with the status code {code} but did not return "
+                   f"more information")
+    return Status(status=STATUS_FAILURE, message=f"{message} (get pods {unquote(pod)})",
+                  reason=reason, code=code)
+
+
 async def pod_phase(request: PortForwardRequest) -> str:
     """GET the pod of ``request`` and return its ``status.phase`` (``""`` if absent).
 
@@ -117,9 +168,13 @@ async def pod_phase(request: PortForwardRequest) -> str:
     response = get.response
     assert response is not None
     if response.status_code != 200:
-        raise upgrade_rejection(response.status_code, response.reason.decode("latin-1"),
-                                [(k.decode("latin-1"), v.decode("latin-1"))
-                                 for k, v in response.headers], bytes(get.body))
+        error = upgrade_rejection(response.status_code, response.reason.decode("latin-1"),
+                                  [(k.decode("latin-1"), v.decode("latin-1"))
+                                   for k, v in response.headers], bytes(get.body))
+        if error.status is None or not error.status.message:
+            error.status = generic_status(response.status_code, bytes(get.body),
+                                          path.rsplit("/", 1)[1])
+        raise error
     try:
         document = json.loads(get.body)
         phase = document.get("status", {}).get("phase", "")
