@@ -17,6 +17,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Unpack
 
+from ._dial.on_asyncio import connect
 from ._portforward.session import PortForwardClientConnection
 from ._runtime.buffers import READ_SIZE, Heartbeat
 from ._runtime.client import documented
@@ -101,8 +102,7 @@ async def _connect(request: PortForwardRequest, context: _ssl.SSLContext | None,
     hostname = (request.server_hostname or address.host) if context is not None else None
     try:
         async with asyncio.timeout(options.connect_timeout):
-            await loop.create_connection(lambda: protocol, address.host, address.port,
-                                         ssl=context, server_hostname=hostname)
+            await connect(loop, protocol, request, context, hostname, None)  # proxy or not
             await asyncio.shield(protocol.ready)
     except BaseException:
         transport_ = protocol._transport
@@ -166,7 +166,8 @@ class PortForwardSession:
         return PortForwardReader(connection), PortForwardWriter(connection)
 
     async def listen(self, remote_port: int, *, host: str = "127.0.0.1", port: int = 0,
-                     on_error: ErrorHandler | None = None) -> int:
+                     on_error: ErrorHandler | None = None,
+                     on_accept: Callable[[int], None] | None = None) -> int:
         """Forward every connection accepted on ``host:port`` to ``remote_port`` of the pod.
 
         Args:
@@ -176,13 +177,19 @@ class PortForwardSession:
             on_error: called with ``(remote_port, exception)`` when one forwarded
                 connection fails (default: a warning on the ``kstream`` logger). The
                 listener goes on.
+            on_accept: called with the bound local port as each connection is accepted,
+                before it is forwarded (``kstream port-forward`` prints kubectl's
+                ``Handling connection for PORT`` there).
 
         Returns:
             The bound local port.
         """
         handler = on_error or _log_error
+        bound: list[int] = []
 
         async def forward(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            if on_accept is not None:
+                on_accept(bound[0])
             # The work runs in a task of its own, which aclose() cancels: asyncio's
             # streams log an error when the callback's own task ends cancelled.
             task = asyncio.create_task(self._forward(reader, writer, remote_port, handler))
@@ -198,7 +205,8 @@ class PortForwardSession:
 
         server = await asyncio.start_server(forward, host, port, limit=READ_SIZE)
         self._servers.append(server)
-        return int(server.sockets[0].getsockname()[1])
+        bound.append(int(server.sockets[0].getsockname()[1]))
+        return bound[0]
 
     async def _forward(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                        remote_port: int, on_error: ErrorHandler) -> None:

@@ -21,6 +21,7 @@ from typing import Self, Unpack
 
 import trio
 
+from ._dial.on_trio import open_stream
 from ._portforward.session import PortForwardClientConnection
 from ._runtime.buffers import READ_SIZE, Heartbeat
 from ._runtime.client import documented
@@ -230,7 +231,7 @@ class PortForwardSession:
         stream: trio.abc.Stream | None = None
         try:
             with _timeout(options.connect_timeout, "connecting and upgrading"):
-                stream = await trio.open_tcp_stream(address.host, address.port)
+                stream = await open_stream(request, self._context)  # through its proxy, if any
                 if self._context is not None:
                     tls = trio.SSLStream(stream, self._context, https_compatible=True,
                                          server_hostname=request.server_hostname
@@ -272,7 +273,8 @@ class PortForwardSession:
         return ForwardedStream(ForwardedConnection(self._core, core, request_id, port))
 
     async def listen(self, remote_port: int, *, host: str = "127.0.0.1", port: int = 0,
-                     on_error: ErrorHandler | None = None) -> int:
+                     on_error: ErrorHandler | None = None,
+                     on_accept: Callable[[int], None] | None = None) -> int:
         """Forward every connection accepted on ``host:port`` to ``remote_port`` of the pod.
 
         Args:
@@ -281,6 +283,8 @@ class PortForwardSession:
             port: the local port (0: a free one).
             on_error: called with ``(remote_port, exception)`` when one forwarded
                 connection fails (default: a warning on the ``kstream`` logger).
+            on_accept: called with the bound local port as each connection is accepted,
+                before it is forwarded.
 
         Returns:
             The bound local port.
@@ -289,13 +293,15 @@ class PortForwardSession:
         listeners = await trio.open_tcp_listeners(port, host=host)
         self._listeners.extend(listeners)
         handler = on_error or _log_error
+        host_port: int = listeners[0].socket.getsockname()[1]
 
         async def forward(local: trio.SocketStream) -> None:
+            if on_accept is not None:
+                on_accept(host_port)
             await self._forward(local, remote_port, handler)
 
         for listener in listeners:
             nursery.start_soon(_serve_listener, forward, listener)
-        host_port: int = listeners[0].socket.getsockname()[1]
         return host_port
 
     async def _forward(self, local: trio.SocketStream, remote_port: int,

@@ -429,7 +429,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _bench.main(arguments[1:])
     options, command = _split_command(arguments)
     parser = build_parser()
-    if options[:1] in (["exec"], ["attach"]):
+    if options[:1] in (["exec"], ["attach"], ["port-forward"]):
         options = normalize_verbosity(options)
     args, extras = parser.parse_known_args(options)
     subparser = _subparser(parser, args.subcommand)

@@ -2,10 +2,14 @@
 
 ``kstream port-forward [flags] (pod/NAME | NAME) [LOCAL:]REMOTE...`` takes kubectl's port
 forms (``8080``, ``8080:80``, ``:80`` for a free local port) and prints kubectl's lines
-``Forwarding from 127.0.0.1:L -> R``, which scripts parse. It runs until Ctrl-C (or
-SIGTERM) and then exits 0, as kubectl. Unlike kubectl, an error on one forwarded
-connection prints one line and forwarding goes on, and a port-forward connection that
-died is made again for the next local connection instead of ending the command.
+``Forwarding from 127.0.0.1:L -> R``, which scripts parse, and ``Handling connection
+for L`` as each local connection is accepted. As kubectl, it first reads the pod (a
+missing pod is the server's ``NotFound``, a pod not ``Running`` is refused), then runs
+until Ctrl-C and exits 0 (SIGTERM ends it by SIGTERM, as it ends kubectl). Every failure
+is one line in kubectl's words (:func:`~.errors_text.describe_failure`), never a
+traceback. Unlike kubectl, an error on one forwarded connection prints one line and
+forwarding goes on, and a port-forward connection that died is made again for the next
+local connection instead of ending the command.
 """
 
 from __future__ import annotations
@@ -15,12 +19,18 @@ import signal
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .._errors import KstreamError, UpgradeRejectedError
 from .flags import connection_flags
 
-__all__ = ["PortSpec", "add_parser", "parse_port", "run"]
+if TYPE_CHECKING:
+    import asyncio
+
+    from .._asyncio_portforward import PortForwardSession
+    from .._runtime.options import ServerAddress
+    from .._runtime.portforward import PortForwardArguments
+
+__all__ = ["PodNotRunningError", "PortSpec", "add_parser", "parse_port", "run"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,15 +69,6 @@ def parse_port(spec: str) -> PortSpec:
                     _port(remote, "remote", spec, zero=False))
 
 
-def _pod_name(text: str) -> str:
-    kind, slash, name = text.rpartition("/")
-    if slash and kind.lower() not in ("pod", "pods", "po"):
-        raise ValueError(f"only pods can be forwarded to by kstream, not {kind!r}")
-    if not name:
-        raise ValueError(f"invalid pod {text!r}")
-    return name
-
-
 def add_parser(commands: Any) -> None:
     """Register ``port-forward`` on the CLI's subcommands (``argparse`` subparsers)."""
     parser = commands.add_parser(
@@ -80,13 +81,20 @@ def add_parser(commands: Any) -> None:
     parser.add_argument("--transport", choices=("auto", "tunnel", "spdy", "websocket"),
                         default="auto", help="default: the tunnel, then SPDY (kubectl 1.31+)")
     parser.add_argument("-v", "--verbose", action="count", default=0,
-                        help="print the negotiated transport and protocol on stderr")
-    parser.add_argument("pod", help="the pod: NAME or pod/NAME")
+                        help="print the negotiated transport and protocol on stderr "
+                             "(kubectl's -v=N is accepted too)")
+    # kubectl's -v=N, rewritten by args.normalize_verbosity; it sets the same counter.
+    parser.add_argument("--verbosity", dest="verbose", type=int, default=argparse.SUPPRESS,
+                        help=argparse.SUPPRESS)
+    parser.add_argument("pod", help="the pod: NAME, pod/NAME, pods/NAME or po/NAME")
     parser.add_argument("ports", nargs="+", metavar="[LOCAL:]REMOTE", help="ports to forward")
 
 
+
+
 def _error(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+    sys.stderr.write(message.rstrip("\n") + "\n")
+    sys.stderr.flush()
 
 
 def _addresses(value: str) -> list[str]:
@@ -103,90 +111,180 @@ def _shown(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-async def _forward(args: argparse.Namespace, specs: Sequence[PortSpec]) -> int:
+class PodNotRunningError(Exception):
+    """The pod's phase is not ``Running``: kubectl refuses to forward to it."""
+
+    def __init__(self, phase: str) -> None:
+        super().__init__(f"unable to forward port because pod is not running. "
+                         f"Current status={phase}")
+
+
+@dataclass(slots=True)
+class _Run:
+    """What describes a ``port-forward`` failure, and how it ends, filled in as it goes."""
+
+    address: ServerAddress | None = None
+    timeout: float | None = None
+    #: The first port-forward upgrade was accepted.
+    connected: bool = False
+    #: Ctrl-C after the pod was checked: kubectl then stops forwarding and exits 0.
+    interrupted: bool = False
+    #: SIGTERM: the process ends by it once the session is closed, as kubectl dies by it.
+    terminated: bool = False
+
+
+def _on_signal(signum: int, run: _Run, stop: asyncio.Event, task: asyncio.Task[Any]) -> None:
+    if signum == signal.SIGTERM:
+        run.terminated = True
+    else:
+        run.interrupted = True
+    stop.set()
+    if not run.connected:
+        task.cancel()  # still connecting: give up now (kubectl would wait for its dial)
+
+
+async def _forward(args: argparse.Namespace, specs: Sequence[PortSpec], run: _Run) -> int:
     import asyncio
 
+    from .._runtime.options import DEFAULT_CONNECT_TIMEOUT, parse_server
+    from .._runtime.portforward import port_forward_request
     from ..asyncio import open_port_forward
+    from .errors_text import printable
     from .kubeconfig import ConfigOverrides, load_config
+    from .podget import pod_phase
 
     connection = load_config(args.kubeconfig, overrides=ConfigOverrides(
         context=args.context, namespace=args.namespace, server=args.server,
         token=args.token, certificate_authority=args.certificate_authority,
         insecure_skip_tls_verify=args.insecure_skip_tls_verify,
         tls_server_name=args.tls_server_name))
-    pod = _pod_name(args.pod)
-    hosts = _addresses(args.address)
-    session = await open_port_forward(
-        connection.server, connection.namespace, pod, headers=connection.headers,
-        ssl=connection.ssl_context, server_hostname=connection.server_hostname,
-        transport=args.transport, connect_timeout=args.request_timeout)
-    async with session:
-        if args.verbose:
-            _error(f"kstream: transport {session.transport}, protocol "
-                   f"{session.protocol or 'negotiated per connection'}")
+    run.address = parse_server(connection.server)
+    # kubectl's --request-timeout: unset means the default deadline, 0 none at all.
+    run.timeout = (DEFAULT_CONNECT_TIMEOUT if args.request_timeout is None
+                   else args.request_timeout or None)
+    options: PortForwardArguments = {
+        "headers": connection.headers, "ssl": connection.ssl_context,
+        "server_hostname": connection.server_hostname, "proxy": connection.proxy,
+        "transport": args.transport, "connect_timeout": run.timeout}
+    pod = args.pod
+    # kubectl GETs the pod first and forwards only to a running one.
+    phase = await pod_phase(port_forward_request(connection.server, connection.namespace,
+                                                 pod, options))
+    if phase != "Running":
+        raise PodNotRunningError(printable(phase))
 
-        for spec in specs:
-            local = [spec.local]  # the bound port, once known (kubectl reuses it)
-
-            def report(port: int, exc: BaseException, local: list[int] = local) -> None:
-                detail = str(exc) or type(exc).__name__
-                _error(f"error: an error occurred forwarding {local[0]} -> {port}: {detail}")
-
-            bound_any = False
-            for host in hosts:
-                try:
-                    local[0] = await session.listen(spec.remote, host=host, port=local[0],
-                                                    on_error=report)
-                except OSError as exc:
-                    # kubectl: a failing address is reported; only all failing is fatal.
-                    if args.verbose or host != "::1" or args.address != "localhost":
-                        _error(f"Unable to listen on port {spec.local}: {exc}")
-                    continue
-                bound_any = True
-                print(f"Forwarding from {_shown(host)}:{local[0]} -> {spec.remote}", flush=True)
-            if not bound_any:
-                _error(f"error: unable to listen on any of the requested ports: "
-                       f"[{spec.local}:{spec.remote}]")
+    # From here kubectl traps Ctrl-C: forwarding stops and it exits 0. SIGTERM it does
+    # not trap (it dies by it); kstream closes the session first, then does the same.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, _on_signal, signum, run, stop, task)
+    try:
+        session = await open_port_forward(connection.server, connection.namespace, pod,
+                                          **options)
+        run.connected = True
+        async with session:
+            if args.verbose:
+                _error(f"kstream: transport {session.transport}, protocol "
+                       f"{session.protocol or 'negotiated per connection'}")
+            if not await _listen(session, args, specs):
                 return 1
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
-        try:
             await stop.wait()
-        finally:
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                loop.remove_signal_handler(signum)
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
     return 0
 
 
+def _handling(port: int) -> None:
+    # kubectl prints this on stdout as it accepts each connection (scripts may read it).
+    print(f"Handling connection for {port}", flush=True)
+
+
+async def _listen(session: PortForwardSession, args: argparse.Namespace,
+                  specs: Sequence[PortSpec]) -> bool:
+    from .errors_text import printable
+
+    hosts = _addresses(args.address)
+    for spec in specs:
+        local = [spec.local]  # the bound port, once known (kubectl reuses it)
+
+        def report(port: int, exc: BaseException, local: list[int] = local) -> None:
+            detail = printable(str(exc) or type(exc).__name__)
+            _error(f"error: an error occurred forwarding {local[0]} -> {port}: {detail}")
+
+        bound_any = False
+        for host in hosts:
+            try:
+                local[0] = await session.listen(spec.remote, host=host, port=local[0],
+                                                on_error=report, on_accept=_handling)
+            except OSError as exc:
+                # kubectl: a failing address is reported; only all failing is fatal.
+                if args.verbose or host != "::1" or args.address != "localhost":
+                    _error(f"Unable to listen on port {spec.local}: {exc}")
+                continue
+            bound_any = True
+            print(f"Forwarding from {_shown(host)}:{local[0]} -> {spec.remote}", flush=True)
+        if not bound_any:
+            _error(f"error: unable to listen on any of the requested ports: "
+                   f"[{spec.local}:{spec.remote}]")
+            return False
+    return True
+
+
+def _describe(exc: BaseException, run: _Run) -> str:
+    from .._errors import UpgradeRejectedError
+    from .errors_text import describe_failure, printable
+
+    if isinstance(exc, PodNotRunningError):
+        return f"error: {exc}"
+    if isinstance(exc, UpgradeRejectedError) and exc.status_code == 401:
+        # kubectl's words for a credential the server does not take.
+        message = exc.status.message if exc.status is not None else ""
+        return f"error: You must be logged in to the server " \
+               f"({printable(message or 'Unauthorized')})"
+    return describe_failure(exc, run.address, run.timeout, connecting=not run.connected)
+
+
 def run(args: argparse.Namespace, extra: Sequence[str] = ()) -> int:
-    """Run ``kstream port-forward`` with parsed arguments; return the exit code."""
+    """Run ``kstream port-forward`` with parsed arguments; return the exit code.
+
+    Every failure is one line on stderr in kubectl's words, never a traceback. Ctrl-C
+    before the pod was read kills the process by SIGINT, after it exits 0, as kubectl
+    port-forward; SIGTERM ends it by SIGTERM once the session is closed.
+    """
     # Imported here, not at the top: `kstream --version` and `--help` load neither.
     import asyncio
 
+    from .args import pod_name
+    from .errors_text import describe_failure
+    from .exits import exit_by_signal
     from .kubeconfig import KubeconfigError
 
     try:
         specs = [parse_port(spec) for spec in [*args.ports, *extra]]
-        _pod_name(args.pod)
+        args.pod = pod_name(args.pod)
     except ValueError as exc:
         _error(f"error: {exc}")
         return 1
+    state = _Run()
     try:
-        return asyncio.run(_forward(args, specs))
-    except UpgradeRejectedError as exc:
-        status = exc.status
-        if status is not None and status.message:
-            _error(f"Error from server ({status.reason or 'Failure'}): {status.message}")
-        else:
-            _error(f"error: {exc}")
-        return 1
-    except KubeconfigError as exc:
-        _error(f"error: {exc}")
-        return 1
-    except (KstreamError, OSError, TimeoutError, ValueError) as exc:
-        _error(f"error: {exc or type(exc).__name__}")
-        return 1
+        code = asyncio.run(_forward(args, specs, state))
     except KeyboardInterrupt:
-        return 0
+        exit_by_signal(signal.SIGINT)  # before the pod was read: kubectl dies by it too
+    except asyncio.CancelledError:
+        if not (state.interrupted or state.terminated):
+            _error("error: cancelled")
+            return 1
+        code = 0
+    except KubeconfigError as exc:
+        _error(describe_failure(exc, None))
+        return 1
+    except Exception as exc:  # one line, never a traceback
+        _error(_describe(exc, state))
+        return 1
+    if state.terminated:
+        exit_by_signal(signal.SIGTERM)
+    return code

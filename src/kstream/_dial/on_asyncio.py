@@ -11,13 +11,14 @@ if TYPE_CHECKING:
     import ssl
 
     from .._runtime.client import ExecRequest
+    from .._runtime.portforward import PortForwardRequest
     from .._runtime.proxy import ConnectExchange, ProxyURL
 
 __all__ = ["connect"]
 
 
 async def connect(loop: asyncio.AbstractEventLoop, protocol: asyncio.BaseProtocol,
-                  request: ExecRequest, context: ssl.SSLContext | None,
+                  request: ExecRequest | PortForwardRequest, context: ssl.SSLContext | None,
                   hostname: str | None, sock: socket.socket | None) -> None:
     """Connect ``protocol`` to the server of ``request`` (``connection_made`` is called).
 
@@ -99,7 +100,7 @@ class _Tunnel(asyncio.Protocol):
 
 
 async def _through_http_proxy(loop: asyncio.AbstractEventLoop, protocol: asyncio.BaseProtocol,
-                              proxy: ProxyURL, request: ExecRequest,
+                              proxy: ProxyURL, request: ExecRequest | PortForwardRequest,
                               context: ssl.SSLContext | None, hostname: str | None) -> None:
     import ssl
 

@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     import ssl
 
     from .._runtime.client import ExecRequest
+    from .._runtime.portforward import PortForwardRequest
     from .._runtime.proxy import ProxyURL
 
 __all__ = ["open_stream"]
@@ -18,7 +19,8 @@ __all__ = ["open_stream"]
 _RECEIVE_SIZE = 16 * 1024
 
 
-async def open_stream(request: ExecRequest, context: ssl.SSLContext | None) -> trio.abc.Stream:
+async def open_stream(request: ExecRequest | PortForwardRequest,
+                      context: ssl.SSLContext | None) -> trio.abc.Stream:
     """A TCP stream to the server of ``request``, through its proxy if it has one.
 
     Args:

@@ -27,7 +27,7 @@ import ssl
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Any, Final, TypedDict
+from typing import TYPE_CHECKING, Any, Final, TypedDict
 
 from .._errors import LocalProtocolError, ProtocolError, UpgradeRejectedError
 from .._events import ConnectionClosed, Event, PongReceived, UpgradeAccepted, UpgradeRejected
@@ -52,14 +52,19 @@ from .errors import (
     PortForwardError,
     connection_lost_error,
     receive_error,
+    record_earlier_attempts,
 )
 from .options import (
     DEFAULT_BUFFER_LIMIT,
+    DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_PING_INTERVAL,
     DEFAULT_PONG_TIMEOUT,
     ServerAddress,
     parse_server,
 )
+
+if TYPE_CHECKING:
+    from .proxy import ProxyURL
 
 __all__ = [
     "FORWARD_TRANSPORTS",
@@ -93,7 +98,8 @@ class PortForwardOptions:
         transport: ``"auto"``, ``"tunnel"``, ``"spdy"`` or ``"websocket"``.
         ping_interval: seconds between pings (``None``: no heartbeat).
         pong_timeout: seconds without a pong before the connection is declared dead.
-        connect_timeout: bound on TCP/TLS connect plus upgrade, per attempt.
+        connect_timeout: bound on TCP/TLS connect plus upgrade, per attempt (``None``:
+            none).
         buffer_limit: unread bytes a forwarded connection may hold before reading stops.
     """
 
@@ -101,13 +107,14 @@ class PortForwardOptions:
     transport: str = "auto"
     ping_interval: float | None = DEFAULT_PING_INTERVAL
     pong_timeout: float = DEFAULT_PONG_TIMEOUT
-    connect_timeout: float | None = None
+    connect_timeout: float | None = DEFAULT_CONNECT_TIMEOUT
     buffer_limit: int = DEFAULT_BUFFER_LIMIT
 
     @classmethod
     def build(cls, *, headers: Sequence[tuple[str, str]] = (), transport: str = "auto",
               ping_interval: float | None = DEFAULT_PING_INTERVAL,
-              pong_timeout: float = DEFAULT_PONG_TIMEOUT, connect_timeout: float | None = None,
+              pong_timeout: float = DEFAULT_PONG_TIMEOUT,
+              connect_timeout: float | None = DEFAULT_CONNECT_TIMEOUT,
               buffer_limit: int = DEFAULT_BUFFER_LIMIT) -> PortForwardOptions:
         """Validate and normalise the keyword arguments of ``open_port_forward``.
 
@@ -136,6 +143,7 @@ class PortForwardArguments(TypedDict, total=False):
     headers: Sequence[tuple[str, str]]
     ssl: ssl.SSLContext | None
     server_hostname: str | None
+    proxy: str | None
     transport: str
     ping_interval: float | None
     pong_timeout: float
@@ -154,6 +162,7 @@ class PortForwardRequest:
         options: the session's options.
         ssl: the caller's TLS context, if any.
         server_hostname: the caller's TLS server name, if any.
+        proxy: the proxy to connect through, if any.
     """
 
     address: ServerAddress
@@ -162,6 +171,7 @@ class PortForwardRequest:
     options: PortForwardOptions
     ssl: ssl.SSLContext | None
     server_hostname: str | None
+    proxy: ProxyURL | None = None
 
 
 def port_forward_request(server: str, namespace: str, pod: str,
@@ -175,11 +185,18 @@ def port_forward_request(server: str, namespace: str, pod: str,
     given: dict[str, Any] = dict(arguments)
     context = given.pop("ssl", None)
     server_hostname = given.pop("server_hostname", None)
+    proxy_url = given.pop("proxy", None)
+    proxy = None
+    if proxy_url:
+        from .proxy import parse_proxy_url  # loaded only when a proxy is used
+
+        proxy = parse_proxy_url(proxy_url)
     options = PortForwardOptions.build(**given)
     address = parse_server(server)
     target = portforward_target(namespace, pod, prefix=address.prefix)
     return PortForwardRequest(address=address, target=target, pod=f"{namespace}/{pod}",
-                              options=options, ssl=context, server_hostname=server_hostname)
+                              options=options, ssl=context, server_hostname=server_hostname,
+                              proxy=proxy)
 
 
 def transport_plan(transport: str) -> tuple[str, ...]:
@@ -560,6 +577,7 @@ class PortForwardSessionCore:
 
     async def _first_accepted(self) -> ForwardClientCore:
         plan = self._plan
+        earlier: list[tuple[str, BaseException]] = []
         for index, transport in enumerate(plan):
             try:
                 core = await self._connect(transport, None)
@@ -567,7 +585,13 @@ class PortForwardSessionCore:
                 if index + 1 < len(plan):
                     _log.debug("port-forward over %s refused (%s); trying %s", transport,
                                exc, plan[index + 1])
+                    earlier.append((transport, exc))
                     continue
+                record_earlier_attempts(exc, earlier)
+                raise
+            except Exception as exc:
+                # With "auto", the message then names both failures (the CLI shows them).
+                record_earlier_attempts(exc, earlier)
                 raise
             # Later reconnections go straight to what worked.
             self._plan = (transport,)
@@ -669,12 +693,16 @@ OPEN_PORT_FORWARD_DOC = """Open a port-forward session to a pod (``kubectl port-
         headers: extra request headers, e.g. ``[("Authorization", "Bearer ...")]``.
         ssl: the TLS context for ``https`` (default: the system's trust store).
         server_hostname: the TLS server name, when not the URL's host.
+        proxy: connect through this proxy, ``http://``, ``https://`` (HTTP ``CONNECT``)
+            or ``socks5://``, as exec does (``ClusterConnection.proxy`` is the one
+            kubectl would use: ``proxy-url``, ``HTTPS_PROXY``, ``NO_PROXY``).
         transport: ``"auto"`` (the tunnel ``SPDY/3.1+portforward.k8s.io``, then SPDY when
             its upgrade is refused, as kubectl 1.31+; the default), ``"tunnel"``,
             ``"spdy"`` or ``"websocket"`` (``v4.channel.k8s.io``).
         ping_interval: seconds between pings (default 5); ``None`` disables them.
         pong_timeout: seconds without a pong before the connection is declared dead.
-        connect_timeout: bound on connect + TLS + upgrade, per attempt (default: none).
+        connect_timeout: bound on connect + TLS + upgrade, per attempt (default 30 s, as
+            client-go bounds its dial); ``None`` for none.
         buffer_limit: unread bytes per forwarded connection before reading stops
             (default 1 MiB).
 
