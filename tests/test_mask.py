@@ -153,3 +153,39 @@ def test_rotate_key() -> None:
     assert rotate_key(b"abcd", 3) == b"dabc"
     assert rotate_key(b"abcd", 4) == b"abcd"
     assert rotate_key(b"abcd", 4001) == b"bcda"
+
+
+def _not_loaded(monkeypatch: pytest.MonkeyPatch) -> None:
+    # _load_speedups keeps what it loaded in sys.modules; start from nothing loaded.
+    monkeypatch.delitem(sys.modules, "websockets.speedups", raising=False)
+
+
+def test_speedups_not_an_extension_means_pure_python(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.machinery
+
+    _not_loaded(monkeypatch)
+    monkeypatch.setattr(importlib.machinery.PathFinder, "find_spec",
+                        classmethod(lambda cls, name, path=None, target=None: None))
+    assert _mask._load_speedups.__wrapped__() is None  # past the cache
+    assert "websockets.speedups" not in sys.modules
+
+
+def test_speedups_without_a_loadable_spec_means_pure_python(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    _not_loaded(monkeypatch)
+    monkeypatch.setattr(importlib.util, "spec_from_file_location", lambda *a, **k: None)
+    assert _mask._load_speedups.__wrapped__() is None  # past the cache
+
+
+def test_speedups_failing_to_load_means_pure_python(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    def broken(spec: object) -> object:
+        raise ImportError("undefined symbol")
+
+    _not_loaded(monkeypatch)
+    monkeypatch.setattr(importlib.util, "module_from_spec", broken)
+    assert _mask._load_speedups.__wrapped__() is None  # past the cache
+    assert "websockets.speedups" not in sys.modules
