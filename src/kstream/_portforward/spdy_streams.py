@@ -225,6 +225,12 @@ class _PortForwardSession(UpgradedSpdyConnection):
         self._streams.pop(request.data_id, None)
         self._streams.pop(request.error_id, None)
 
+    def _cancel(self, request: _Request) -> None:
+        """reset(): RST_STREAM CANCEL on both streams of the request, which is forgotten."""
+        self._abort(request.data_id)
+        self._abort(request.error_id)
+        self._forget(request)
+
     def _send_chunks(self, stream_id: int, data: Buffer) -> None:
         session = self._session
         assert session is not None
