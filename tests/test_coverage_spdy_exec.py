@@ -247,7 +247,7 @@ def test_server_close_is_finish() -> None:
 
 
 def test_server_end_of_a_stream_of_unknown_type_is_not_a_channel_end() -> None:
-    """``_on_peer_end``: a stream of a type we ignore ends without a ChannelEnded."""
+    """``_on_end``: a stream of a type we ignore ends without a ChannelEnded."""
     server, encoder, wire = raw_client_server()
     events = server.receive_data(
         encoder.syn_stream(1, (("streamtype", "error"),))

@@ -36,7 +36,6 @@ versions); the roles are :class:`~kstream._exec.spdy_client.SpdyExecClient` in
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -55,20 +54,15 @@ from .._events import (
     ConnectionClosed,
     DroppedMessage,
     Event,
-    PingReceived,
-    PongReceived,
 )
 from .._spdy.events import (
-    GoAwayReceived,
-    SpdyEvent,
     StreamData,
-    StreamEnded,
-    StreamOpened,
     StreamReplied,
     StreamReset,
 )
 from .._spdy.frames import GoAwayStatus, RstStatus
 from .._spdy.session import SpdySession
+from .._spdy.upgraded import UpgradedSpdyConnection
 
 __all__ = [
     "STREAM_TYPE_HEADER",
@@ -189,26 +183,22 @@ class _State(enum.Enum):
     CLOSED = "closed"              # ConnectionClosed reported, or we closed the session
 
 
-class _ExecConnection:
+class _ExecConnection(UpgradedSpdyConnection):
     """What both roles share: stream bookkeeping and the session event translation."""
 
     # Channels whose data the peer sends in this role; data on others is dropped.
     _INCOMING: frozenset[int] = frozenset()
 
     def __init__(self) -> None:
+        super().__init__()
         self._state = _State.UPGRADING
-        self._session: SpdySession | None = None
         self._streams: dict[int, _Stream] = {}
         self._by_channel: dict[int, _Stream] = {}
         self._expected: tuple[int, ...] = ()
         self._remote_closed = False
-        self._error: RemoteProtocolError | None = None
         self._goaway_sent = False
         self._strict_flow_control = False
         self._pending_bytes = 0  # held back in all streams' `pending`
-        # The upgrade's last bytes (the 101, or a request never flushed), handed over once
-        # when the session starts: from then on nothing asks the finished upgrade.
-        self._handover = b""
         #: Negotiated stream protocol ("" before the upgrade, or when the peer sent none).
         self.protocol = ""
         #: Negotiated remotecommand version, 1..4 (0 before the upgrade completed).
@@ -217,21 +207,6 @@ class _ExecConnection:
         self.ready = False
 
     # ------------------------------------------------------------------ common API
-
-    def data_to_send(self) -> bytes:
-        """Drain and return every byte queued for the peer (``b""`` if none).
-
-        Returns:
-            The bytes to write to the socket, in order.
-        """
-        session = self._session
-        if session is None:
-            # The upgrade is under way (or was refused): its bytes are all there is.
-            return self._upgrade_data_to_send()
-        session_bytes = session.data_to_send()
-        if self._handover:
-            session_bytes, self._handover = self._handover + session_bytes, b""
-        return session_bytes
 
     def ping(self, now: float) -> None:
         """Queue a SPDY PING; a :class:`~kstream.PongReceived` with ``sent_at=now`` answers it.
@@ -243,33 +218,6 @@ class _ExecConnection:
             LocalProtocolError: the SPDY session is not running.
         """
         self._session_for("ping").ping(now)
-
-    def receive_data(self, data: bytes | bytearray | memoryview) -> list[Event]:
-        """Feed bytes from the peer (``b""`` = end of the byte stream); return the events.
-
-        Args:
-            data: bytes read from the socket.
-
-        Returns:
-            The events these bytes completed, in order.
-
-        Raises:
-            RemoteProtocolError: the peer broke the protocol; any answer (GOAWAY
-                PROTOCOL_ERROR) is already queued in :meth:`data_to_send`.
-        """
-        if self._error is not None:
-            raise self._error
-        try:
-            return self._receive(data)
-        except RemoteProtocolError as error:
-            self._error = error
-            raise
-
-    def _receive(self, data: bytes | bytearray | memoryview) -> list[Event]:
-        raise NotImplementedError  # pragma: no cover - abstract: both roles override it
-
-    def _upgrade_data_to_send(self) -> bytes:
-        raise NotImplementedError  # pragma: no cover - abstract: both roles override it
 
     # ------------------------------------------------------------------ helpers
 
@@ -293,42 +241,17 @@ class _ExecConnection:
             self._by_channel[channel] = stream
         return stream
 
-    def _feed_session(self, data: bytes | bytearray | memoryview) -> list[Event]:
-        if self._session is None or self._remote_closed:
-            return []
-        return self._translate(self._session.receive_data(data))
-
-    def _translate(self, session_events: Iterable[SpdyEvent]) -> list[Event]:
-        events: list[Event] = []
-        for event in session_events:
-            if self._remote_closed:
-                break  # as Go: nothing is read after GOAWAY / the end of the byte stream
-            if isinstance(event, StreamData):
-                self._on_data(event, events)
-                if self._strict_flow_control:
-                    # The data is handed to the caller now: give the credit back at once.
-                    assert self._session is not None
-                    self._session.acknowledge_received_data(event.stream_id, len(event.data))
-            elif isinstance(event, StreamEnded):
-                self._on_peer_end(event.stream_id, None, events)
-            elif isinstance(event, StreamReset):
-                self._on_reset(event, events)
-            elif isinstance(event, StreamReplied):
-                self._on_replied(event, events)
-            elif isinstance(event, StreamOpened):
-                self._on_opened(event, events)
-            elif isinstance(event, (PingReceived, PongReceived)):
-                events.append(event)
-            elif isinstance(event, GoAwayReceived):
-                self._on_remote_close(ConnectionClosed(
-                    code=event.status, clean=event.status == GoAwayStatus.OK), events)
-            elif isinstance(event, ConnectionClosed):
-                self._on_remote_close(event, events)
-            # SETTINGS, WINDOW_UPDATE, HEADERS and skipped unknown frames carry nothing an
-            # exec needs: Go ignores them as well (protocol-notes §3.5).
-        return events
+    def _reading(self) -> bool:
+        return not self._remote_closed
 
     def _on_data(self, event: StreamData, events: list[Event]) -> None:
+        self._report_data(event, events)
+        if self._strict_flow_control:
+            # The data is handed to the caller now: give the credit back at once.
+            assert self._session is not None
+            self._session.acknowledge_received_data(event.stream_id, len(event.data))
+
+    def _report_data(self, event: StreamData, events: list[Event]) -> None:
         stream = self._streams.get(event.stream_id)
         if not event.data or stream is None or stream.channel is None:
             return  # a stream of a type we ignore (upstream: logged, never read)
@@ -342,9 +265,9 @@ class _ExecConnection:
         if stream is not None:
             stream.reset = True
             self._drop_pending(stream)
-        self._on_peer_end(event.stream_id, int(event.status), events)
+        self._on_end(event.stream_id, int(event.status), events)
 
-    def _on_peer_end(self, stream_id: int, reset: int | None, events: list[Event]) -> None:
+    def _on_end(self, stream_id: int, reset: int | None, events: list[Event]) -> None:
         stream = self._streams.get(stream_id)
         if stream is None or stream.ended_by_peer:
             return
@@ -357,10 +280,7 @@ class _ExecConnection:
         # fails on a SYN_REPLY for a stream it never opened, so never reports one.
         del event, events  # pragma: no cover
 
-    def _on_opened(self, event: StreamOpened, events: list[Event]) -> None:
-        raise NotImplementedError  # pragma: no cover - abstract: both roles override it
-
-    def _on_remote_close(self, closed: ConnectionClosed, events: list[Event]) -> None:
+    def _on_session_end(self, closed: ConnectionClosed, events: list[Event]) -> None:
         # Go closes every stream for reading when the session ends (spdystream
         # handleGoAwayFrame / closeRemoteChannels): report the ends not seen yet.
         for stream in self._streams.values():

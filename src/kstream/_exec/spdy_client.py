@@ -93,7 +93,7 @@ class SpdyExecClient(_ExecConnection):
             return self._receive_upgrade(data)
         if self._state is _State.REJECTED:
             return []
-        return self._feed_session(data)
+        return self._feed(data)
 
     def _receive_upgrade(self, data: bytes | bytearray | memoryview) -> list[Event]:
         events: list[Event] = []
@@ -122,7 +122,7 @@ class SpdyExecClient(_ExecConnection):
             self._register(stream_id, channel)
         # Bytes that came in the same read as the 101 belong to the SPDY session.
         trailing = self._upgrade.trailing_data
-        return self._feed_session(trailing) if trailing else []
+        return self._feed(trailing) if trailing else []
 
     def _on_replied(self, event: StreamReplied, events: list[Event]) -> None:
         stream = self._streams.get(event.stream_id)

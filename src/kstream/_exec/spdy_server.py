@@ -135,7 +135,7 @@ class SpdyExecServer(_ExecConnection):
             return []
         if self._state is _State.REJECTED:
             return []
-        return self._feed_session(data)
+        return self._feed(data)
 
     def _on_opened(self, event: StreamOpened, events: list[Event]) -> None:
         assert self._session is not None
@@ -210,9 +210,9 @@ class SpdyExecServer(_ExecConnection):
         self._session = SpdySession(client=False)
         self._state = _State.OPEN
         early = self._upgrade.trailing_data
-        events = self._feed_session(early) if early else []
+        events = self._feed(early) if early else []
         if self._early_eof:
-            events.extend(self._feed_session(b""))
+            events.extend(self._feed(b""))
         return events
 
     @property

@@ -276,6 +276,4 @@ class SpdyPortForwardClient(_PortForwardSession):
         if request is None:
             return
         self._pending_bytes -= len(request.pending)
-        self._abort(request.data_id)
-        self._abort(request.error_id)
-        self._forget(request)
+        self._cancel(request)

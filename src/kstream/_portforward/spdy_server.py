@@ -361,9 +361,7 @@ class SpdyPortForwardServer(_PortForwardSession):
         request = self._live(request_id, "reset")
         if request is None:
             return
-        self._abort(request.data_id)
-        self._abort(request.error_id)
-        self._forget(request)
+        self._cancel(request)
 
     def expire(self, now: float) -> list[Event]:
         """Start the clock of pairs seen since the last call, and time out the old ones.

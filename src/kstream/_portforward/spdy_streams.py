@@ -12,25 +12,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
-from .._errors import LocalProtocolError, RemoteProtocolError
+from .._errors import LocalProtocolError
 from .._events import (
     ConnectionClosed,
     Event,
-    PingReceived,
-    PongReceived,
-)
-from .._spdy.events import (
-    GoAwayReceived,
-    SpdyEvent,
-    StreamData,
-    StreamEnded,
-    StreamOpened,
-    StreamReplied,
-    StreamReset,
 )
 from .._spdy.frames import GoAwayStatus, RstStatus
 from .._spdy.session import SpdySession
 from .._spdy.state import StreamState
+from .._spdy.upgraded import UpgradedSpdyConnection
 from .events import (
     ForwardClosed,
     ForwardError,
@@ -124,20 +114,17 @@ def _parse_stream_headers(headers: Sequence[tuple[str, str]]) -> tuple[str, int]
     return stream_type, int(port)
 
 
-class _PortForwardSession:
+class _PortForwardSession(UpgradedSpdyConnection):
     """What both roles share: the SPDY session, the request table, the end of it all."""
 
     transport = "spdy"
 
     def __init__(self) -> None:
+        super().__init__()
         self._state = _State.UPGRADING
-        self._session: SpdySession | None = None
         self._requests: dict[int, _Request] = {}
         self._streams: dict[int, tuple[_Request, _Kind]] = {}
         self._next_request_id = 0
-        self._error: RemoteProtocolError | None = None
-        # The upgrade's last bytes, handed over once when the session starts.
-        self._handover = b""
         self._protocol = ""
 
     # ------------------------------------------------------------------ common API
@@ -151,32 +138,6 @@ class _PortForwardSession:
     def awaiting_pong_since(self) -> float | None:
         """The ``now`` of the oldest ping not answered yet, or None."""
         return None if self._session is None else self._session.awaiting_pong_since
-
-    def data_to_send(self) -> bytes:
-        """Drain and return the bytes queued for the peer (``b""`` if none)."""
-        if self._session is None:
-            return self._upgrade_data_to_send()
-        data = self._session.data_to_send()
-        if self._handover:
-            data, self._handover = self._handover + data, b""
-        return data
-
-    def receive_data(self, data: Buffer) -> list[Event]:
-        """Feed bytes from the peer (``b""``: the byte stream ended); return the events.
-
-        Raises:
-            RemoteProtocolError: the peer broke the protocol; the answer (GOAWAY
-                PROTOCOL_ERROR, or an HTTP 400) is queued. It is raised again on every
-                later call.
-        """
-        if self._error is not None:
-            raise self._error
-        try:
-            return self._receive(data)
-        except RemoteProtocolError as error:
-            self._error = error
-            self._state = _State.CLOSED
-            raise
 
     def ping(self, now: float) -> None:
         """Queue a SPDY PING; :class:`~kstream.PongReceived` with ``sent_at=now`` answers it.
@@ -207,11 +168,11 @@ class _PortForwardSession:
 
     # ------------------------------------------------------------------ for the roles
 
-    def _receive(self, data: Buffer) -> list[Event]:
-        raise NotImplementedError  # pragma: no cover - both roles override it
+    def _failed(self) -> None:
+        self._state = _State.CLOSED
 
-    def _upgrade_data_to_send(self) -> bytes:
-        raise NotImplementedError  # pragma: no cover - both roles override it
+    def _reading(self) -> bool:
+        return self._state is _State.OPEN
 
     def _running(self, action: str) -> SpdySession:
         if self._state is not _State.OPEN:
@@ -233,50 +194,6 @@ class _PortForwardSession:
         if type(request_id) is not int or not 0 <= request_id < self._next_request_id:
             raise LocalProtocolError(f"cannot {action}: no request {request_id!r}")
         return None
-
-    def _feed(self, data: Buffer) -> list[Event]:
-        if self._state is not _State.OPEN:
-            return []
-        assert self._session is not None
-        return self._translate(self._session.receive_data(data))
-
-    def _translate(self, session_events: list[SpdyEvent]) -> list[Event]:
-        events: list[Event] = []
-        for event in session_events:
-            if self._state is not _State.OPEN:
-                break  # as Go: nothing is read after GOAWAY or the end of the stream
-            if isinstance(event, StreamData):
-                self._on_data(event, events)
-            elif isinstance(event, StreamEnded):
-                self._on_end(event.stream_id, None, events)
-            elif isinstance(event, StreamReset):
-                self._on_end(event.stream_id, event.status, events)
-            elif isinstance(event, StreamReplied):
-                self._on_replied(event, events)
-            elif isinstance(event, StreamOpened):
-                self._on_opened(event, events)
-            elif isinstance(event, (PingReceived, PongReceived)):
-                events.append(event)
-            elif isinstance(event, GoAwayReceived):
-                self._on_session_end(ConnectionClosed(
-                    code=event.status, clean=event.status == GoAwayStatus.OK), events)
-            elif isinstance(event, ConnectionClosed):
-                self._on_session_end(event, events)
-            # SETTINGS, WINDOW_UPDATE, HEADERS, dropped DATA: nothing a port-forward needs
-            # (Go ignores them too, protocol-notes §3.5).
-        return events
-
-    def _on_data(self, event: StreamData, events: list[Event]) -> None:
-        raise NotImplementedError  # pragma: no cover - both roles override it
-
-    def _on_end(self, stream_id: int, reset: int | None, events: list[Event]) -> None:
-        raise NotImplementedError  # pragma: no cover - both roles override it
-
-    def _on_replied(self, event: StreamReplied, events: list[Event]) -> None:
-        raise NotImplementedError  # pragma: no cover - both roles override it
-
-    def _on_opened(self, event: StreamOpened, events: list[Event]) -> None:
-        raise NotImplementedError  # pragma: no cover - both roles override it
 
     def _on_session_end(self, closed: ConnectionClosed, events: list[Event]) -> None:
         # Go closes every stream when the session ends: each live request is over.
@@ -307,6 +224,12 @@ class _PortForwardSession:
         self._requests.pop(request.request_id, None)
         self._streams.pop(request.data_id, None)
         self._streams.pop(request.error_id, None)
+
+    def _cancel(self, request: _Request) -> None:
+        """reset(): RST_STREAM CANCEL on both streams of the request, which is forgotten."""
+        self._abort(request.data_id)
+        self._abort(request.error_id)
+        self._forget(request)
 
     def _send_chunks(self, stream_id: int, data: Buffer) -> None:
         session = self._session

@@ -7,6 +7,9 @@ and get :mod:`kstream events <kstream._events>` back; send with the ``send_data`
 
 Layers underneath:
 
+* the connection engine (:mod:`kstream._ws.engine`, shared with
+  :class:`~kstream._ws.binary.BinaryWebSocket`): the upgrade, states, pings and the close
+  handshake; this module adds the channel messages;
 * the HTTP/1.1 upgrade: parsed once by the upgrade engine (:mod:`kstream._upgrade`), which
   keeps the head size limit, writes the answers and hands over the bytes that follow the
   head; :mod:`kstream._ws.handshake` checks the request as wsproto did (plus the key's
@@ -32,11 +35,8 @@ and the Go client (``client-go/tools/remotecommand/websocket.go`` over gorilla/w
 from __future__ import annotations
 
 import base64
-from collections import deque
 from collections.abc import Iterable, Sequence
 from typing import Final
-
-from wsproto.utilities import generate_nonce
 
 from .. import _http
 from .._channels import (
@@ -46,43 +46,21 @@ from .._channels import (
     ChannelProtocol,
 )
 from .._errors import LocalProtocolError, RemoteProtocolError, UpgradeRejectedError
-from .._events import (
-    ChannelData,
-    ConnectionClosed,
-    Event,
-    PingReceived,
-    PongReceived,
-    UpgradeAccepted,
-    UpgradeRejected,
-    UpgradeRequested,
-)
-from .._upgrade import (
-    MAX_HEAD_SIZE,
-    ClientUpgrade,
-    HttpError,
-    RequestHead,
-    ResponseHead,
-    ServerUpgrade,
-    complete_response,
-    encode_headers,
-)
+from .._events import ChannelData, Event
+from .._upgrade import ClientUpgrade
 from .codec import OP_BINARY, OP_CLOSE, OP_PING, OP_TEXT
 from .codec import ZeroCopyFrameCodec as FrameCodec
-from .frames import MAX_CLOSE_REASON_BYTES, check_close_code
+from .engine import DEFAULT_MAX_MESSAGE_SIZE, WebSocketEngine, immutable
+from .engine import MAX_EARLY_DATA as MAX_EARLY_DATA
+from .engine import MAX_OUTSTANDING_PINGS as MAX_OUTSTANDING_PINGS
+from .engine import MAX_UNSENT_PONGS as MAX_UNSENT_PONGS
 from .framing import (
     BASE64_CHANNEL_OFFSET,
     MAX_CHANNEL,
     check_channel,
     encode_close,
 )
-from .handshake import (
-    check_request,
-    check_switch,
-    hello_channel,
-    negotiate,
-    offered_protocols,
-    switch_headers,
-)
+from .handshake import hello_channel, negotiate
 from .messages import MESSAGE_TOO_BIG, MessageAssembler
 from .state import TRANSITIONS, StateInput, WebSocketState
 
@@ -101,21 +79,9 @@ __all__ = [
 
 Buffer = bytes | bytearray | memoryview
 
-#: Largest incoming message (sum of its frames), as the Go server's
-#: ``DefaultMaxPayloadBytes`` (golang/net ``websocket/websocket.go``).
-DEFAULT_MAX_MESSAGE_SIZE: Final = 32 * 1024 * 1024
 #: The channels of an exec/attach connection (stdin, stdout, stderr, error, resize): the
 #: default channel set of :meth:`WebSocketChannelConnection.client` and ``server``.
 EXEC_CHANNEL_SET: Final = frozenset(range(EXEC_CHANNELS))
-#: Largest number of bytes a client may send after its request before we answer it.
-MAX_EARLY_DATA: Final = 64 * 1024
-#: Pings that may await their pong at once.
-MAX_OUTSTANDING_PINGS: Final = 1024
-#: Pongs queued and not yet taken by ``data_to_send()``. A peer that pings and never
-#: reads would otherwise grow the queue without bound (an adapter stops taking bytes
-#: while its transport is full). Past this, only the most recent ping is answered, when
-#: the queue is next taken, as RFC 6455 §5.5.3 allows.
-MAX_UNSENT_PONGS: Final = 16
 #: What the client offers by default, in order of preference.
 DEFAULT_CLIENT_PROTOCOLS: Final = ("v5.channel.k8s.io", "v4.channel.k8s.io")
 #: What a server supports by default: every named channel subprotocol.
@@ -124,11 +90,8 @@ SERVER_PROTOCOLS: Final = tuple(name for name in WEBSOCKET_PROTOCOLS if name)
 #: A message's one-byte channel prefix, by value (no bytes object built per message).
 _CHANNEL_PREFIXES: Final = tuple(bytes((value,)) for value in range(256))
 
-_NORMAL_CLOSURE: Final = 1000
-_ABNORMAL_CLOSURE: Final = 1006
 
-
-class WebSocketChannelConnection:
+class WebSocketChannelConnection(WebSocketEngine):
     """A WebSocket channel connection (``*.channel.k8s.io``), client or server role.
 
     Build it with :meth:`client` or :meth:`server`.
@@ -158,40 +121,17 @@ class WebSocketChannelConnection:
     def __init__(self, *, client: bool, protocols: Sequence[str],
                  max_message_size: int, channels: Iterable[int] = EXEC_CHANNEL_SET) -> None:
         """Use :meth:`client` or :meth:`server` instead."""
-        if type(max_message_size) is not int or max_message_size < 1:
-            raise LocalProtocolError(
-                f"max_message_size must be a positive int, not {max_message_size!r}")
+        super().__init__(client=client, max_message_size=max_message_size)
         accepted = frozenset(channels)
         if not all(type(channel) is int and 0 <= channel < CLOSE for channel in accepted):
             raise LocalProtocolError(f"channels must be ints in 0..254, not {sorted(accepted)!r}")
         #: The channels whose messages are delivered; others are dropped.
         self.channels: Final = accepted
-        self.role: Final = "client" if client else "server"
         self._negotiated: ChannelProtocol | None = None
-        self._state = WebSocketState.CONNECTING
         self.max_message_size: Final = max_message_size
-        self._client: Final = client
         # Client: what we offered. Server: what we support.
         self._protocols: Final = tuple(protocols)
-        # What data_to_send() joins: whole frames, and the parts of data messages (the
-        # caller's payload itself when it cannot change, so it is copied once, there).
-        self._outgoing: list[Buffer] = []
-        # Pongs in _outgoing, and the latest ping past MAX_UNSENT_PONGS (unanswered yet).
-        self._unsent_pongs = 0
-        self._held_ping: bytes | None = None
-        self._codec: FrameCodec | None = None
-        self._error: RemoteProtocolError | None = None
-        self._pings: deque[float] = deque()
         self._closed_channels: set[int] = set()
-        # Client role: the upgrade's nonce and request (set by client()).
-        self._nonce = b""
-        self._client_upgrade: ClientUpgrade | None = None
-        # Server role: the upgrade engine that reads the request (a client has none), the
-        # request once parsed, and bytes that followed the request.
-        self._server_upgrade: ServerUpgrade | None = \
-            None if client else ServerUpgrade(max_head_size=MAX_HEAD_SIZE)
-        self._request: UpgradeRequested | None = None
-        self._early_data = bytearray()
         # Assembles incoming messages once OPEN.
         self._messages: MessageAssembler | None = None
 
@@ -226,7 +166,7 @@ class WebSocketChannelConnection:
                 raise LocalProtocolError(f"not a WebSocket channel subprotocol: {name!r}")
         connection = cls(client=True, protocols=protocols, max_message_size=max_message_size,
                          channels=channels)
-        connection._send_upgrade_request(host, target, headers)
+        connection._send_upgrade_request(host, target, protocols, headers)
         return connection
 
     @classmethod
@@ -256,11 +196,6 @@ class WebSocketChannelConnection:
         return f"<{type(self).__name__} {self.role} {self.state.name} protocol={name!r}>"
 
     @property
-    def state(self) -> WebSocketState:
-        """Where the connection is (see :data:`TRANSITIONS`)."""
-        return self._state
-
-    @property
     def protocol(self) -> ChannelProtocol | None:
         """The negotiated subprotocol; ``None`` until the upgrade succeeded."""
         return self._negotiated
@@ -269,11 +204,6 @@ class WebSocketChannelConnection:
     def dropped_messages(self) -> int:
         """How many incoming messages were dropped."""
         return 0 if self._messages is None else self._messages.dropped_messages
-
-    @property
-    def awaiting_pong_since(self) -> float | None:
-        """The ``now`` of the oldest ping still waiting for its pong, or ``None``."""
-        return self._pings[0] if self._pings else None
 
     # ----------------------------------------------------------------------------------
     # Server role: answering the upgrade
@@ -301,31 +231,9 @@ class WebSocketChannelConnection:
         name = self._choose_protocol(request.protocols, protocol)
         if hello is not None:
             check_channel(hello, base64_text=WEBSOCKET_PROTOCOLS[name].base64)
-        key = next(value for field, value in request.headers if field == "sec-websocket-key")
-        try:
-            response = self._engine.switch(encode_headers([*switch_headers(key, name),
-                                                           *headers]))
-        except LocalProtocolError as exc:
-            raise LocalProtocolError(f"cannot accept the upgrade: {exc}") from None
-        self._advance(StateInput.ACCEPT)
-        self._outgoing.append(response)
-        self._negotiated = WEBSOCKET_PROTOCOLS[name]
-        self._codec = FrameCodec(client=False)
-        self._messages = self._message_assembler()
+        self._switch(request, name, headers)
         if hello is not None:
             self._queue_message(hello, b"")
-
-    def receive_early_data(self) -> list[Event]:
-        """Server role, right after :meth:`accept`: the events of bytes the client sent
-        before the 101 (``[]`` if none), without waiting for the next ``receive_data``.
-
-        Raises:
-            RemoteProtocolError: as :meth:`receive_data`.
-        """
-        if not self._early_data or self.state is not WebSocketState.OPEN:
-            return []
-        early, self._early_data = bytes(self._early_data), bytearray()
-        return self.receive_data(early)
 
     def reject(self, status_code: int = 403, *, message: str = "", body: bytes | None = None,
                headers: Sequence[tuple[str, str]] = ()) -> None:
@@ -351,20 +259,7 @@ class WebSocketChannelConnection:
                 status_headers, body = _http.status_response(status_code, message)
                 response_headers.extend(status_headers)
         response_headers.extend(headers)
-        encoded = encode_headers(response_headers)
-        try:
-            self._outgoing.append(
-                complete_response(self._engine, status_code, encoded, body))
-        except LocalProtocolError as exc:
-            raise LocalProtocolError(f"cannot reject the upgrade: {exc}") from None
-        self._advance(StateInput.REJECT)
-
-    def _awaiting_answer(self, what: str) -> UpgradeRequested:
-        if self._client or self.state is not WebSocketState.CONNECTING or self._request is None:
-            raise LocalProtocolError(
-                f"cannot {what}: only a server that received an upgrade request and has not "
-                f"answered it can (this is a {self.role} in state {self.state.name})")
-        return self._request
+        self._queue_rejection(status_code, response_headers, body)
 
     def _choose_protocol(self, offered: tuple[str, ...], protocol: str | None) -> str:
         if protocol is None:
@@ -383,23 +278,6 @@ class WebSocketChannelConnection:
 
     # ----------------------------------------------------------------------------------
     # Both roles: sending
-
-    def data_to_send(self) -> bytes:
-        """Return and forget every byte queued for the peer so far (``b""`` if none)."""
-        outgoing = self._outgoing
-        if self._unsent_pongs:
-            self._unsent_pongs = 0
-            codec = self._codec
-            if self._held_ping is not None and codec is not None \
-                    and self.state is WebSocketState.OPEN:
-                outgoing.append(codec.pong(self._held_ping))
-            self._held_ping = None
-        if not outgoing:
-            return b""
-        first = outgoing[0]
-        data = first if len(outgoing) == 1 and type(first) is bytes else b"".join(outgoing)
-        outgoing.clear()
-        return data
 
     def send_data(self, channel: int, data: Buffer) -> None:
         """Queue ``data`` on ``channel`` as one unfragmented message.
@@ -446,42 +324,6 @@ class WebSocketChannelConnection:
         self._closed_channels.add(channel)
         self._outgoing.append(self._frames.message(b"", message, text=False))
 
-    def ping(self, now: float) -> None:
-        """Queue a ping with an empty payload, as client-go sends every 5 s.
-
-        Args:
-            now: the current time (any monotonic clock); ``PongReceived.sent_at`` returns
-                it when the pong arrives, and :attr:`awaiting_pong_since` shows it until.
-
-        Raises:
-            LocalProtocolError: not OPEN, or too many pings await their pong.
-        """
-        self._require(StateInput.SEND, "ping")
-        if len(self._pings) >= MAX_OUTSTANDING_PINGS:
-            raise LocalProtocolError(f"{MAX_OUTSTANDING_PINGS} pings already await a pong")
-        self._pings.append(now)
-        self._outgoing.append(self._frames.ping())
-
-    def close(self, code: int = _NORMAL_CLOSURE, reason: str = "") -> None:
-        """Queue a close frame, then wait for the peer's (state CLOSING).
-
-        A server ends an exec with ``close(1000)`` after the exit status: kubectl treats
-        any other code as a read error. Closing a connection already closing, closed,
-        rejected or failed does nothing.
-
-        Args:
-            code: the close code.
-            reason: the reason text, at most 123 bytes of UTF-8.
-
-        Raises:
-            LocalProtocolError: still CONNECTING, or a code/reason that cannot be sent.
-        """
-        check_close_code(code, reason)
-        was_open = self.state is WebSocketState.OPEN
-        self._advance(StateInput.CLOSE)
-        if was_open:
-            self._outgoing.append(self._frames.close(code, reason))
-
     def _queue_message(self, channel: int, data: Buffer) -> None:
         frames = self._frames
         if self._protocol.base64:
@@ -491,7 +333,7 @@ class WebSocketChannelConnection:
             return
         if type(channel) is not int or not 0 <= channel <= MAX_CHANNEL:
             check_channel(channel)  # raises
-        if not self._client and not _immutable(data):
+        if not self._client and not immutable(data):
             # Unmasked frames hand the payload itself to data_to_send(), which joins it
             # later: a buffer the caller may change meanwhile is copied now instead.
             data = bytes(data)
@@ -504,249 +346,21 @@ class WebSocketChannelConnection:
         assert self._negotiated is not None, "only called once OPEN"
         return self._negotiated
 
-    @property
-    def _engine(self) -> ServerUpgrade:
-        assert self._server_upgrade is not None, "server role only"
-        return self._server_upgrade
-
-    @property
-    def _frames(self) -> FrameCodec:
-        assert self._codec is not None, "only called once OPEN"
-        return self._codec
-
-    def _message_assembler(self) -> MessageAssembler:
-        return MessageAssembler(client=self._client, protocol=self._protocol,
-                                channels=self.channels, max_message_size=self.max_message_size)
-
     # ----------------------------------------------------------------------------------
-    # Both roles: receiving
+    # Both roles: the engine's hooks, frames and channel messages
 
-    def receive_data(self, data: Buffer) -> list[Event]:
-        """Feed bytes from the peer; ``b""`` (empty) means the byte stream ended.
+    def _open(self, protocol: str) -> None:
+        self._negotiated = WEBSOCKET_PROTOCOLS[protocol]
+        self._codec = FrameCodec(client=self._client)
+        self._messages = MessageAssembler(client=self._client, protocol=self._negotiated,
+                                          channels=self.channels,
+                                          max_message_size=self.max_message_size)
 
-        Returns:
-            The events these bytes complete, in order.
-
-        Raises:
-            RemoteProtocolError: the peer broke the protocol. What to answer (a close
-                frame with ``close_code``, or an HTTP error response) is already queued
-                in ``data_to_send()``; the connection is FAILED and raises again if fed.
-        """
-        if self.state is WebSocketState.FAILED:
-            assert self._error is not None
-            raise RemoteProtocolError(f"connection already failed: {self._error}")
-        events: list[Event] = []
-        try:
-            if self.state is WebSocketState.CONNECTING:
-                if self._client:
-                    self._receive_response(data, events)
-                else:
-                    self._receive_request(data, events)
-            elif self.state in (WebSocketState.OPEN, WebSocketState.CLOSING):
-                self._receive_frames(data, events)
-            else:
-                self._advance(StateInput.EOF if not data else StateInput.RECEIVE)
-        except RemoteProtocolError as exc:
-            self._fail(exc)
-            raise
-        return events
-
-    def _fail(self, exc: RemoteProtocolError) -> None:
-        if (self.state is WebSocketState.OPEN and exc.close_code is not None
-                and self._codec is not None):
-            reason = str(exc).encode()[:MAX_CLOSE_REASON_BYTES].decode(errors="ignore")
-            self._outgoing.append(self._codec.close(exc.close_code, reason))
-        self._error = exc
-        if self.state is not WebSocketState.FAILED:  # EOF while CONNECTING got there first
-            self._advance(StateInput.FAIL)
-
-    def _advance(self, what: StateInput) -> WebSocketState:
-        try:
-            self._state = TRANSITIONS[self._state, what]
-        except KeyError:
-            raise LocalProtocolError(
-                f"cannot {what.value} in state {self.state.name}") from None
-        return self.state
-
-    def _require(self, what: StateInput, verb: str) -> None:
-        if (self.state, what) not in TRANSITIONS:
-            raise LocalProtocolError(f"cannot {verb} in state {self.state.name}")
-
-    # ----------------------------------------------------------------------------------
-    # Client role: the upgrade request and its answer
-
-    def _send_upgrade_request(self, host: str, target: str,
-                              headers: Sequence[tuple[str, str]]) -> None:
-        # The same request gorilla/websocket writes (client.go), wsproto's key and all.
-        self._nonce = generate_nonce()
-        request_headers: list[tuple[str, str]] = [
-            ("Host", host),
-            ("Upgrade", "websocket"),
-            ("Connection", "Upgrade"),
-            ("Sec-WebSocket-Key", self._nonce.decode("ascii")),
-            ("Sec-WebSocket-Version", "13"),
-        ]
-        if self._protocols:
-            request_headers.append(("Sec-WebSocket-Protocol", ", ".join(self._protocols)))
-        request_headers.extend(headers)
-        encoded = encode_headers(request_headers)
-        try:
-            upgrade = ClientUpgrade(method=b"GET", target=target.encode("ascii"),
-                                    headers=encoded)
-        except (LocalProtocolError, UnicodeEncodeError) as exc:
-            raise LocalProtocolError(f"cannot send the upgrade request: {exc}") from None
-        self._client_upgrade = upgrade
-        self._outgoing.append(upgrade.data_to_send())
-
-    def _receive_response(self, data: Buffer, events: list[Event]) -> None:
-        upgrade = self._client_upgrade
-        assert upgrade is not None
-        if not data:
-            if upgrade.response is not None:
-                # A rejection whose body ends with the connection.
-                self._reject_upgrade(self._rejection(upgrade), events)
-                return
-            self._advance(StateInput.EOF)
-            raise RemoteProtocolError("connection closed before the upgrade response")
-        try:
-            head = upgrade.receive_data(data)
-        except HttpError as exc:
-            if upgrade.response is not None:
-                # The status line and headers made it; report them with what we have.
-                self._reject_upgrade(self._rejection(upgrade, f"invalid body: {exc}"), events)
-                return
-            raise RemoteProtocolError(f"invalid HTTP response to the upgrade: {exc}") from None
-        if head is None:
-            return
-        if head.status_code == 101:
-            self._on_switching_protocols(head, upgrade.trailing_data, events)
-        else:
-            self._reject_upgrade(self._rejection(upgrade), events)
-
-    @staticmethod
-    def _rejection(upgrade: ClientUpgrade, detail: str = "") -> UpgradeRejectedError:
+    def _rejection(self, upgrade: ClientUpgrade, detail: str = "") -> UpgradeRejectedError:
         # A non-101 answer: the first MAX_REJECTION_BODY bytes of its body are kept.
         if upgrade.overflowed and not detail:
             detail = f"body cut to its first {_http.MAX_REJECTION_BODY} bytes"
         return upgrade.rejection(detail)
-
-    def _reject_upgrade(self, error: UpgradeRejectedError, events: list[Event]) -> None:
-        self._advance(StateInput.REJECT)
-        events.append(UpgradeRejected(error=error))
-
-    def _on_switching_protocols(self, response: ResponseHead, trailing: bytes,
-                                events: list[Event]) -> None:
-        headers = response.headers
-        problem, name = check_switch(headers, self._nonce, self._protocols)
-        reason = response.reason
-        if problem:
-            # client-go turns any bad handshake into an UpgradeFailureError
-            # (transport/websocket/roundtripper.go), so a caller may fall back to SPDY.
-            error = _http.upgrade_rejection(101, reason, headers, b"", detail=problem)
-            self._reject_upgrade(error, events)
-            return
-        self._advance(StateInput.ACCEPT)
-        self._negotiated = WEBSOCKET_PROTOCOLS[name]
-        self._codec = FrameCodec(client=True)
-        self._messages = self._message_assembler()
-        events.append(UpgradeAccepted(transport="websocket", protocol=name, headers=headers))
-        if trailing:
-            self._receive_frames(trailing, events)
-
-    # ----------------------------------------------------------------------------------
-    # Server role: the upgrade request
-
-    def receive_request(self, upgrade: ServerUpgrade) -> list[Event]:
-        """Server role: take over a request read by the upgrade engine (:mod:`kstream._upgrade`).
-
-        For a caller that parsed the request head itself (``ServerExecSession``): the
-        request is checked and reported as if its bytes, and those the engine holds after
-        it, had been fed to :meth:`receive_data`; the engine writes the answer. Nothing is
-        parsed twice.
-
-        Returns:
-            ``[UpgradeRequested]`` once the request is complete, else ``[]``.
-
-        Raises:
-            LocalProtocolError: not a fresh server.
-            RemoteProtocolError: as :meth:`receive_data`.
-        """
-        if self._client or self.state is not WebSocketState.CONNECTING \
-                or self._request is not None:
-            raise LocalProtocolError("only a fresh server can take over a parsed request")
-        self._server_upgrade = upgrade
-        events: list[Event] = []
-        try:
-            self._check_request(events)
-        except RemoteProtocolError as exc:
-            self._fail(exc)
-            raise
-        return events
-
-    def _receive_request(self, data: Buffer, events: list[Event]) -> None:
-        if not data:
-            self._advance(StateInput.EOF)
-            raise RemoteProtocolError("connection closed before the upgrade was answered")
-        if self._request is not None:
-            # RFC 6455 §4.1: the client must wait for our answer. Keep a little; it is
-            # parsed by the next receive_data after accept().
-            self._keep_early_data(data)
-            return
-        self._engine.receive_data(data)
-        self._check_request(events)
-
-    def _check_request(self, events: list[Event]) -> None:
-        upgrade = self._engine
-        head = upgrade.request
-        if head is not None and head.method != "GET":
-            # x/net/websocket answers any other method with 405 (server.go).
-            message = f"method {head.method} not allowed: use GET"
-            self._queue_error_response(405, message, [("Allow", "GET")])
-            raise RemoteProtocolError(f"WebSocket upgrade with {message}")
-        if upgrade.error is not None:
-            error = upgrade.error
-            self._queue_error_response(error.status_hint, f"invalid HTTP request: {error}")
-            raise RemoteProtocolError(f"invalid HTTP request: {error}")
-        if upgrade.complete:
-            # The request is complete (a body on a GET upgrade means nothing); what
-            # the engine holds beyond it is trailing data.
-            assert head is not None
-            self._on_request(head, upgrade.trailing_data, events)
-
-    def _on_request(self, head: RequestHead, trailing: bytes, events: list[Event]) -> None:
-        status, problem, extra = check_request(head.headers)
-        if status:
-            self._queue_error_response(status, problem, extra)
-            raise RemoteProtocolError(problem)
-        headers = head.headers
-        target = head.target
-        try:
-            path, query = _http.split_target(target)
-        except RemoteProtocolError as exc:
-            self._queue_error_response(400, str(exc))
-            raise
-        self._request = UpgradeRequested(
-            method="GET", target=target, path=path, query=tuple(query), headers=headers,
-            protocols=offered_protocols(headers))
-        self._keep_early_data(trailing)
-        events.append(self._request)
-
-    def _keep_early_data(self, data: Buffer) -> None:
-        if len(self._early_data) + len(data) > MAX_EARLY_DATA:
-            raise RemoteProtocolError(
-                f"more than {MAX_EARLY_DATA} bytes sent before the upgrade was answered")
-        self._early_data += data
-
-    def _queue_error_response(self, status_code: int, message: str,
-                              headers: Sequence[tuple[str, str]] = ()) -> None:
-        # An apiserver-style Status body, so a kubectl user sees why.
-        status_headers, body = _http.status_response(status_code, message)
-        self._outgoing.append(complete_response(
-            self._engine, status_code, encode_headers([*status_headers, *headers]),
-            body))
-
-    # ----------------------------------------------------------------------------------
-    # Both roles: frames and channel messages
 
     def _receive_frames(self, data: Buffer, events: list[Event]) -> None:
         if self._early_data:
@@ -789,37 +403,10 @@ class WebSocketChannelConnection:
                 messages.on_message_piece(opcode == OP_TEXT, payload, message_finished,
                                           events)
             elif opcode == OP_PING:
-                # After our close frame we send nothing more (RFC 6455 §5.5.1).
-                if self.state is WebSocketState.OPEN:
-                    ping = bytes(payload)
-                    if self._unsent_pongs < MAX_UNSENT_PONGS:
-                        self._outgoing.append(codec.pong(ping))
-                        self._unsent_pongs += 1
-                    else:
-                        self._held_ping = ping  # answered when the queue is next taken
-                    events.append(PingReceived(payload=ping))
+                self._on_ping(payload, events)
             elif opcode == OP_CLOSE:
                 code = codec.close_code
                 assert code is not None
                 self._on_peer_close(code, codec.close_reason, events)
             else:
-                sent_at = self._pings.popleft() if self._pings else None
-                events.append(PongReceived(payload=bytes(payload), sent_at=sent_at))
-
-    def _on_peer_close(self, code: int, reason: str, events: list[Event]) -> None:
-        was_open = self.state is WebSocketState.OPEN
-        if was_open:
-            # Echo the code, as gorilla's default close handler and x/net do.
-            self._outgoing.append(self._frames.close(code))
-        self._advance(StateInput.PEER_CLOSE)
-        events.append(ConnectionClosed(code=code, reason=reason,
-                                       clean=code == _NORMAL_CLOSURE))
-
-    def _on_eof(self, events: list[Event]) -> None:
-        self._advance(StateInput.EOF)
-        events.append(ConnectionClosed(code=_ABNORMAL_CLOSURE, reason="", clean=False))
-
-
-def _immutable(data: Buffer) -> bool:
-    # bytes, or a view of bytes: nothing the caller holds can change it.
-    return type(data) is bytes or (type(data) is memoryview and type(data.obj) is bytes)
+                self._on_pong(payload, events)
