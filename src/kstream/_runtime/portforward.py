@@ -45,13 +45,11 @@ from .._portforward.spdy import SpdyPortForwardClient
 from .._portforward.websocket import WebSocketPortForwardClient
 from .._tunnel import TunnelClient
 from .buffers import Heartbeat, ReceiveBuffer
-from .core import ConnectionCore
+from .core import ClientConnectionCore
 from .errors import (
     ConnectionLostError,
     PingTimeoutError,
     PortForwardError,
-    connection_lost_error,
-    receive_error,
     record_earlier_attempts,
 )
 from .options import (
@@ -246,7 +244,7 @@ def ready_key(request_id: int) -> int:
     return -1 - request_id
 
 
-class ForwardClientCore(ConnectionCore):
+class ForwardClientCore(ClientConnectionCore):
     """One upgraded client connection and the forwarded connections it carries.
 
     Inputs are keyed by request id (the bytes from the pod) and by :func:`_ready_key`
@@ -260,10 +258,11 @@ class ForwardClientCore(ConnectionCore):
     """
 
     session: PortForwardClientConnection
+    options: PortForwardOptions
 
     def __init__(self, session: PortForwardClientConnection,
                  options: PortForwardOptions, port: int | None = None) -> None:
-        ConnectionCore.__init__(self, options.buffer_limit)
+        ClientConnectionCore.__init__(self, options.buffer_limit)
         self.session = session
         self.options = options
         self.transport = session.transport
@@ -274,7 +273,6 @@ class ForwardClientCore(ConnectionCore):
         #: WebSocket v4: the request id of that port, once upgraded.
         self.first_request: int | None = None
         self._requests: dict[int, _Forwarded] = {}
-        self._heartbeat: Heartbeat | None = None
         #: Why the connection ended (``None`` while it runs, or after a clean end).
         self.error: BaseException | None = None
 
@@ -286,18 +284,11 @@ class ForwardClientCore(ConnectionCore):
     def _set_done(self, error: BaseException | None) -> None:
         raise NotImplementedError
 
-    def _arm_heartbeat(self, heartbeat: Heartbeat) -> None:
-        raise NotImplementedError
-
     async def aclose(self) -> None:
         """End the connection (GOAWAY / close 1000) and close the transport, bounded."""
         raise NotImplementedError
 
     # -- events
-
-    def _receive_failed(self, exc: ProtocolError, *, at_eof: bool) -> None:
-        self._flush()  # the answer (close 1002, GOAWAY) goes out first
-        self._fail(receive_error(exc, at_eof=at_eof))
 
     def _handle(self, event: Event) -> None:
         if isinstance(event, ForwardData):
@@ -318,8 +309,7 @@ class ForwardClientCore(ConnectionCore):
         elif isinstance(event, ForwardClosed):
             self._on_forward_closed(event.request_id)
         elif isinstance(event, PongReceived):
-            if self._heartbeat is not None:
-                self._heartbeat.pong(self._now())
+            self._on_pong()
         elif isinstance(event, UpgradeAccepted):
             self.upgraded = True
             if self._port is not None:
@@ -377,21 +367,7 @@ class ForwardClientCore(ConnectionCore):
         self._set_done(exc)
         self._close(abort=abort)
 
-    def _on_lost(self, exc: BaseException | None) -> None:
-        if not self.closed:
-            self._fail(connection_lost_error(exc))
-
     # -- heartbeat
-
-    def _start_heartbeat(self) -> None:
-        interval = self.options.ping_interval
-        if interval is None or self._heartbeat is not None or self.closed:
-            return
-        self._heartbeat = Heartbeat(interval, self.options.pong_timeout, self._now())
-        self._arm_heartbeat(self._heartbeat)
-
-    def _stop_heartbeat(self) -> None:
-        self._heartbeat = None
 
     def _heartbeat_tick(self, heartbeat: Heartbeat) -> bool:
         """Ping if due; fail the connection once the pong deadline passed.
@@ -401,25 +377,7 @@ class ForwardClientCore(ConnectionCore):
         """
         if self.closed or heartbeat is not self._heartbeat:
             return False
-        now = self._now()
-        try:
-            if heartbeat.poll(now):
-                self.session.ping(now)
-                self._schedule_flush()
-        except PingTimeoutError as exc:
-            self._fail(exc)
-            return False
-        except ProtocolError:
-            return False
-        return True
-
-    def _on_reading_paused(self) -> None:
-        if self._heartbeat is not None:
-            self._heartbeat.suspend()
-
-    def _on_reading_resumed(self) -> None:
-        if self._heartbeat is not None:
-            self._heartbeat.resume(self._now())
+        return ClientConnectionCore._heartbeat_tick(self, heartbeat) is True
 
     # -- forwarded connections
 
