@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import ssl
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -58,7 +57,10 @@ from .options import (
     DEFAULT_PING_INTERVAL,
     DEFAULT_PONG_TIMEOUT,
     ServerAddress,
+    check_flow_options,
+    check_transport,
     parse_server,
+    pop_connection_arguments,
 )
 
 if TYPE_CHECKING:
@@ -119,15 +121,9 @@ class PortForwardOptions:
         Raises:
             ValueError: an argument is out of range.
         """
-        if transport not in FORWARD_TRANSPORTS:
-            raise ValueError(f"transport must be one of {', '.join(FORWARD_TRANSPORTS)}, "
-                             f"not {transport!r}")
-        if buffer_limit < 1:
-            raise ValueError("buffer_limit must be positive")
-        if not (pong_timeout > 0 and math.isfinite(pong_timeout)):
-            raise ValueError("pong_timeout must be a positive number of seconds")
-        if ping_interval is not None and (ping_interval < 0 or not math.isfinite(ping_interval)):
-            raise ValueError("ping_interval must be None or a non-negative number of seconds")
+        check_transport(transport, FORWARD_TRANSPORTS)
+        check_flow_options(buffer_limit=buffer_limit, pong_timeout=pong_timeout,
+                           ping_interval=ping_interval)
         if connect_timeout is not None and connect_timeout <= 0:
             raise ValueError("connect_timeout must be positive")
         return cls(headers=tuple((str(k), str(v)) for k, v in headers), transport=transport,
@@ -181,14 +177,7 @@ def port_forward_request(server: str, namespace: str, pod: str,
         TypeError: an unknown keyword argument.
     """
     given: dict[str, Any] = dict(arguments)
-    context = given.pop("ssl", None)
-    server_hostname = given.pop("server_hostname", None)
-    proxy_url = given.pop("proxy", None)
-    proxy = None
-    if proxy_url:
-        from .proxy import parse_proxy_url  # loaded only when a proxy is used
-
-        proxy = parse_proxy_url(proxy_url)
+    context, server_hostname, proxy = pop_connection_arguments(given)
     options = PortForwardOptions.build(**given)
     address = parse_server(server)
     target = portforward_target(namespace, pod, prefix=address.prefix)
