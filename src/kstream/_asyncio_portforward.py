@@ -17,9 +17,9 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Unpack
 
-from ._dial.on_asyncio import connect
+from ._asyncio_client import ClientPump
 from ._portforward.session import PortForwardClientConnection
-from ._runtime.buffers import READ_SIZE, Heartbeat
+from ._runtime.buffers import READ_SIZE
 from ._runtime.client import documented
 from ._runtime.errors import PortForwardError
 from ._runtime.options import client_ssl_context
@@ -38,7 +38,7 @@ from ._runtime.portforward_streams import (
     PortForwardReader,
     PortForwardWriter,
 )
-from .asyncio import _Pump, _silence
+from .asyncio import _Pump
 
 __all__ = ["PortForwardReader", "PortForwardSession", "PortForwardWriter",
            "open_port_forward"]
@@ -49,22 +49,14 @@ _log = logging.getLogger("kstream")
 ErrorHandler = Callable[[int, BaseException], None]
 
 
-class _ForwardConnection(ForwardClientCore, _Pump):
+class _ForwardConnection(ForwardClientCore, ClientPump, _Pump):
     """One upgraded port-forward connection: the socket, the session, buffers, timers."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, session: PortForwardClientConnection,
                  options: PortForwardOptions, port: int | None) -> None:
         ForwardClientCore.__init__(self, session, options, port)
         _Pump.__init__(self, loop, linger=False)
-        self.ready: asyncio.Future[None] = loop.create_future()
-        self.done: asyncio.Future[None] = loop.create_future()
-        _silence(self.ready)
-        _silence(self.done)
-        self._heartbeat_handle: asyncio.TimerHandle | None = None
-
-    def _set_ready(self) -> None:
-        if not self.ready.done():
-            self.ready.set_result(None)
+        ClientPump.__init__(self, loop)
 
     def _set_done(self, error: BaseException | None) -> None:
         if not self.ready.done():
@@ -73,44 +65,12 @@ class _ForwardConnection(ForwardClientCore, _Pump):
             self.done.set_result(None)
         self._wake_drainers()
 
-    def _arm_heartbeat(self, heartbeat: Heartbeat) -> None:
-        self._heartbeat_handle = self._loop.call_at(heartbeat.next_wakeup(),
-                                                    self._on_heartbeat, heartbeat)
-
-    def _on_heartbeat(self, heartbeat: Heartbeat) -> None:
-        self._heartbeat_handle = None
-        if self._heartbeat_tick(heartbeat):
-            self._arm_heartbeat(heartbeat)
-
-    def _stop_heartbeat(self) -> None:
-        super()._stop_heartbeat()
-        if self._heartbeat_handle is not None:
-            self._heartbeat_handle.cancel()
-            self._heartbeat_handle = None
-
-    async def aclose(self) -> None:
-        self.close_connection()
-        await self._close_transport()
-
 
 async def _connect(request: PortForwardRequest, context: _ssl.SSLContext | None,
                    transport: str, port: int | None) -> ForwardClientCore:
-    loop = asyncio.get_running_loop()
-    address, options = request.address, request.options
     session = _new_client_connection(request, transport, port)
-    protocol = _ForwardConnection(loop, session, options, port)
-    hostname = (request.server_hostname or address.host) if context is not None else None
-    try:
-        async with asyncio.timeout(options.connect_timeout):
-            await connect(loop, protocol, request, context, hostname, None)  # proxy or not
-            await asyncio.shield(protocol.ready)
-    except BaseException:
-        transport_ = protocol._transport
-        if transport_ is not None:
-            transport_.abort()
-            with contextlib.suppress(BaseException):
-                await asyncio.shield(protocol.lost)
-        raise
+    protocol = _ForwardConnection(asyncio.get_running_loop(), session, request.options, port)
+    await protocol.connect(request, context, None)
     return protocol
 
 

@@ -21,12 +21,11 @@ from typing import Self, Unpack
 
 import trio
 
-from ._dial.on_trio import open_stream
 from ._portforward.session import PortForwardClientConnection
 from ._runtime.buffers import READ_SIZE, Heartbeat
 from ._runtime.client import documented
 from ._runtime.errors import ConnectionLostError, PingTimeoutError, PortForwardError
-from ._runtime.options import CLOSE_GRACE, client_ssl_context
+from ._runtime.options import client_ssl_context
 from ._runtime.portforward import (
     OPEN_PORT_FORWARD_DOC,
     ForwardClientCore,
@@ -39,7 +38,8 @@ from ._runtime.portforward import (
 )
 from ._runtime.portforward import new_client_connection as _new_client_connection
 from ._runtime.portforward_streams import ForwardedConnection
-from .trio import _STREAM_ERRORS, _Pump, _timeout
+from ._trio_client import ClientPump, upgraded
+from .trio import _Pump
 
 __all__ = ["ForwardedStream", "PortForwardSession", "open_port_forward"]
 
@@ -49,36 +49,15 @@ _log = logging.getLogger("kstream")
 ErrorHandler = Callable[[int, BaseException], None]
 
 
-class _ForwardConnection(ForwardClientCore, _Pump):
+class _ForwardConnection(ForwardClientCore, ClientPump, _Pump):
     """One upgraded port-forward connection: the stream, the session, buffers, heartbeat."""
 
     def __init__(self, stream: trio.abc.Stream, session: PortForwardClientConnection,
                  options: PortForwardOptions, port: int | None) -> None:
         ForwardClientCore.__init__(self, session, options, port)
         _Pump.__init__(self, stream, shield=True, linger=False)
-        self.ready = trio.Event()
-        self._ready_error: BaseException | None = None
+        ClientPump.__init__(self)
         self._pending_heartbeat: Heartbeat | None = None
-
-    async def handshake(self) -> None:
-        """Send the upgrade request and read until the upgrade is answered."""
-        stream = self._stream
-        try:
-            while not self.ready.is_set():
-                out = self._take_output()
-                if out:
-                    await stream.send_all(out)
-                data = await stream.receive_some(READ_SIZE)
-                self._receive(bytes(data))
-                if not data and not self.ready.is_set():
-                    self._fail(ConnectionLostError("the connection closed during the upgrade"))
-        except _STREAM_ERRORS as exc:
-            self._on_lost(exc)
-        if self._ready_error is not None:
-            raise self._ready_error
-
-    def _set_ready(self) -> None:
-        self.ready.set()
 
     def _set_done(self, error: BaseException | None) -> None:
         if not self.ready.is_set():
@@ -98,28 +77,11 @@ class _ForwardConnection(ForwardClientCore, _Pump):
         if heartbeat is not None:
             self._arm_heartbeat(heartbeat)
 
-    async def _heartbeat_loop(self, heartbeat: Heartbeat) -> None:
-        while not self.closed:
-            await trio.sleep_until(heartbeat.next_wakeup())
-            if not self._heartbeat_tick(heartbeat):
-                return
-
     def release(self, request_id: int) -> None:
         super().release(request_id)
         # The parking lots of its inputs go too: a long session sees many connections.
         self._readable.pop(request_id, None)
         self._readable.pop(ready_key(request_id), None)
-
-    async def aclose(self) -> None:
-        self.close_connection()
-        with trio.CancelScope(shield=True):
-            if not self.pump_started:
-                await trio.aclose_forcefully(self._stream)
-                return
-            with trio.move_on_after(CLOSE_GRACE):
-                await self.pump_done.wait()
-            self._scope.cancel()
-            await self.pump_done.wait()
 
 
 class ForwardedStream(trio.abc.HalfCloseableStream):
@@ -226,24 +188,9 @@ class PortForwardSession:
 
     async def _connect(self, transport: str, port: int | None) -> ForwardClientCore:
         request = self._request
-        address, options = request.address, request.options
         session = _new_client_connection(request, transport, port)
-        stream: trio.abc.Stream | None = None
-        try:
-            with _timeout(options.connect_timeout, "connecting and upgrading"):
-                stream = await open_stream(request, self._context)  # through its proxy, if any
-                if self._context is not None:
-                    tls = trio.SSLStream(stream, self._context, https_compatible=True,
-                                         server_hostname=request.server_hostname
-                                         or address.host)
-                    stream = tls
-                    await tls.do_handshake()
-                connection = _ForwardConnection(stream, session, options, port)
-                await connection.handshake()
-        except BaseException:
-            if stream is not None:
-                await trio.aclose_forcefully(stream)
-            raise
+        connection = await upgraded(request, self._context, None, lambda stream: (
+            _ForwardConnection(stream, session, request.options, port)))
         # Forget the connections whose I/O ended (WebSocket v4 makes one per connection).
         self._cores = [core for core in self._cores if not core.pump_done.is_set()]
         self._cores.append(connection)

@@ -318,10 +318,23 @@ class ClientConnectionCore(ConnectionCore):
         ConnectionCore.__init__(self, buffer_limit)
         self._heartbeat: Heartbeat | None = None
 
+    # -- hooks (the role's: _fail, _close_session; the runtime's: the rest)
+
     def _fail(self, exc: BaseException, *, abort: bool = True) -> None:
         raise NotImplementedError
 
+    def _close_session(self) -> None:
+        """What closing a running connection does before the transport closes."""
+        raise NotImplementedError
+
+    def _set_ready(self) -> None:
+        raise NotImplementedError
+
     def _arm_heartbeat(self, heartbeat: Heartbeat) -> None:
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        """End the connection (if it runs) and close the transport."""
         raise NotImplementedError
 
     # -- failure
@@ -405,9 +418,6 @@ class ClientCore(ClientConnectionCore):
 
     # -- hooks (see the module docstring)
 
-    def _set_ready(self) -> None:
-        raise NotImplementedError
-
     def _set_done(self, error: BaseException | None) -> None:
         raise NotImplementedError
 
@@ -416,10 +426,6 @@ class ClientCore(ClientConnectionCore):
 
     async def wait_done(self) -> None:
         """Wait until the session ended; raise its error if it failed."""
-        raise NotImplementedError
-
-    async def aclose(self) -> None:
-        """End the session (if it runs) and close the transport."""
         raise NotImplementedError
 
     # -- session plumbing
@@ -476,7 +482,6 @@ class ClientCore(ClientConnectionCore):
         self._close(abort=abort)
 
     def _close_session(self) -> None:
-        """What closing a running session does before the transport closes."""
         if not self.closed:
             with contextlib.suppress(ProtocolError):
                 self.session.close()

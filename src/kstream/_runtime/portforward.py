@@ -267,14 +267,7 @@ class ForwardClientCore(ClientConnectionCore):
 
     # -- hooks
 
-    def _set_ready(self) -> None:
-        raise NotImplementedError
-
     def _set_done(self, error: BaseException | None) -> None:
-        raise NotImplementedError
-
-    async def aclose(self) -> None:
-        """End the connection (GOAWAY / close 1000) and close the transport, bounded."""
         raise NotImplementedError
 
     # -- events
@@ -475,6 +468,9 @@ class ForwardClientCore(ClientConnectionCore):
         with contextlib.suppress(ProtocolError):
             self.session.close()
         self._fail(ConnectionLostError("the port-forward session was closed"), abort=False)
+
+    def _close_session(self) -> None:
+        self.close_connection()
 
 
 # --------------------------------------------------------------------------- the session
