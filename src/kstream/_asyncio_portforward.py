@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import ssl as _ssl
 from collections.abc import Callable
 from types import TracebackType
@@ -34,19 +33,17 @@ from ._runtime.portforward import (
 )
 from ._runtime.portforward import new_client_connection as _new_client_connection
 from ._runtime.portforward_streams import (
+    ErrorHandler,
     ForwardedConnection,
     PortForwardReader,
+    PortForwardSessionBase,
     PortForwardWriter,
+    log_forward_error,
 )
 from .asyncio import _Pump
 
 __all__ = ["PortForwardReader", "PortForwardSession", "PortForwardWriter",
            "open_port_forward"]
-
-_log = logging.getLogger("kstream")
-
-#: What :meth:`PortForwardSession.listen` calls with each forwarded connection's error.
-ErrorHandler = Callable[[int, BaseException], None]
 
 
 class _ForwardConnection(ForwardClientCore, ClientPump, _Pump):
@@ -74,7 +71,7 @@ async def _connect(request: PortForwardRequest, context: _ssl.SSLContext | None,
     return protocol
 
 
-class PortForwardSession:
+class PortForwardSession(PortForwardSessionBase):
     """A port-forward session to one pod (see :func:`open_port_forward`).
 
     Attributes:
@@ -84,31 +81,12 @@ class PortForwardSession:
 
     def __init__(self, request: PortForwardRequest) -> None:
         context = client_ssl_context(request.address, request.ssl)
-
-        self._core = PortForwardSessionCore(
+        super().__init__(PortForwardSessionCore(
             request, lambda transport, port: _connect(request, context, transport, port),
-            asyncio.Lock())
+            asyncio.Lock()))
         self._servers: list[asyncio.Server] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._connections: set[ForwardedConnection] = set()
-
-    def __repr__(self) -> str:
-        return f"<PortForwardSession {self._core.request.pod} over {self.transport}>"
-
-    @property
-    def transport(self) -> str:
-        """``"tunnel"``, ``"spdy"`` or ``"websocket"``."""
-        return self._core.transport
-
-    @property
-    def protocol(self) -> str:
-        """The negotiated protocol (``""`` until known)."""
-        return self._core.protocol
-
-    async def _open(self, port: int) -> ForwardedConnection:
-        core, request_id = await self._core.open(port)
-        connection = ForwardedConnection(self._core, core, request_id, port)
-        return connection
 
     async def open_connection(self, port: int) -> tuple[PortForwardReader, PortForwardWriter]:
         """Open a connection to ``port`` of the pod, as :func:`asyncio.open_connection`.
@@ -144,7 +122,7 @@ class PortForwardSession:
         Returns:
             The bound local port.
         """
-        handler = on_error or _log_error
+        handler = on_error or log_forward_error
         bound: list[int] = []
 
         async def forward(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -218,10 +196,6 @@ class PortForwardSession:
     async def __aexit__(self, exc_type: type[BaseException] | None,
                         exc: BaseException | None, tb: TracebackType | None) -> None:
         await self.aclose()
-
-
-def _log_error(port: int, exc: BaseException) -> None:
-    _log.warning("port-forward to port %d failed: %s", port, exc)
 
 
 async def _upload(reader: asyncio.StreamReader, connection: ForwardedConnection) -> None:

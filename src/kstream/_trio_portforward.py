@@ -14,7 +14,6 @@ connections they accept) run in a nursery the session opens when it is entered w
 from __future__ import annotations
 
 import contextlib
-import logging
 from collections.abc import Awaitable, Callable, Iterator
 from types import TracebackType
 from typing import Self, Unpack
@@ -37,16 +36,16 @@ from ._runtime.portforward import (
     ready_key,
 )
 from ._runtime.portforward import new_client_connection as _new_client_connection
-from ._runtime.portforward_streams import ForwardedConnection
+from ._runtime.portforward_streams import (
+    ErrorHandler,
+    ForwardedConnection,
+    PortForwardSessionBase,
+    log_forward_error,
+)
 from ._trio_client import ClientPump, upgraded
 from .trio import _Pump
 
 __all__ = ["ForwardedStream", "PortForwardSession", "open_port_forward"]
-
-_log = logging.getLogger("kstream")
-
-#: What :meth:`PortForwardSession.listen` calls with each forwarded connection's error.
-ErrorHandler = Callable[[int, BaseException], None]
 
 
 class _ForwardConnection(ForwardClientCore, ClientPump, _Pump):
@@ -154,7 +153,7 @@ def _broken() -> Iterator[None]:
         raise trio.BrokenResourceError(str(exc)) from exc
 
 
-class PortForwardSession:
+class PortForwardSession(PortForwardSessionBase):
     """A port-forward session to one pod (see :func:`open_port_forward`).
 
     Enter it with ``async with`` before using it: its tasks run inside that block.
@@ -167,24 +166,11 @@ class PortForwardSession:
     def __init__(self, request: PortForwardRequest) -> None:
         self._request = request
         self._context = client_ssl_context(request.address, request.ssl)
-        self._core = PortForwardSessionCore(request, self._connect, trio.Lock())
+        super().__init__(PortForwardSessionCore(request, self._connect, trio.Lock()))
         self._nursery: trio.Nursery | None = None
         self._nursery_manager: contextlib.AbstractAsyncContextManager[trio.Nursery] | None = None
         self._cores: list[_ForwardConnection] = []
         self._listeners: list[trio.SocketListener] = []
-
-    def __repr__(self) -> str:
-        return f"<PortForwardSession {self._request.pod} over {self.transport}>"
-
-    @property
-    def transport(self) -> str:
-        """``"tunnel"``, ``"spdy"`` or ``"websocket"``."""
-        return self._core.transport
-
-    @property
-    def protocol(self) -> str:
-        """The negotiated protocol (``""`` until known)."""
-        return self._core.protocol
 
     async def _connect(self, transport: str, port: int | None) -> ForwardClientCore:
         request = self._request
@@ -216,8 +202,7 @@ class PortForwardSession:
                 connection could not be made.
         """
         self._require_block()
-        core, request_id = await self._core.open(port)
-        return ForwardedStream(ForwardedConnection(self._core, core, request_id, port))
+        return ForwardedStream(await self._open(port))
 
     async def listen(self, remote_port: int, *, host: str = "127.0.0.1", port: int = 0,
                      on_error: ErrorHandler | None = None,
@@ -239,7 +224,7 @@ class PortForwardSession:
         nursery = self._require_block()
         listeners = await trio.open_tcp_listeners(port, host=host)
         self._listeners.extend(listeners)
-        handler = on_error or _log_error
+        handler = on_error or log_forward_error
         host_port: int = listeners[0].socket.getsockname()[1]
 
         async def forward(local: trio.SocketStream) -> None:
@@ -325,10 +310,6 @@ def _cause(exc: BaseException) -> BaseException:
     if isinstance(exc, trio.BrokenResourceError) and exc.__cause__ is not None:
         return exc.__cause__
     return exc
-
-
-def _log_error(port: int, exc: BaseException) -> None:
-    _log.warning("port-forward to port %d failed: %s", port, exc)
 
 
 async def _upload(local: trio.SocketStream, remote: ForwardedStream) -> None:
