@@ -23,6 +23,7 @@ from ._runtime.client import documented
 from ._runtime.errors import PortForwardError
 from ._runtime.options import client_ssl_context
 from ._runtime.portforward import (
+    LISTEN_DOC,
     OPEN_PORT_FORWARD_DOC,
     ForwardClientCore,
     PortForwardArguments,
@@ -103,25 +104,10 @@ class PortForwardSession(PortForwardSessionBase):
         connection = await self._open(port)
         return PortForwardReader(connection), PortForwardWriter(connection)
 
+    @documented(LISTEN_DOC)
     async def listen(self, remote_port: int, *, host: str = "127.0.0.1", port: int = 0,
                      on_error: ErrorHandler | None = None,
                      on_accept: Callable[[int], None] | None = None) -> int:
-        """Forward every connection accepted on ``host:port`` to ``remote_port`` of the pod.
-
-        Args:
-            remote_port: the pod port.
-            host: the local address to bind (loopback by default).
-            port: the local port (0: a free one).
-            on_error: called with ``(remote_port, exception)`` when one forwarded
-                connection fails (default: a warning on the ``kstream`` logger). The
-                listener goes on.
-            on_accept: called with the bound local port as each connection is accepted,
-                before it is forwarded (``kstream port-forward`` prints kubectl's
-                ``Handling connection for PORT`` there).
-
-        Returns:
-            The bound local port.
-        """
         handler = on_error or log_forward_error
         bound: list[int] = []
 

@@ -68,6 +68,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FORWARD_TRANSPORTS",
+    "LISTEN_DOC",
     "OPEN_PORT_FORWARD_DOC",
     "ForwardClientCore",
     "PortForwardArguments",
@@ -657,3 +658,22 @@ OPEN_PORT_FORWARD_DOC = """Open a port-forward session to a pod (``kubectl port-
         ValueError: invalid arguments.
         OSError, TimeoutError: connecting failed.
     """
+
+
+#: The documentation of ``PortForwardSession.listen`` (both runtimes).
+LISTEN_DOC = """Forward every connection accepted on ``host:port`` to ``remote_port`` of the pod.
+
+        Args:
+            remote_port: the pod port.
+            host: the local address to bind (loopback by default).
+            port: the local port (0: a free one).
+            on_error: called with ``(remote_port, exception)`` when one forwarded
+                connection fails (default: a warning on the ``kstream`` logger). The
+                listener goes on.
+            on_accept: called with the bound local port as each connection is accepted,
+                before it is forwarded (``kstream port-forward`` prints kubectl's
+                ``Handling connection for PORT`` there).
+
+        Returns:
+            The bound local port.
+        """
