@@ -221,6 +221,7 @@ LAYERS = {
     "kstream._runtime": 3,
     "kstream.asyncio": 4, "kstream.trio": 4, "kstream._dial": 4,
     "kstream._asyncio_portforward": 4, "kstream._trio_portforward": 4,
+    "kstream._asyncio_client": 4, "kstream._trio_client": 4,
     "kstream._app": 5, "kstream.bench": 5, "kstream.compat": 5, "kstream.testing": 5,
     "kstream.server": 5, "kstream.kubeconfig": 5, "kstream.demo": 5,
     "kstream.__main__": 5,

@@ -11,19 +11,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import ssl as _ssl
 from collections.abc import Callable
 from types import TracebackType
 from typing import Unpack
 
-from ._dial.on_asyncio import connect
+from ._asyncio_client import ClientPump
 from ._portforward.session import PortForwardClientConnection
-from ._runtime.buffers import READ_SIZE, Heartbeat
+from ._runtime.buffers import READ_SIZE
 from ._runtime.client import documented
 from ._runtime.errors import PortForwardError
 from ._runtime.options import client_ssl_context
 from ._runtime.portforward import (
+    LISTEN_DOC,
     OPEN_PORT_FORWARD_DOC,
     ForwardClientCore,
     PortForwardArguments,
@@ -34,37 +34,27 @@ from ._runtime.portforward import (
 )
 from ._runtime.portforward import new_client_connection as _new_client_connection
 from ._runtime.portforward_streams import (
+    ErrorHandler,
     ForwardedConnection,
     PortForwardReader,
+    PortForwardSessionBase,
     PortForwardWriter,
+    log_forward_error,
 )
-from .asyncio import _Pump, _silence
+from .asyncio import _Pump
 
 __all__ = ["PortForwardReader", "PortForwardSession", "PortForwardWriter",
            "open_port_forward"]
 
-_log = logging.getLogger("kstream")
 
-#: What :meth:`PortForwardSession.listen` calls with each forwarded connection's error.
-ErrorHandler = Callable[[int, BaseException], None]
-
-
-class _ForwardConnection(ForwardClientCore, _Pump):
+class _ForwardConnection(ForwardClientCore, ClientPump, _Pump):
     """One upgraded port-forward connection: the socket, the session, buffers, timers."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, session: PortForwardClientConnection,
                  options: PortForwardOptions, port: int | None) -> None:
         ForwardClientCore.__init__(self, session, options, port)
         _Pump.__init__(self, loop, linger=False)
-        self.ready: asyncio.Future[None] = loop.create_future()
-        self.done: asyncio.Future[None] = loop.create_future()
-        _silence(self.ready)
-        _silence(self.done)
-        self._heartbeat_handle: asyncio.TimerHandle | None = None
-
-    def _set_ready(self) -> None:
-        if not self.ready.done():
-            self.ready.set_result(None)
+        ClientPump.__init__(self, loop)
 
     def _set_done(self, error: BaseException | None) -> None:
         if not self.ready.done():
@@ -73,48 +63,16 @@ class _ForwardConnection(ForwardClientCore, _Pump):
             self.done.set_result(None)
         self._wake_drainers()
 
-    def _arm_heartbeat(self, heartbeat: Heartbeat) -> None:
-        self._heartbeat_handle = self._loop.call_at(heartbeat.next_wakeup(),
-                                                    self._on_heartbeat, heartbeat)
-
-    def _on_heartbeat(self, heartbeat: Heartbeat) -> None:
-        self._heartbeat_handle = None
-        if self._heartbeat_tick(heartbeat):
-            self._arm_heartbeat(heartbeat)
-
-    def _stop_heartbeat(self) -> None:
-        super()._stop_heartbeat()
-        if self._heartbeat_handle is not None:
-            self._heartbeat_handle.cancel()
-            self._heartbeat_handle = None
-
-    async def aclose(self) -> None:
-        self.close_connection()
-        await self._close_transport()
-
 
 async def _connect(request: PortForwardRequest, context: _ssl.SSLContext | None,
                    transport: str, port: int | None) -> ForwardClientCore:
-    loop = asyncio.get_running_loop()
-    address, options = request.address, request.options
     session = _new_client_connection(request, transport, port)
-    protocol = _ForwardConnection(loop, session, options, port)
-    hostname = (request.server_hostname or address.host) if context is not None else None
-    try:
-        async with asyncio.timeout(options.connect_timeout):
-            await connect(loop, protocol, request, context, hostname, None)  # proxy or not
-            await asyncio.shield(protocol.ready)
-    except BaseException:
-        transport_ = protocol._transport
-        if transport_ is not None:
-            transport_.abort()
-            with contextlib.suppress(BaseException):
-                await asyncio.shield(protocol.lost)
-        raise
+    protocol = _ForwardConnection(asyncio.get_running_loop(), session, request.options, port)
+    await protocol.connect(request, context, None)
     return protocol
 
 
-class PortForwardSession:
+class PortForwardSession(PortForwardSessionBase):
     """A port-forward session to one pod (see :func:`open_port_forward`).
 
     Attributes:
@@ -124,31 +82,12 @@ class PortForwardSession:
 
     def __init__(self, request: PortForwardRequest) -> None:
         context = client_ssl_context(request.address, request.ssl)
-
-        self._core = PortForwardSessionCore(
+        super().__init__(PortForwardSessionCore(
             request, lambda transport, port: _connect(request, context, transport, port),
-            asyncio.Lock())
+            asyncio.Lock()))
         self._servers: list[asyncio.Server] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._connections: set[ForwardedConnection] = set()
-
-    def __repr__(self) -> str:
-        return f"<PortForwardSession {self._core.request.pod} over {self.transport}>"
-
-    @property
-    def transport(self) -> str:
-        """``"tunnel"``, ``"spdy"`` or ``"websocket"``."""
-        return self._core.transport
-
-    @property
-    def protocol(self) -> str:
-        """The negotiated protocol (``""`` until known)."""
-        return self._core.protocol
-
-    async def _open(self, port: int) -> ForwardedConnection:
-        core, request_id = await self._core.open(port)
-        connection = ForwardedConnection(self._core, core, request_id, port)
-        return connection
 
     async def open_connection(self, port: int) -> tuple[PortForwardReader, PortForwardWriter]:
         """Open a connection to ``port`` of the pod, as :func:`asyncio.open_connection`.
@@ -165,26 +104,11 @@ class PortForwardSession:
         connection = await self._open(port)
         return PortForwardReader(connection), PortForwardWriter(connection)
 
+    @documented(LISTEN_DOC)
     async def listen(self, remote_port: int, *, host: str = "127.0.0.1", port: int = 0,
                      on_error: ErrorHandler | None = None,
                      on_accept: Callable[[int], None] | None = None) -> int:
-        """Forward every connection accepted on ``host:port`` to ``remote_port`` of the pod.
-
-        Args:
-            remote_port: the pod port.
-            host: the local address to bind (loopback by default).
-            port: the local port (0: a free one).
-            on_error: called with ``(remote_port, exception)`` when one forwarded
-                connection fails (default: a warning on the ``kstream`` logger). The
-                listener goes on.
-            on_accept: called with the bound local port as each connection is accepted,
-                before it is forwarded (``kstream port-forward`` prints kubectl's
-                ``Handling connection for PORT`` there).
-
-        Returns:
-            The bound local port.
-        """
-        handler = on_error or _log_error
+        handler = on_error or log_forward_error
         bound: list[int] = []
 
         async def forward(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -258,10 +182,6 @@ class PortForwardSession:
     async def __aexit__(self, exc_type: type[BaseException] | None,
                         exc: BaseException | None, tb: TracebackType | None) -> None:
         await self.aclose()
-
-
-def _log_error(port: int, exc: BaseException) -> None:
-    _log.warning("port-forward to port %d failed: %s", port, exc)
 
 
 async def _upload(reader: asyncio.StreamReader, connection: ForwardedConnection) -> None:

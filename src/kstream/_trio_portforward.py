@@ -14,20 +14,19 @@ connections they accept) run in a nursery the session opens when it is entered w
 from __future__ import annotations
 
 import contextlib
-import logging
 from collections.abc import Awaitable, Callable, Iterator
 from types import TracebackType
 from typing import Self, Unpack
 
 import trio
 
-from ._dial.on_trio import open_stream
 from ._portforward.session import PortForwardClientConnection
 from ._runtime.buffers import READ_SIZE, Heartbeat
 from ._runtime.client import documented
 from ._runtime.errors import ConnectionLostError, PingTimeoutError, PortForwardError
-from ._runtime.options import CLOSE_GRACE, client_ssl_context
+from ._runtime.options import client_ssl_context
 from ._runtime.portforward import (
+    LISTEN_DOC,
     OPEN_PORT_FORWARD_DOC,
     ForwardClientCore,
     PortForwardArguments,
@@ -38,47 +37,27 @@ from ._runtime.portforward import (
     ready_key,
 )
 from ._runtime.portforward import new_client_connection as _new_client_connection
-from ._runtime.portforward_streams import ForwardedConnection
-from .trio import _STREAM_ERRORS, _Pump, _timeout
+from ._runtime.portforward_streams import (
+    ErrorHandler,
+    ForwardedConnection,
+    PortForwardSessionBase,
+    log_forward_error,
+)
+from ._trio_client import ClientPump, upgraded
+from .trio import _Pump
 
 __all__ = ["ForwardedStream", "PortForwardSession", "open_port_forward"]
 
-_log = logging.getLogger("kstream")
 
-#: What :meth:`PortForwardSession.listen` calls with each forwarded connection's error.
-ErrorHandler = Callable[[int, BaseException], None]
-
-
-class _ForwardConnection(ForwardClientCore, _Pump):
+class _ForwardConnection(ForwardClientCore, ClientPump, _Pump):
     """One upgraded port-forward connection: the stream, the session, buffers, heartbeat."""
 
     def __init__(self, stream: trio.abc.Stream, session: PortForwardClientConnection,
                  options: PortForwardOptions, port: int | None) -> None:
         ForwardClientCore.__init__(self, session, options, port)
         _Pump.__init__(self, stream, shield=True, linger=False)
-        self.ready = trio.Event()
-        self._ready_error: BaseException | None = None
+        ClientPump.__init__(self)
         self._pending_heartbeat: Heartbeat | None = None
-
-    async def handshake(self) -> None:
-        """Send the upgrade request and read until the upgrade is answered."""
-        stream = self._stream
-        try:
-            while not self.ready.is_set():
-                out = self._take_output()
-                if out:
-                    await stream.send_all(out)
-                data = await stream.receive_some(READ_SIZE)
-                self._receive(bytes(data))
-                if not data and not self.ready.is_set():
-                    self._fail(ConnectionLostError("the connection closed during the upgrade"))
-        except _STREAM_ERRORS as exc:
-            self._on_lost(exc)
-        if self._ready_error is not None:
-            raise self._ready_error
-
-    def _set_ready(self) -> None:
-        self.ready.set()
 
     def _set_done(self, error: BaseException | None) -> None:
         if not self.ready.is_set():
@@ -98,28 +77,11 @@ class _ForwardConnection(ForwardClientCore, _Pump):
         if heartbeat is not None:
             self._arm_heartbeat(heartbeat)
 
-    async def _heartbeat_loop(self, heartbeat: Heartbeat) -> None:
-        while not self.closed:
-            await trio.sleep_until(heartbeat.next_wakeup())
-            if not self._heartbeat_tick(heartbeat):
-                return
-
     def release(self, request_id: int) -> None:
         super().release(request_id)
         # The parking lots of its inputs go too: a long session sees many connections.
         self._readable.pop(request_id, None)
         self._readable.pop(ready_key(request_id), None)
-
-    async def aclose(self) -> None:
-        self.close_connection()
-        with trio.CancelScope(shield=True):
-            if not self.pump_started:
-                await trio.aclose_forcefully(self._stream)
-                return
-            with trio.move_on_after(CLOSE_GRACE):
-                await self.pump_done.wait()
-            self._scope.cancel()
-            await self.pump_done.wait()
 
 
 class ForwardedStream(trio.abc.HalfCloseableStream):
@@ -192,7 +154,7 @@ def _broken() -> Iterator[None]:
         raise trio.BrokenResourceError(str(exc)) from exc
 
 
-class PortForwardSession:
+class PortForwardSession(PortForwardSessionBase):
     """A port-forward session to one pod (see :func:`open_port_forward`).
 
     Enter it with ``async with`` before using it: its tasks run inside that block.
@@ -205,45 +167,17 @@ class PortForwardSession:
     def __init__(self, request: PortForwardRequest) -> None:
         self._request = request
         self._context = client_ssl_context(request.address, request.ssl)
-        self._core = PortForwardSessionCore(request, self._connect, trio.Lock())
+        super().__init__(PortForwardSessionCore(request, self._connect, trio.Lock()))
         self._nursery: trio.Nursery | None = None
         self._nursery_manager: contextlib.AbstractAsyncContextManager[trio.Nursery] | None = None
         self._cores: list[_ForwardConnection] = []
         self._listeners: list[trio.SocketListener] = []
 
-    def __repr__(self) -> str:
-        return f"<PortForwardSession {self._request.pod} over {self.transport}>"
-
-    @property
-    def transport(self) -> str:
-        """``"tunnel"``, ``"spdy"`` or ``"websocket"``."""
-        return self._core.transport
-
-    @property
-    def protocol(self) -> str:
-        """The negotiated protocol (``""`` until known)."""
-        return self._core.protocol
-
     async def _connect(self, transport: str, port: int | None) -> ForwardClientCore:
         request = self._request
-        address, options = request.address, request.options
         session = _new_client_connection(request, transport, port)
-        stream: trio.abc.Stream | None = None
-        try:
-            with _timeout(options.connect_timeout, "connecting and upgrading"):
-                stream = await open_stream(request, self._context)  # through its proxy, if any
-                if self._context is not None:
-                    tls = trio.SSLStream(stream, self._context, https_compatible=True,
-                                         server_hostname=request.server_hostname
-                                         or address.host)
-                    stream = tls
-                    await tls.do_handshake()
-                connection = _ForwardConnection(stream, session, options, port)
-                await connection.handshake()
-        except BaseException:
-            if stream is not None:
-                await trio.aclose_forcefully(stream)
-            raise
+        connection = await upgraded(request, self._context, None, lambda stream: (
+            _ForwardConnection(stream, session, request.options, port)))
         # Forget the connections whose I/O ended (WebSocket v4 makes one per connection).
         self._cores = [core for core in self._cores if not core.pump_done.is_set()]
         self._cores.append(connection)
@@ -269,30 +203,16 @@ class PortForwardSession:
                 connection could not be made.
         """
         self._require_block()
-        core, request_id = await self._core.open(port)
-        return ForwardedStream(ForwardedConnection(self._core, core, request_id, port))
+        return ForwardedStream(await self._open(port))
 
+    @documented(LISTEN_DOC)
     async def listen(self, remote_port: int, *, host: str = "127.0.0.1", port: int = 0,
                      on_error: ErrorHandler | None = None,
                      on_accept: Callable[[int], None] | None = None) -> int:
-        """Forward every connection accepted on ``host:port`` to ``remote_port`` of the pod.
-
-        Args:
-            remote_port: the pod port.
-            host: the local address to bind (loopback by default).
-            port: the local port (0: a free one).
-            on_error: called with ``(remote_port, exception)`` when one forwarded
-                connection fails (default: a warning on the ``kstream`` logger).
-            on_accept: called with the bound local port as each connection is accepted,
-                before it is forwarded.
-
-        Returns:
-            The bound local port.
-        """
         nursery = self._require_block()
         listeners = await trio.open_tcp_listeners(port, host=host)
         self._listeners.extend(listeners)
-        handler = on_error or _log_error
+        handler = on_error or log_forward_error
         host_port: int = listeners[0].socket.getsockname()[1]
 
         async def forward(local: trio.SocketStream) -> None:
@@ -378,10 +298,6 @@ def _cause(exc: BaseException) -> BaseException:
     if isinstance(exc, trio.BrokenResourceError) and exc.__cause__ is not None:
         return exc.__cause__
     return exc
-
-
-def _log_error(port: int, exc: BaseException) -> None:
-    _log.warning("port-forward to port %d failed: %s", port, exc)
 
 
 async def _upload(local: trio.SocketStream, remote: ForwardedStream) -> None:

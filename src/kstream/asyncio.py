@@ -37,7 +37,6 @@ Implementation notes:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import socket
 import ssl as _ssl
@@ -46,12 +45,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Unpack
 
-from ._dial.on_asyncio import connect
+from ._asyncio_client import ClientPump as _ClientPump
+from ._asyncio_client import silence as _silence
 from ._exec.fallback import Attempt
 from ._exec.session import ClientExecSession
 from ._resize import TerminalSize
 from ._runtime import process as _process
-from ._runtime.buffers import Heartbeat, ReceiveBuffer, shared_read_buffer
+from ._runtime.buffers import ReceiveBuffer, shared_read_buffer
 from ._runtime.client import (
     OPEN_ATTACH_DOC,
     OPEN_EXEC_DOC,
@@ -125,12 +125,6 @@ __all__ = [
 ]
 
 _log = logging.getLogger("kstream")
-
-
-def _silence(future: asyncio.Future[None]) -> None:
-    # A session's futures may fail with nobody awaiting them (the caller never called
-    # wait()); retrieving the exception keeps asyncio from logging it.
-    future.add_done_callback(lambda f: None if f.cancelled() else f.exception())
 
 
 # --------------------------------------------------------------------------- shared I/O
@@ -353,22 +347,14 @@ class _Pump(ConnectionCore, asyncio.BufferedProtocol):
 # --------------------------------------------------------------------------- client
 
 
-class _ClientConnection(ClientCore, _Pump):
+class _ClientConnection(ClientCore, _ClientPump, _Pump):
     """One client session's protocol: the socket, the session, the buffers and timers."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, session: ClientExecSession,
                  options: ExecOptions) -> None:
         ClientCore.__init__(self, session, options)
         _Pump.__init__(self, loop, linger=False)
-        self.ready: asyncio.Future[None] = loop.create_future()
-        self.done: asyncio.Future[None] = loop.create_future()
-        _silence(self.ready)
-        _silence(self.done)
-        self._heartbeat_handle: asyncio.TimerHandle | None = None
-
-    def _set_ready(self) -> None:
-        if not self.ready.done():
-            self.ready.set_result(None)
+        _ClientPump.__init__(self, loop)
 
     def _set_done(self, error: BaseException | None) -> None:
         if error is None:
@@ -381,28 +367,8 @@ class _ClientConnection(ClientCore, _Pump):
         if error is not None:
             self._wake_drainers()
 
-    # -- heartbeat: a timer handle, armed again after each wake-up
-
     def _on_upgrade_accepted(self) -> None:
         self._start_heartbeat()
-
-    def _arm_heartbeat(self, heartbeat: Heartbeat) -> None:
-        self._heartbeat_handle = self._loop.call_at(heartbeat.next_wakeup(),
-                                                    self._on_heartbeat)
-
-    def _on_heartbeat(self) -> None:
-        self._heartbeat_handle = None
-        heartbeat = self._heartbeat
-        if heartbeat is None or self.closed:
-            return
-        if self._heartbeat_tick(heartbeat) is not False:
-            self._arm_heartbeat(heartbeat)
-
-    def _stop_heartbeat(self) -> None:
-        if self._heartbeat_handle is not None:
-            self._heartbeat_handle.cancel()
-            self._heartbeat_handle = None
-        self._heartbeat = None
 
     # -- what RemoteProcess calls
 
@@ -422,10 +388,6 @@ class _ClientConnection(ClientCore, _Pump):
         if transport is not None and transport.is_closing() and not self.lost.done():
             await self._settle(transport)
 
-    async def aclose(self) -> None:
-        self._close_session()
-        await self._close_transport()
-
 
 class RemoteProcess(_process.RemoteProcess):
     __doc__ = _process.RemoteProcess.__doc__
@@ -435,23 +397,9 @@ class RemoteProcess(_process.RemoteProcess):
 
 async def _attempt(request: ExecRequest, attempt: Attempt, context: _ssl.SSLContext | None,
                    sock: socket.socket | None) -> _ClientConnection:
-    loop = asyncio.get_running_loop()
-    address, options = request.address, request.options
-    session = new_client_session(address, request.target, attempt, options)
-    protocol = _ClientConnection(loop, session, options)
-    hostname = (request.server_hostname or address.host) if context is not None else None
-    try:
-        async with asyncio.timeout(options.connect_timeout):
-            await connect(loop, protocol, request, context, hostname, sock)  # proxy or not
-            await asyncio.shield(protocol.ready)
-    except BaseException:
-        transport = protocol._transport
-        if transport is not None:
-            transport.abort()
-            # Let the loop close the socket now, so no socket outlives the failure.
-            with contextlib.suppress(BaseException):
-                await asyncio.shield(protocol.lost)
-        raise
+    session = new_client_session(request.address, request.target, attempt, request.options)
+    protocol = _ClientConnection(asyncio.get_running_loop(), session, request.options)
+    await protocol.connect(request, context, sock)
     return protocol
 
 

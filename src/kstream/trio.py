@@ -52,13 +52,12 @@ import contextlib
 import logging
 import os
 import ssl as _ssl
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Final, NoReturn, Self, Unpack
+from typing import TYPE_CHECKING, NoReturn, Self, Unpack
 
 import trio
 
-from ._dial.on_trio import open_stream
 from ._exec.fallback import Attempt
 from ._exec.session import ClientExecSession
 from ._resize import TerminalSize
@@ -103,6 +102,10 @@ from ._runtime.server import (
     ServerExec,
     ServerRequest,
 )
+from ._trio_client import STREAM_ERRORS as _STREAM_ERRORS
+from ._trio_client import ClientPump as _ClientPump
+from ._trio_client import timeout as _timeout
+from ._trio_client import upgraded as _upgraded
 
 if TYPE_CHECKING:  # the names __getattr__ lends, typed for checkers
     from ._trio_portforward import ForwardedStream, PortForwardSession, open_port_forward
@@ -133,7 +136,6 @@ __all__ = [
 _log = logging.getLogger("kstream")
 
 #: What a broken or closed stream raises (a caller's own stream may raise OSError).
-_STREAM_ERRORS: Final = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
 
 
 def _plain_socket(stream: trio.abc.Stream) -> trio.socket.SocketType | None:
@@ -415,44 +417,15 @@ class _Pump(ConnectionCore):
 # --------------------------------------------------------------------------- client
 
 
-class _ClientConnection(ClientCore, _Pump):
+class _ClientConnection(ClientCore, _ClientPump, _Pump):
     """One client session: the stream, the session, the buffers and the heartbeat."""
 
     def __init__(self, stream: trio.abc.Stream, session: ClientExecSession,
                  options: ExecOptions) -> None:
         ClientCore.__init__(self, session, options)
         _Pump.__init__(self, stream, shield=True, linger=False)
-        self.ready = trio.Event()
+        _ClientPump.__init__(self)
         self.done = trio.Event()
-        self._ready_error: BaseException | None = None
-
-    # -- the upgrade, in the caller's task
-
-    async def handshake(self) -> None:
-        """Send the upgrade request and read until the session is ready.
-
-        Raises:
-            UpgradeRejectedError: the server refused the upgrade.
-            ProtocolError: the server broke the protocol.
-            ConnectionLostError: the stream ended or broke first.
-        """
-        stream = self._stream
-        try:
-            while not self.ready.is_set():
-                out = self._take_output()
-                if out:
-                    await stream.send_all(out)
-                data = await stream.receive_some(READ_SIZE)
-                self._receive(bytes(data))
-                if not data and not self.ready.is_set():
-                    self._fail(ConnectionLostError("the connection closed during the upgrade"))
-        except _STREAM_ERRORS as exc:
-            self._on_lost(exc)
-        if self._ready_error is not None:
-            raise self._ready_error
-
-    def _set_ready(self) -> None:
-        self.ready.set()
 
     def _set_done(self, error: BaseException | None) -> None:
         if error is not None and not self.ready.is_set():
@@ -472,12 +445,6 @@ class _ClientConnection(ClientCore, _Pump):
         assert self._pump_nursery is not None
         self._pump_nursery.start_soon(self._heartbeat_loop, heartbeat)
 
-    async def _heartbeat_loop(self, heartbeat: Heartbeat) -> None:
-        while not self.closed:
-            await trio.sleep_until(heartbeat.next_wakeup())
-            if not self._heartbeat_tick(heartbeat):
-                return
-
     # -- what RemoteProcess calls
 
     def require_pump(self) -> None:
@@ -490,17 +457,6 @@ class _ClientConnection(ClientCore, _Pump):
         await self.done.wait()
         if self._error is not None:
             raise self._error
-
-    async def aclose(self) -> None:
-        self._close_session()
-        with trio.CancelScope(shield=True):
-            if not self.pump_started:
-                await trio.aclose_forcefully(self._stream)
-                return
-            with trio.move_on_after(CLOSE_GRACE):
-                await self.pump_done.wait()
-            self._scope.cancel()
-            await self.pump_done.wait()
 
 
 class RemoteProcess(_process.RemoteProcess):
@@ -556,40 +512,12 @@ def _only_cancelled(exc: BaseException) -> bool:
     return isinstance(exc, trio.Cancelled)
 
 
-@contextlib.contextmanager
-def _timeout(seconds: float | None, what: str) -> Iterator[None]:
-    """Raise the built-in :class:`TimeoutError` (as kstream.asyncio) after ``seconds``."""
-    if seconds is None:
-        yield
-        return
-    with trio.move_on_after(seconds) as scope:
-        yield
-    if scope.cancelled_caught:
-        raise TimeoutError(f"{what} took longer than {seconds:g} s")
-
-
 async def _attempt(request: ExecRequest, attempt: Attempt, context: _ssl.SSLContext | None,
                    stream: trio.abc.Stream | None) -> _ClientConnection:
-    address, options = request.address, request.options
-    session = new_client_session(address, request.target, attempt, options)
-    connected: trio.abc.Stream | None = stream
-    try:
-        with _timeout(options.connect_timeout, "connecting and upgrading"):
-            if connected is None:
-                connected = await open_stream(request, context)  # through its proxy, if any
-            if context is not None:
-                tls = trio.SSLStream(connected, context,
-                                     server_hostname=request.server_hostname or address.host,
-                                     https_compatible=True)
-                connected = tls
-                await tls.do_handshake()
-            connection = _ClientConnection(connected, session, options)
-            await connection.handshake()
-    except BaseException:
-        if connected is not None:
-            await trio.aclose_forcefully(connected)
-        raise
-    return connection
+    session = new_client_session(request.address, request.target, attempt, request.options)
+    return await _upgraded(request, context, stream,
+                           lambda connected: _ClientConnection(connected, session,
+                                                               request.options))
 
 
 async def _open(request: ExecRequest, stream: trio.abc.Stream | None) -> RemoteProcess:

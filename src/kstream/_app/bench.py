@@ -263,7 +263,9 @@ def _framing(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
 def _exec(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from kstream.bench import PROTOCOLS, ExecTarget, commands, format_table, measure_exec
-    from kstream.kubeconfig import ConfigOverrides, KubeconfigError, load_config
+    from kstream.kubeconfig import KubeconfigError
+
+    from .flags import load_connection
 
     if not _check_plot(args):
         return 2
@@ -274,11 +276,7 @@ def _exec(args: argparse.Namespace, argv: Sequence[str]) -> int:
         _note("--runs and --latency-runs must be at least 1")
         return 2
     try:
-        connection = load_config(args.kubeconfig, overrides=ConfigOverrides(
-            context=args.context, namespace=args.namespace, server=args.server,
-            token=args.token, certificate_authority=args.certificate_authority,
-            insecure_skip_tls_verify=args.insecure_skip_tls_verify,
-            tls_server_name=args.tls_server_name))
+        connection = load_connection(args)
     except KubeconfigError as exc:
         _note(f"error: {exc}")
         return 1

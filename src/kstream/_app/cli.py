@@ -21,7 +21,7 @@ from .._version import __version__
 from . import portforward
 from .args import check_positionals, normalize_verbosity, port_number
 from .exits import exit_by_signal
-from .flags import connection_flags
+from .flags import connect_deadline, connection_flags, load_connection
 
 # Start-up is part of the product: what only some commands use is imported where they
 # use it (asyncio, the adapter, the kubeconfig loader, ssl, termios), so that
@@ -209,19 +209,12 @@ async def _attach_tty(args: argparse.Namespace, connection: ClusterConnection,
 
 async def _remote(args: argparse.Namespace, command: list[str], *, attach: bool,
                   run: _Run) -> int:
-    from .._runtime.options import DEFAULT_CONNECT_TIMEOUT, parse_server
+    from .._runtime.options import parse_server
     from ..asyncio import open_attach, open_exec
-    from .kubeconfig import ConfigOverrides, load_config
 
-    connection = load_config(args.kubeconfig, overrides=ConfigOverrides(
-        context=args.context, namespace=args.namespace, server=args.server,
-        token=args.token, certificate_authority=args.certificate_authority,
-        insecure_skip_tls_verify=args.insecure_skip_tls_verify,
-        tls_server_name=args.tls_server_name))
+    connection = load_connection(args)
     run.address = parse_server(connection.server)
-    # kubectl's --request-timeout: unset means the default deadline, 0 none at all.
-    run.timeout = (DEFAULT_CONNECT_TIMEOUT if args.request_timeout is None
-                   else args.request_timeout or None)
+    run.timeout = connect_deadline(args)
     use_tty = args.tty and args.stdin and os.isatty(0)
     if args.tty and not use_tty:
         # kubectl exec.go SetupTTY: a TTY needs -i and a terminal on stdin.

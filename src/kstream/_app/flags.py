@@ -4,10 +4,14 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from .args import request_timeout
 
-__all__ = ["connection_flags"]
+if TYPE_CHECKING:
+    from .kubeconfig import ClusterConnection
+
+__all__ = ["connect_deadline", "connection_flags", "load_connection"]
 
 
 def connection_flags(parser: argparse.ArgumentParser) -> None:
@@ -29,3 +33,27 @@ def connection_flags(parser: argparse.ArgumentParser) -> None:
                        help="give up connecting and upgrading after this long: seconds "
                             "(30) or a duration (30s, 1m); 0 for no deadline (default "
                             "30s)")
+
+
+def load_connection(args: argparse.Namespace) -> ClusterConnection:
+    """The cluster connection the kubeconfig and the connection flags in ``args`` name.
+
+    Raises:
+        KubeconfigError: the kubeconfig cannot be loaded or lacks what is needed.
+    """
+    from .kubeconfig import ConfigOverrides, load_config  # loaded only to connect
+
+    return load_config(args.kubeconfig, overrides=ConfigOverrides(
+        context=args.context, namespace=args.namespace, server=args.server,
+        token=args.token, certificate_authority=args.certificate_authority,
+        insecure_skip_tls_verify=args.insecure_skip_tls_verify,
+        tls_server_name=args.tls_server_name))
+
+
+def connect_deadline(args: argparse.Namespace) -> float | None:
+    """The bound on connecting and upgrading that ``--request-timeout`` in ``args`` sets."""
+    from .._runtime.options import DEFAULT_CONNECT_TIMEOUT
+
+    # kubectl's --request-timeout: unset means the default deadline, 0 none at all.
+    return (DEFAULT_CONNECT_TIMEOUT if args.request_timeout is None
+            else args.request_timeout or None)

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .flags import connection_flags
+from .flags import connect_deadline, connection_flags, load_connection
 
 if TYPE_CHECKING:
     import asyncio
@@ -146,22 +146,15 @@ def _on_signal(signum: int, run: _Run, stop: asyncio.Event, task: asyncio.Task[A
 async def _forward(args: argparse.Namespace, specs: Sequence[PortSpec], run: _Run) -> int:
     import asyncio
 
-    from .._runtime.options import DEFAULT_CONNECT_TIMEOUT, parse_server
+    from .._runtime.options import parse_server
     from .._runtime.portforward import port_forward_request
     from ..asyncio import open_port_forward
     from .errors_text import printable
-    from .kubeconfig import ConfigOverrides, load_config
     from .podget import pod_phase
 
-    connection = load_config(args.kubeconfig, overrides=ConfigOverrides(
-        context=args.context, namespace=args.namespace, server=args.server,
-        token=args.token, certificate_authority=args.certificate_authority,
-        insecure_skip_tls_verify=args.insecure_skip_tls_verify,
-        tls_server_name=args.tls_server_name))
+    connection = load_connection(args)
     run.address = parse_server(connection.server)
-    # kubectl's --request-timeout: unset means the default deadline, 0 none at all.
-    run.timeout = (DEFAULT_CONNECT_TIMEOUT if args.request_timeout is None
-                   else args.request_timeout or None)
+    run.timeout = connect_deadline(args)
     options: PortForwardArguments = {
         "headers": connection.headers, "ssl": connection.ssl_context,
         "server_hostname": connection.server_hostname, "proxy": connection.proxy,

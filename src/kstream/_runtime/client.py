@@ -17,7 +17,7 @@ from .._status import Exited
 from .._ws.mask import mask_backend
 from .common import attach_target, exec_target
 from .errors import CompletedExec
-from .options import ExecOptions, ServerAddress, parse_server
+from .options import ExecOptions, ServerAddress, parse_server, pop_connection_arguments
 from .process import RemoteProcess
 
 if TYPE_CHECKING:
@@ -105,14 +105,7 @@ def exec_request(server: str, namespace: str, pod: str, command: Sequence[str] |
     """
     given: dict[str, Any] = dict(arguments)
     container = given.pop("container", None)
-    context = given.pop("ssl", None)
-    server_hostname = given.pop("server_hostname", None)
-    proxy_url = given.pop("proxy", None)
-    proxy = None
-    if proxy_url:
-        from .proxy import parse_proxy_url  # loaded only when a proxy is used
-
-        proxy = parse_proxy_url(proxy_url)
+    context, server_hostname, proxy = pop_connection_arguments(given)
     options = ExecOptions.build(**given)
     address = parse_server(server)
     if command is None:

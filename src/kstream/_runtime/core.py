@@ -79,7 +79,14 @@ from .options import (
 )
 from .server import ServerRequest, handler_exit_status, handler_rejection
 
-__all__ = ["ClientCore", "ConnectionCore", "PendingConnections", "ServerCore", "ServerOptions"]
+__all__ = [
+    "ClientConnectionCore",
+    "ClientCore",
+    "ConnectionCore",
+    "PendingConnections",
+    "ServerCore",
+    "ServerOptions",
+]
 
 _log = logging.getLogger("kstream")
 
@@ -277,7 +284,115 @@ class ConnectionCore:
         return b"".join(pieces)
 
 
-class ClientCore(ConnectionCore):
+class _HeartbeatOptions(Protocol):
+    """What a client's heartbeat reads of its options (exec's or port-forward's)."""
+
+    @property
+    def ping_interval(self) -> float | None: ...
+
+    @property
+    def pong_timeout(self) -> float: ...
+
+
+class _ClientSansIO(_SansIO, Protocol):
+    """What a client core uses of its session: a session that pings."""
+
+    def ping(self, now: float) -> None: ...
+
+
+class ClientConnectionCore(ConnectionCore):
+    """What every client connection shares, exec's and port-forward's: the heartbeat,
+    and failing when the peer's bytes do not parse or the transport is lost.
+
+    A role's core sets ``session`` and ``options`` and implements ``_fail``; the
+    runtime implements ``_arm_heartbeat`` (see the module docstring).
+
+    Args:
+        buffer_limit: unread bytes an input channel may hold before reading stops.
+    """
+
+    session: _ClientSansIO
+    options: _HeartbeatOptions
+
+    def __init__(self, buffer_limit: int) -> None:
+        ConnectionCore.__init__(self, buffer_limit)
+        self._heartbeat: Heartbeat | None = None
+
+    # -- hooks (the role's: _fail, _close_session; the runtime's: the rest)
+
+    def _fail(self, exc: BaseException, *, abort: bool = True) -> None:
+        raise NotImplementedError
+
+    def _close_session(self) -> None:
+        """What closing a running connection does before the transport closes."""
+        raise NotImplementedError
+
+    def _set_ready(self) -> None:
+        raise NotImplementedError
+
+    def _arm_heartbeat(self, heartbeat: Heartbeat) -> None:
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        """End the connection (if it runs) and close the transport."""
+        raise NotImplementedError
+
+    # -- failure
+
+    def _receive_failed(self, exc: ProtocolError, *, at_eof: bool) -> None:
+        self._flush()  # the answer (close 1002, GOAWAY) goes out first
+        self._fail(receive_error(exc, at_eof=at_eof))
+
+    def _on_lost(self, exc: BaseException | None) -> None:
+        if not self.closed:
+            self._fail(connection_lost_error(exc))
+
+    # -- heartbeat
+
+    def _start_heartbeat(self) -> None:
+        interval = self.options.ping_interval
+        if interval is None or self._heartbeat is not None or self.closed:
+            return
+        self._heartbeat = Heartbeat(interval, self.options.pong_timeout, self._now())
+        self._arm_heartbeat(self._heartbeat)
+
+    def _stop_heartbeat(self) -> None:
+        self._heartbeat = None
+
+    def _on_pong(self) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.pong(self._now())
+
+    def _heartbeat_tick(self, heartbeat: Heartbeat) -> bool | None:
+        """Ping if due; fail the connection once the pong deadline passed.
+
+        Returns:
+            ``True``: wake up again at ``heartbeat.next_wakeup()``; ``False``: the
+            connection failed; ``None``: the connection is closing (its end will be
+            reported).
+        """
+        now = self._now()
+        try:
+            if heartbeat.poll(now):
+                self.session.ping(now)
+                self._schedule_flush()
+        except PingTimeoutError as exc:
+            self._fail(exc)
+            return False
+        except ProtocolError:
+            return None
+        return True
+
+    def _on_reading_paused(self) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.suspend()
+
+    def _on_reading_resumed(self) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.resume(self._now())
+
+
+class ClientCore(ClientConnectionCore):
     """One client session: its events, completion, failure, heartbeat and stdin.
 
     Args:
@@ -286,9 +401,10 @@ class ClientCore(ConnectionCore):
     """
 
     session: ClientExecSession
+    options: ExecOptions
 
     def __init__(self, session: ClientExecSession, options: ExecOptions) -> None:
-        ConnectionCore.__init__(self, options.buffer_limit)
+        ClientConnectionCore.__init__(self, options.buffer_limit)
         self.session = session
         self.options = options
         self._inputs = {STDOUT: ReceiveBuffer(), STDERR: ReceiveBuffer()}
@@ -296,15 +412,11 @@ class ClientCore(ConnectionCore):
             self._inputs[STDOUT].end()
         if not options.stderr:
             self._inputs[STDERR].end()
-        self._heartbeat: Heartbeat | None = None
         self.result: Exited | Failed | None = None
         self.stdin_closed = not options.stdin
         self._error: BaseException | None = None
 
     # -- hooks (see the module docstring)
-
-    def _set_ready(self) -> None:
-        raise NotImplementedError
 
     def _set_done(self, error: BaseException | None) -> None:
         raise NotImplementedError
@@ -312,22 +424,11 @@ class ClientCore(ConnectionCore):
     def _on_upgrade_accepted(self) -> None:
         raise NotImplementedError
 
-    def _arm_heartbeat(self, heartbeat: Heartbeat) -> None:
-        raise NotImplementedError
-
     async def wait_done(self) -> None:
         """Wait until the session ended; raise its error if it failed."""
         raise NotImplementedError
 
-    async def aclose(self) -> None:
-        """End the session (if it runs) and close the transport."""
-        raise NotImplementedError
-
     # -- session plumbing
-
-    def _receive_failed(self, exc: ProtocolError, *, at_eof: bool) -> None:
-        self._flush()  # the answer (close 1002, GOAWAY) goes out first
-        self._fail(receive_error(exc, at_eof=at_eof))
 
     def _handle(self, event: Event) -> None:
         if isinstance(event, ChannelData):
@@ -339,8 +440,7 @@ class ClientCore(ConnectionCore):
             self.result = event.result
             self._check_complete()
         elif isinstance(event, PongReceived):
-            if self._heartbeat is not None:
-                self._heartbeat.pong(self._now())
+            self._on_pong()
         elif isinstance(event, SessionReady):
             self._set_ready()
         elif isinstance(event, UpgradeAccepted):
@@ -381,54 +481,12 @@ class ClientCore(ConnectionCore):
         self._set_done(exc)
         self._close(abort=abort)
 
-    def _on_lost(self, exc: BaseException | None) -> None:
-        if not self.closed:
-            self._fail(connection_lost_error(exc))
-
     def _close_session(self) -> None:
-        """What closing a running session does before the transport closes."""
         if not self.closed:
             with contextlib.suppress(ProtocolError):
                 self.session.close()
             self._fail(LocalProtocolError("the session was closed before the remote process "
                                           "finished"), abort=False)
-
-    # -- heartbeat
-
-    def _start_heartbeat(self) -> None:
-        interval = self.options.ping_interval
-        if interval is None or self._heartbeat is not None or self.closed:
-            return
-        self._heartbeat = Heartbeat(interval, self.options.pong_timeout, self._now())
-        self._arm_heartbeat(self._heartbeat)
-
-    def _heartbeat_tick(self, heartbeat: Heartbeat) -> bool | None:
-        """Ping if due; fail the session once the pong deadline passed.
-
-        Returns:
-            ``True``: wake up again at ``heartbeat.next_wakeup()``; ``False``: the
-            session failed; ``None``: the connection is closing (its end will be
-            reported).
-        """
-        now = self._now()
-        try:
-            if heartbeat.poll(now):
-                self.session.ping(now)
-                self._schedule_flush()
-        except PingTimeoutError as exc:
-            self._fail(exc)
-            return False
-        except ProtocolError:
-            return None
-        return True
-
-    def _on_reading_paused(self) -> None:
-        if self._heartbeat is not None:
-            self._heartbeat.suspend()
-
-    def _on_reading_resumed(self) -> None:
-        if self._heartbeat is not None:
-            self._heartbeat.resume(self._now())
 
     # -- what RemoteProcess calls
 

@@ -11,10 +11,13 @@ import math
 import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
 from .._exec.fallback import TRANSPORTS
+
+if TYPE_CHECKING:
+    from .proxy import ProxyURL
 
 __all__ = [
     "CLOSE_GRACE",
@@ -29,8 +32,11 @@ __all__ = [
     "REPLY_BACKLOG",
     "ExecOptions",
     "ServerAddress",
+    "check_flow_options",
+    "check_transport",
     "client_ssl_context",
     "parse_server",
+    "pop_connection_arguments",
     "server_url",
 ]
 
@@ -185,20 +191,14 @@ class ExecOptions:
         Raises:
             ValueError: an argument is out of range, or no stdio stream is requested.
         """
-        if transport not in TRANSPORTS:
-            raise ValueError(f"transport must be one of {', '.join(TRANSPORTS)}, "
-                             f"not {transport!r}")
+        check_transport(transport, TRANSPORTS)
         if tty:
             stderr = False
         if not (stdin or stdout or stderr):
             # The kubelet answers 400 when none is requested (protocol-notes §2.1).
             raise ValueError("at least one of stdin, stdout and stderr must be requested")
-        if buffer_limit < 1:
-            raise ValueError("buffer_limit must be positive")
-        if not (pong_timeout > 0 and math.isfinite(pong_timeout)):
-            raise ValueError("pong_timeout must be a positive number of seconds")
-        if ping_interval is not None and (ping_interval < 0 or not math.isfinite(ping_interval)):
-            raise ValueError("ping_interval must be None or a non-negative number of seconds")
+        check_flow_options(buffer_limit=buffer_limit, pong_timeout=pong_timeout,
+                           ping_interval=ping_interval)
         if connect_timeout is not None and not (connect_timeout > 0
                                                 and math.isfinite(connect_timeout)):
             raise ValueError("connect_timeout must be None or a positive number of seconds")
@@ -212,7 +212,50 @@ class ExecOptions:
                    buffer_limit=buffer_limit)
 
 
+def check_transport(transport: str, choices: Sequence[str]) -> None:
+    """Raise ``ValueError`` unless ``transport`` is one of ``choices``."""
+    if transport not in choices:
+        raise ValueError(f"transport must be one of {', '.join(choices)}, not {transport!r}")
+
+
+def check_flow_options(*, buffer_limit: int, pong_timeout: float,
+                       ping_interval: float | None) -> None:
+    """Check the buffer limit and heartbeat options exec and port-forward share.
+
+    Raises:
+        ValueError: one is out of range.
+    """
+    if buffer_limit < 1:
+        raise ValueError("buffer_limit must be positive")
+    if not (pong_timeout > 0 and math.isfinite(pong_timeout)):
+        raise ValueError("pong_timeout must be a positive number of seconds")
+    if ping_interval is not None and (ping_interval < 0 or not math.isfinite(ping_interval)):
+        raise ValueError("ping_interval must be None or a non-negative number of seconds")
+
+
 # --------------------------------------------------------------------------- client
+
+
+def pop_connection_arguments(
+        given: dict[str, Any]) -> tuple[ssl.SSLContext | None, str | None, ProxyURL | None]:
+    """Take ``ssl``, ``server_hostname`` and ``proxy`` out of a call's keyword arguments.
+
+    Returns:
+        The TLS context, the TLS server name and the parsed proxy (each ``None`` when
+        not given).
+
+    Raises:
+        ValueError: an invalid proxy URL.
+    """
+    context = given.pop("ssl", None)
+    server_hostname = given.pop("server_hostname", None)
+    proxy_url = given.pop("proxy", None)
+    proxy = None
+    if proxy_url:
+        from .proxy import parse_proxy_url  # loaded only when a proxy is used
+
+        proxy = parse_proxy_url(proxy_url)
+    return context, server_hostname, proxy
 
 
 def client_ssl_context(address: ServerAddress,

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import ssl
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -45,13 +44,11 @@ from .._portforward.spdy import SpdyPortForwardClient
 from .._portforward.websocket import WebSocketPortForwardClient
 from .._tunnel import TunnelClient
 from .buffers import Heartbeat, ReceiveBuffer
-from .core import ConnectionCore
+from .core import ClientConnectionCore
 from .errors import (
     ConnectionLostError,
     PingTimeoutError,
     PortForwardError,
-    connection_lost_error,
-    receive_error,
     record_earlier_attempts,
 )
 from .options import (
@@ -60,7 +57,10 @@ from .options import (
     DEFAULT_PING_INTERVAL,
     DEFAULT_PONG_TIMEOUT,
     ServerAddress,
+    check_flow_options,
+    check_transport,
     parse_server,
+    pop_connection_arguments,
 )
 
 if TYPE_CHECKING:
@@ -68,6 +68,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FORWARD_TRANSPORTS",
+    "LISTEN_DOC",
     "OPEN_PORT_FORWARD_DOC",
     "ForwardClientCore",
     "PortForwardArguments",
@@ -121,15 +122,9 @@ class PortForwardOptions:
         Raises:
             ValueError: an argument is out of range.
         """
-        if transport not in FORWARD_TRANSPORTS:
-            raise ValueError(f"transport must be one of {', '.join(FORWARD_TRANSPORTS)}, "
-                             f"not {transport!r}")
-        if buffer_limit < 1:
-            raise ValueError("buffer_limit must be positive")
-        if not (pong_timeout > 0 and math.isfinite(pong_timeout)):
-            raise ValueError("pong_timeout must be a positive number of seconds")
-        if ping_interval is not None and (ping_interval < 0 or not math.isfinite(ping_interval)):
-            raise ValueError("ping_interval must be None or a non-negative number of seconds")
+        check_transport(transport, FORWARD_TRANSPORTS)
+        check_flow_options(buffer_limit=buffer_limit, pong_timeout=pong_timeout,
+                           ping_interval=ping_interval)
         if connect_timeout is not None and connect_timeout <= 0:
             raise ValueError("connect_timeout must be positive")
         return cls(headers=tuple((str(k), str(v)) for k, v in headers), transport=transport,
@@ -183,14 +178,7 @@ def port_forward_request(server: str, namespace: str, pod: str,
         TypeError: an unknown keyword argument.
     """
     given: dict[str, Any] = dict(arguments)
-    context = given.pop("ssl", None)
-    server_hostname = given.pop("server_hostname", None)
-    proxy_url = given.pop("proxy", None)
-    proxy = None
-    if proxy_url:
-        from .proxy import parse_proxy_url  # loaded only when a proxy is used
-
-        proxy = parse_proxy_url(proxy_url)
+    context, server_hostname, proxy = pop_connection_arguments(given)
     options = PortForwardOptions.build(**given)
     address = parse_server(server)
     target = portforward_target(namespace, pod, prefix=address.prefix)
@@ -246,7 +234,7 @@ def ready_key(request_id: int) -> int:
     return -1 - request_id
 
 
-class ForwardClientCore(ConnectionCore):
+class ForwardClientCore(ClientConnectionCore):
     """One upgraded client connection and the forwarded connections it carries.
 
     Inputs are keyed by request id (the bytes from the pod) and by :func:`_ready_key`
@@ -260,10 +248,11 @@ class ForwardClientCore(ConnectionCore):
     """
 
     session: PortForwardClientConnection
+    options: PortForwardOptions
 
     def __init__(self, session: PortForwardClientConnection,
                  options: PortForwardOptions, port: int | None = None) -> None:
-        ConnectionCore.__init__(self, options.buffer_limit)
+        ClientConnectionCore.__init__(self, options.buffer_limit)
         self.session = session
         self.options = options
         self.transport = session.transport
@@ -274,30 +263,15 @@ class ForwardClientCore(ConnectionCore):
         #: WebSocket v4: the request id of that port, once upgraded.
         self.first_request: int | None = None
         self._requests: dict[int, _Forwarded] = {}
-        self._heartbeat: Heartbeat | None = None
         #: Why the connection ended (``None`` while it runs, or after a clean end).
         self.error: BaseException | None = None
 
     # -- hooks
 
-    def _set_ready(self) -> None:
-        raise NotImplementedError
-
     def _set_done(self, error: BaseException | None) -> None:
         raise NotImplementedError
 
-    def _arm_heartbeat(self, heartbeat: Heartbeat) -> None:
-        raise NotImplementedError
-
-    async def aclose(self) -> None:
-        """End the connection (GOAWAY / close 1000) and close the transport, bounded."""
-        raise NotImplementedError
-
     # -- events
-
-    def _receive_failed(self, exc: ProtocolError, *, at_eof: bool) -> None:
-        self._flush()  # the answer (close 1002, GOAWAY) goes out first
-        self._fail(receive_error(exc, at_eof=at_eof))
 
     def _handle(self, event: Event) -> None:
         if isinstance(event, ForwardData):
@@ -318,8 +292,7 @@ class ForwardClientCore(ConnectionCore):
         elif isinstance(event, ForwardClosed):
             self._on_forward_closed(event.request_id)
         elif isinstance(event, PongReceived):
-            if self._heartbeat is not None:
-                self._heartbeat.pong(self._now())
+            self._on_pong()
         elif isinstance(event, UpgradeAccepted):
             self.upgraded = True
             if self._port is not None:
@@ -377,21 +350,7 @@ class ForwardClientCore(ConnectionCore):
         self._set_done(exc)
         self._close(abort=abort)
 
-    def _on_lost(self, exc: BaseException | None) -> None:
-        if not self.closed:
-            self._fail(connection_lost_error(exc))
-
     # -- heartbeat
-
-    def _start_heartbeat(self) -> None:
-        interval = self.options.ping_interval
-        if interval is None or self._heartbeat is not None or self.closed:
-            return
-        self._heartbeat = Heartbeat(interval, self.options.pong_timeout, self._now())
-        self._arm_heartbeat(self._heartbeat)
-
-    def _stop_heartbeat(self) -> None:
-        self._heartbeat = None
 
     def _heartbeat_tick(self, heartbeat: Heartbeat) -> bool:
         """Ping if due; fail the connection once the pong deadline passed.
@@ -401,25 +360,7 @@ class ForwardClientCore(ConnectionCore):
         """
         if self.closed or heartbeat is not self._heartbeat:
             return False
-        now = self._now()
-        try:
-            if heartbeat.poll(now):
-                self.session.ping(now)
-                self._schedule_flush()
-        except PingTimeoutError as exc:
-            self._fail(exc)
-            return False
-        except ProtocolError:
-            return False
-        return True
-
-    def _on_reading_paused(self) -> None:
-        if self._heartbeat is not None:
-            self._heartbeat.suspend()
-
-    def _on_reading_resumed(self) -> None:
-        if self._heartbeat is not None:
-            self._heartbeat.resume(self._now())
+        return ClientConnectionCore._heartbeat_tick(self, heartbeat) is True
 
     # -- forwarded connections
 
@@ -528,6 +469,9 @@ class ForwardClientCore(ConnectionCore):
         with contextlib.suppress(ProtocolError):
             self.session.close()
         self._fail(ConnectionLostError("the port-forward session was closed"), abort=False)
+
+    def _close_session(self) -> None:
+        self.close_connection()
 
 
 # --------------------------------------------------------------------------- the session
@@ -714,3 +658,22 @@ OPEN_PORT_FORWARD_DOC = """Open a port-forward session to a pod (``kubectl port-
         ValueError: invalid arguments.
         OSError, TimeoutError: connecting failed.
     """
+
+
+#: The documentation of ``PortForwardSession.listen`` (both runtimes).
+LISTEN_DOC = """Forward every connection accepted on ``host:port`` to ``remote_port`` of the pod.
+
+        Args:
+            remote_port: the pod port.
+            host: the local address to bind (loopback by default).
+            port: the local port (0: a free one).
+            on_error: called with ``(remote_port, exception)`` when one forwarded
+                connection fails (default: a warning on the ``kstream`` logger). The
+                listener goes on.
+            on_accept: called with the bound local port as each connection is accepted,
+                before it is forwarded (``kstream port-forward`` prints kubectl's
+                ``Handling connection for PORT`` there).
+
+        Returns:
+            The bound local port.
+        """

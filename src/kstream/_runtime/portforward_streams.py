@@ -5,11 +5,14 @@
 ``kstream.asyncio`` hands it out as a :class:`PortForwardReader` /
 :class:`PortForwardWriter` pair (the shape of :func:`asyncio.open_connection`);
 ``kstream.trio`` wraps it in a :class:`trio.abc.HalfCloseableStream`.
+:class:`PortForwardSessionBase` is what both runtimes' ``PortForwardSession`` share.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
+from collections.abc import Callable
 from typing import Any
 
 from .._errors import KstreamError
@@ -17,7 +20,24 @@ from .buffers import READ_SIZE
 from .errors import IncompleteReadError
 from .portforward import ForwardClientCore, PortForwardSessionCore
 
-__all__ = ["ForwardedConnection", "PortForwardReader", "PortForwardWriter"]
+__all__ = [
+    "ErrorHandler",
+    "ForwardedConnection",
+    "PortForwardReader",
+    "PortForwardSessionBase",
+    "PortForwardWriter",
+    "log_forward_error",
+]
+
+_log = logging.getLogger("kstream")
+
+#: What ``PortForwardSession.listen`` calls with each forwarded connection's error.
+ErrorHandler = Callable[[int, BaseException], None]
+
+
+def log_forward_error(port: int, exc: BaseException) -> None:
+    """The default :data:`ErrorHandler`: a warning on the ``kstream`` logger."""
+    _log.warning("port-forward to port %d failed: %s", port, exc)
 
 
 class ForwardedConnection:
@@ -184,3 +204,32 @@ class PortForwardWriter:
         """``"port"`` (the pod port), ``"transport"``, ``"request_id"``; else ``default``."""
         return {"port": self.connection.port, "transport": self.connection.transport,
                 "request_id": self.connection.request_id}.get(name, default)
+
+
+class PortForwardSessionBase:
+    """What both runtimes' ``PortForwardSession`` share: the session core, what was
+    negotiated, and opening a forwarded connection.
+
+    Args:
+        core: the session's core (its ``connect`` and lock are the runtime's).
+    """
+
+    def __init__(self, core: PortForwardSessionCore) -> None:
+        self._core = core
+
+    def __repr__(self) -> str:
+        return f"<PortForwardSession {self._core.request.pod} over {self.transport}>"
+
+    @property
+    def transport(self) -> str:
+        """``"tunnel"``, ``"spdy"`` or ``"websocket"``."""
+        return self._core.transport
+
+    @property
+    def protocol(self) -> str:
+        """The negotiated protocol (``""`` until known)."""
+        return self._core.protocol
+
+    async def _open(self, port: int) -> ForwardedConnection:
+        core, request_id = await self._core.open(port)
+        return ForwardedConnection(self._core, core, request_id, port)
