@@ -16,6 +16,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import kstream
 
 SRC = Path(kstream.__file__).resolve().parent
@@ -291,3 +293,10 @@ def test_the_sans_io_core_imports_nothing_that_does_io() -> None:
                      and not node.level else [])
             found += [f"{name}: {n}" for n in names if n.split(".")[0] in CORE_FORBIDDEN]
     assert found == []
+
+
+def test_an_unknown_public_name_is_an_attribute_error() -> None:
+    # The lazy __getattr__ (PEP 562) answers only the names of __all__.
+    with pytest.raises(AttributeError, match="no attribute 'nothing_here'"):
+        kstream.nothing_here  # noqa: B018
+    assert "ClientExecSession" in dir(kstream)
