@@ -9,6 +9,7 @@ read through the proxy.
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import os
 import pty
@@ -107,3 +108,27 @@ def test_attach_tty_reads_the_pod_through_the_proxy(scheme: str, node: FakeNode,
         process.wait()
         os.close(master)
 
+
+
+@pytest.mark.parametrize("pod,proxy", [("missing", "http"), ("demo", "unreachable"),
+                                       ("demo", "http"), ("demo", None)])
+def test_container_tty_is_none_when_the_pod_cannot_be_read(
+        pod: str, proxy: str | None, node: FakeNode, proxies: Proxies,
+        tmp_path: Path) -> None:
+    from kstream._app.podget import container_tty
+    from kstream._runtime.client import ExecArguments, exec_request
+
+    # No proxy: kube.test resolves nowhere. "unreachable": a closed port on 127.0.0.1.
+    url = {"http": proxies.url("http"), "unreachable": "http://127.0.0.1:9",
+           None: None}[proxy]
+    connection = load_config(kube_test_kubeconfig(node, tmp_path), environ={})
+    arguments: ExecArguments = {
+        "stdin": True, "tty": True, "stderr": False, "headers": connection.headers,
+        "ssl": connection.ssl_context, "proxy": url, "connect_timeout": 10.0}
+    request = exec_request(connection.server, connection.namespace, pod, None, arguments)
+    found = asyncio.run(container_tty(request, None))
+    if (pod, proxy) == ("demo", "http"):
+        assert found == ("main", False)  # the control: read, and no terminal
+        assert asyncio.run(container_tty(request, "other")) is None  # no such container
+    else:
+        assert found is None
