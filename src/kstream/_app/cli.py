@@ -29,9 +29,9 @@ from .flags import connect_deadline, connection_flags, load_connection
 if TYPE_CHECKING:
     import asyncio
 
+    from .._runtime.client import ExecArguments, ExecRequest
     from .._runtime.options import ServerAddress
     from ..asyncio import RemoteProcess
-    from .kubeconfig import ClusterConnection
 
 __all__ = ["build_parser", "main", "parse_pod_option"]
 
@@ -187,19 +187,13 @@ class _Run:
     signal: int | None = None
 
 
-async def _attach_tty(args: argparse.Namespace, connection: ClusterConnection,
-                      run: _Run) -> bool:
+async def _attach_tty(args: argparse.Namespace, request: ExecRequest) -> bool:
     # kubectl attach -t reads the pod first: a main process started without a terminal
     # gets none, else raw mode would leave Ctrl-C with nothing to act on it.
     from .errors_text import printable
-    from .podinfo import container_tty
+    from .podget import container_tty
 
-    assert run.address is not None
-    found = await container_tty(run.address, connection.namespace, args.pod,
-                                args.container, headers=connection.headers,
-                                context=connection.ssl_context,
-                                server_hostname=connection.server_hostname,
-                                timeout=run.timeout)
+    found = await container_tty(request, args.container)
     if found is not None and not found[1]:
         _print_error(f"error: Unable to use a TTY - container {printable(found[0])} "
                      f"did not allocate one")
@@ -209,6 +203,7 @@ async def _attach_tty(args: argparse.Namespace, connection: ClusterConnection,
 
 async def _remote(args: argparse.Namespace, command: list[str], *, attach: bool,
                   run: _Run) -> int:
+    from .._runtime.client import exec_request
     from .._runtime.options import parse_server
     from ..asyncio import open_attach, open_exec
 
@@ -219,16 +214,19 @@ async def _remote(args: argparse.Namespace, command: list[str], *, attach: bool,
     if args.tty and not use_tty:
         # kubectl exec.go SetupTTY: a TTY needs -i and a terminal on stdin.
         _print_error("Unable to use a TTY - input is not a terminal or the right kind of file")
+    options: ExecArguments = {
+        "container": args.container, "stdin": args.stdin, "stdout": True,
+        "stderr": not use_tty, "tty": use_tty, "headers": connection.headers,
+        "ssl": connection.ssl_context, "server_hostname": connection.server_hostname,
+        "proxy": connection.proxy, "transport": args.transport,
+        "protocols": tuple(args.protocol) if args.protocol else None,
+        "fallback": args.transport == "auto", "connect_timeout": run.timeout,
+    }
     if attach and use_tty:
-        use_tty = await _attach_tty(args, connection, run)
-    options: dict[str, Any] = dict(
-        container=args.container, stdin=args.stdin, stdout=True, stderr=not use_tty,
-        tty=use_tty, headers=connection.headers, ssl=connection.ssl_context,
-        server_hostname=connection.server_hostname, proxy=connection.proxy,
-        transport=args.transport,
-        protocols=tuple(args.protocol) if args.protocol else None,
-        fallback=args.transport == "auto", connect_timeout=run.timeout,
-    )
+        # The pod is read as the attach goes: same proxy, credentials, TLS, deadline.
+        use_tty = await _attach_tty(args, exec_request(
+            connection.server, connection.namespace, args.pod, None, options))
+        options["tty"], options["stderr"] = use_tty, not use_tty
     if attach:
         process = await open_attach(connection.server, connection.namespace, args.pod,
                                     **options)

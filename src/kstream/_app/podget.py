@@ -1,8 +1,16 @@
-"""Reading one pod before forwarding to it, as ``kubectl port-forward`` does.
+"""Reading one pod before a session, as kubectl does.
 
-kubectl GETs the pod first: a pod that does not exist gives the server's ``NotFound``
-Status, and a pod whose phase is not ``Running`` is refused before any upgrade
-(:func:`pod_phase`). The GET goes where the port-forward goes: through the same proxy
+``kubectl port-forward`` GETs the pod first: a pod that does not exist gives the
+server's ``NotFound`` Status, and a pod whose phase is not ``Running`` is refused before
+any upgrade (:func:`pod_phase`).
+
+``kubectl attach -t`` reads the pod too and, when the container's main process was
+started without a terminal (``tty: false`` in its spec), prints ``Unable to use a TTY -
+container NAME did not allocate one`` and attaches without one: raw mode on the local
+terminal would otherwise swallow Ctrl-C with nothing at the other end to act on it
+(:func:`container_tty`).
+
+Both use one GET, which goes where the session goes: through the same proxy
 (:mod:`kstream._dial`), with the same credentials, TLS and deadline.
 """
 
@@ -16,15 +24,17 @@ from urllib.parse import unquote
 import h11
 
 from .._dial.on_asyncio import connect
+from .._errors import KstreamError
 from .._gojson import quote_for_error
 from .._http import upgrade_rejection
 from .._runtime.options import client_ssl_context
 from .._status_types import STATUS_FAILURE, Status
 
 if TYPE_CHECKING:
+    from .._runtime.client import ExecRequest
     from .._runtime.portforward import PortForwardRequest
 
-__all__ = ["generic_status", "pod_phase"]
+__all__ = ["container_tty", "generic_status", "pod_phase"]
 
 #: The most bytes of a pod document read (real ones are a few KiB).
 _MAX_BODY: Final = 4 << 20
@@ -129,27 +139,21 @@ def generic_status(code: int, body: bytes, pod: str) -> Status:
                   reason=reason, code=code)
 
 
-async def pod_phase(request: PortForwardRequest) -> str:
-    """GET the pod of ``request`` and return its ``status.phase`` (``""`` if absent).
+def _pod_path(target: str) -> str:
+    # A session's target is .../pods/{name}/{subresource}[?query]: the pod is its parent.
+    return target.split("?", 1)[0].rsplit("/", 1)[0]
 
-    Args:
-        request: the validated port-forward request (server, pod, proxy, credentials,
-            TLS, ``connect_timeout`` bounding the whole GET).
 
-    Returns:
-        The phase: ``Running``, ``Pending``...
+async def _get_pod(request: ExecRequest | PortForwardRequest,
+                   path: str) -> tuple[h11.Response, bytes]:
+    """GET ``path`` on the server of ``request``: the answer's head and body.
 
-    Raises:
-        UpgradeRejectedError: the server answered with an error (the Status decoded,
-            so the caller prints kubectl's ``Error from server (NotFound): ...``).
-        OSError, TimeoutError: the server could not be reached.
+    ``request.options.connect_timeout`` bounds the whole GET.
     """
     loop = asyncio.get_running_loop()
     address = request.address
     context = client_ssl_context(address, request.ssl)
     hostname = (request.server_hostname or address.host) if context is not None else None
-    # The port-forward target is .../pods/{name}/portforward: the pod is its parent.
-    path = request.target.rsplit("/", 1)[0]
     head = h11.Connection(h11.CLIENT)
     message = head.send(h11.Request(
         method="GET", target=path,
@@ -165,19 +169,66 @@ async def pod_phase(request: PortForwardRequest) -> str:
     finally:
         if get.transport is not None:
             get.transport.abort()
-    response = get.response
-    assert response is not None
+    if get.response is None:
+        raise ConnectionError("the server closed the connection before answering")
+    return get.response, bytes(get.body)
+
+
+async def pod_phase(request: PortForwardRequest) -> str:
+    """GET the pod of ``request`` and return its ``status.phase`` (``""`` if absent).
+
+    Args:
+        request: the validated port-forward request (server, pod, proxy, credentials,
+            TLS, ``connect_timeout`` bounding the whole GET).
+
+    Returns:
+        The phase: ``Running``, ``Pending``...
+
+    Raises:
+        UpgradeRejectedError: the server answered with an error (the Status decoded,
+            so the caller prints kubectl's ``Error from server (NotFound): ...``).
+        OSError, TimeoutError: the server could not be reached.
+    """
+    path = _pod_path(request.target)
+    response, body = await _get_pod(request, path)
     if response.status_code != 200:
         error = upgrade_rejection(response.status_code, response.reason.decode("latin-1"),
                                   [(k.decode("latin-1"), v.decode("latin-1"))
-                                   for k, v in response.headers], bytes(get.body))
+                                   for k, v in response.headers], body)
         if error.status is None or not error.status.message:
-            error.status = generic_status(response.status_code, bytes(get.body),
+            error.status = generic_status(response.status_code, body,
                                           path.rsplit("/", 1)[1])
         raise error
     try:
-        document = json.loads(get.body)
+        document = json.loads(body)
         phase = document.get("status", {}).get("phase", "")
     except (ValueError, AttributeError):
         raise ConnectionError("the server's pod document is not JSON") from None
     return str(phase)
+
+
+async def container_tty(request: ExecRequest,
+                        container: str | None) -> tuple[str, bool] | None:
+    """Read the pod of an attach and say whether its container was started with a terminal.
+
+    Args:
+        request: the validated attach request (server, pod, proxy, credentials, TLS,
+            ``connect_timeout`` bounding the whole GET).
+        container: the container, or ``None`` for the first one (as kubectl).
+
+    Returns:
+        ``(container name, has a tty)``; ``None`` when the pod cannot be read (the
+        attach itself then reports what is wrong).
+    """
+    try:
+        response, body = await _get_pod(request, _pod_path(request.target))
+        if response.status_code != 200:
+            return None
+        document = json.loads(body)
+        containers = document["spec"]["containers"] if isinstance(document, dict) else []
+    except (OSError, ValueError, KeyError, TypeError, KstreamError):
+        return None
+    for spec in containers if isinstance(containers, list) else []:
+        if isinstance(spec, dict) and (container is None or spec.get("name") == container):
+            return str(spec.get("name", "")), bool(spec.get("tty", False))
+    return None
