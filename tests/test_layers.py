@@ -221,7 +221,7 @@ LAYERS = {
     "kstream._upgrade": 1, "kstream._ws": 1, "kstream._spdy": 1,
     "kstream._exec": 2, "kstream._portforward": 2, "kstream._tunnel": 2,
     "kstream._runtime": 3,
-    "kstream.asyncio": 4, "kstream.trio": 4, "kstream._dial": 4,
+    "kstream.asyncio": 4, "kstream.trio": 4, "kstream._asyncio_dial": 4, "kstream._trio_dial": 4,
     "kstream._asyncio_portforward": 4, "kstream._trio_portforward": 4,
     "kstream._asyncio_client": 4, "kstream._trio_client": 4,
     "kstream._app": 5, "kstream.bench": 5, "kstream.compat": 5, "kstream.testing": 5,

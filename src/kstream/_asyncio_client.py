@@ -15,7 +15,7 @@ import socket
 import ssl
 from typing import TYPE_CHECKING
 
-from ._dial.on_asyncio import connect
+from ._asyncio_dial import connect
 from ._runtime.buffers import Heartbeat
 from ._runtime.core import ClientConnectionCore
 

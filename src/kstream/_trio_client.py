@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING, Final, TypeVar
 
 import trio
 
-from ._dial.on_trio import open_stream
 from ._runtime.buffers import READ_SIZE, Heartbeat
 from ._runtime.core import ClientConnectionCore
 from ._runtime.errors import ConnectionLostError
 from ._runtime.options import CLOSE_GRACE
+from ._trio_dial import open_stream
 
 if TYPE_CHECKING:
     from ._runtime.client import ExecRequest

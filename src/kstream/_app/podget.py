@@ -11,7 +11,7 @@ terminal would otherwise swallow Ctrl-C with nothing at the other end to act on 
 (:func:`container_tty`).
 
 Both use one GET, which goes where the session goes: through the same proxy
-(:mod:`kstream._dial`), with the same credentials, TLS and deadline.
+(:mod:`kstream._asyncio_dial`), with the same credentials, TLS and deadline.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from urllib.parse import unquote
 
 import h11
 
-from .._dial.on_asyncio import connect
+from .._asyncio_dial import connect
 from .._errors import KstreamError
 from .._gojson import quote_for_error
 from .._http import upgrade_rejection

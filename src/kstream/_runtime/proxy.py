@@ -1,6 +1,7 @@
 """Proxies as client-go uses them: which one a connection goes through, and HTTP CONNECT.
 
-Written once for both runtimes; the runtimes only move the bytes (``kstream._dial``).
+Written once for both runtimes; the runtimes only move the bytes
+(``kstream._asyncio_dial``, ``kstream._trio_dial``).
 
 Which proxy (client-go ``rest/transport.go`` and ``transport/cache.go``; Go's
 ``net/http`` ``ProxyFromEnvironment``, i.e. ``golang.org/x/net/http/httpproxy``, wrapped in

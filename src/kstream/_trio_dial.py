@@ -10,9 +10,9 @@ import trio
 if TYPE_CHECKING:
     import ssl
 
-    from .._runtime.client import ExecRequest
-    from .._runtime.portforward import PortForwardRequest
-    from .._runtime.proxy import ProxyURL
+    from ._runtime.client import ExecRequest
+    from ._runtime.portforward import PortForwardRequest
+    from ._runtime.proxy import ProxyURL
 
 __all__ = ["open_stream"]
 
@@ -38,7 +38,7 @@ async def open_stream(request: ExecRequest | PortForwardRequest,
         return trio.SocketStream(await _socks5(proxy, address.host, address.port))
     import ssl
 
-    from .._runtime.proxy import ConnectExchange, ProxyError
+    from ._runtime.proxy import ConnectExchange, ProxyError
 
     stream: trio.abc.Stream = await trio.open_tcp_stream(proxy.host, proxy.port)
     try:
@@ -65,7 +65,7 @@ async def _socks5(proxy: ProxyURL, host: str, port: int) -> trio.socket.SocketTy
     from python_socks import ProxyType
     from python_socks.async_.trio import Proxy
 
-    from .._runtime.proxy import ProxyError
+    from ._runtime.proxy import ProxyError
 
     # rdns: the proxy resolves the server's name, as Go's SOCKS5 dialer lets it.
     socks = Proxy(ProxyType.SOCKS5, proxy.host, proxy.port, proxy.username, proxy.password,

@@ -1,4 +1,9 @@
-"""asyncio: connect a client protocol to a server, directly or through a proxy."""
+"""asyncio: connect a client protocol to a server, directly or through a proxy.
+
+The decisions and the CONNECT exchange are the runtime-neutral
+:mod:`kstream._runtime.proxy`; this module and :mod:`kstream._trio_dial` only move its
+bytes, one per runtime, so that each runtime calls one function to connect.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +15,9 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import ssl
 
-    from .._runtime.client import ExecRequest
-    from .._runtime.portforward import PortForwardRequest
-    from .._runtime.proxy import ConnectExchange, ProxyURL
+    from ._runtime.client import ExecRequest
+    from ._runtime.portforward import PortForwardRequest
+    from ._runtime.proxy import ConnectExchange, ProxyURL
 
 __all__ = ["connect"]
 
@@ -48,7 +53,7 @@ async def _socks5(proxy: ProxyURL, host: str, port: int) -> socket.socket:
     from python_socks import ProxyType
     from python_socks.async_.asyncio import Proxy
 
-    from .._runtime.proxy import ProxyError
+    from ._runtime.proxy import ProxyError
 
     # rdns: the proxy resolves the server's name, as Go's SOCKS5 dialer lets it.
     socks = Proxy(ProxyType.SOCKS5, proxy.host, proxy.port, proxy.username, proxy.password,
@@ -80,13 +85,13 @@ class _Tunnel(asyncio.Protocol):
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
-        from .._runtime.proxy import ProxyError
+        from ._runtime.proxy import ProxyError
 
         if not self._done.done():
             self._done.set_exception(exc or ProxyError("the proxy closed the connection"))
 
     def _feed(self, data: bytes) -> None:
-        from .._runtime.proxy import ProxyError
+        from ._runtime.proxy import ProxyError
 
         if self._done.done():
             return
@@ -104,7 +109,7 @@ async def _through_http_proxy(loop: asyncio.AbstractEventLoop, protocol: asyncio
                               context: ssl.SSLContext | None, hostname: str | None) -> None:
     import ssl
 
-    from .._runtime.proxy import ConnectExchange, ProxyError
+    from ._runtime.proxy import ConnectExchange, ProxyError
 
     address = request.address
     done: asyncio.Future[None] = loop.create_future()
