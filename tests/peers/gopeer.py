@@ -116,6 +116,17 @@ def _read_line(stream: IO[bytes], timeout: float) -> bytes:
     return bytes(line)
 
 
+def _terminate(process: subprocess.Popen[bytes]) -> None:
+    """End a child: SIGTERM, then SIGKILL after :data:`STOP_GRACE` seconds; reap it."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(STOP_GRACE)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 class GoPeerServer:
     """A running ``kpeer serve`` on 127.0.0.1, as a context manager.
 
@@ -231,13 +242,7 @@ class GoPeerServer:
         process = self._process
         if process is None:
             return
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(STOP_GRACE)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        _terminate(process)
         if process.stdout is not None:
             process.stdout.close()
 
@@ -420,13 +425,7 @@ class PodServer:
         process = self._process
         if process is None:
             return
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(STOP_GRACE)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        _terminate(process)
         if process.stdout is not None:
             process.stdout.close()
         self._process = None
@@ -603,13 +602,7 @@ class ForwardingProcess:
         """Stop the process (SIGTERM, then SIGKILL); ``log_text`` keeps working."""
         process = self._process
         if process is not None:
-            if process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(STOP_GRACE)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+            _terminate(process)
             if self._drain is not None:
                 self._drain.join(STOP_GRACE)
             if process.stdout is not None:
