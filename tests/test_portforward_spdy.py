@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pfpair import ForwardPair
 
 from kstream._errors import LocalProtocolError, RemoteProtocolError, UpgradeRejectedError
 from kstream._events import (
@@ -76,17 +77,17 @@ class Wire:
         self.frames.extend(self.decoder.feed(data))
 
 
-class Pair:
-    """A port-forward client and server joined in memory."""
+class Pair(ForwardPair):
+    """A SPDY port-forward client and server joined in memory."""
+
+    client: SpdyPortForwardClient
+    server: SpdyPortForwardServer
 
     def __init__(self) -> None:
-        self.client = SpdyPortForwardClient(host=HOST, target=TARGET,
-                                            headers=[("User-Agent", "test")])
-        self.server = SpdyPortForwardServer()
-        self.client_events: list[Event] = []
-        self.server_events: list[Event] = []
+        super().__init__(SpdyPortForwardClient(host=HOST, target=TARGET,
+                                               headers=[("User-Agent", "test")]),
+                         SpdyPortForwardServer())
         self.to_client = Wire()
-        self.now = 0.0
         self.upgraded = False
 
     def upgrade(self) -> Pair:
@@ -104,40 +105,9 @@ class Pair:
         self.upgraded = True
         return self
 
-    def to_server(self) -> list[Event]:
-        data = self.client.data_to_send()
-        events = self.server.receive_data(data) if data else []
-        events += self.server.expire(self.now)
-        self.server_events += events
-        return events
-
-    def from_server(self) -> list[Event]:
-        data = self.server.data_to_send()
+    def record(self, data: bytes) -> None:
         if self.upgraded:
             self.to_client.record(data)
-        events = self.client.receive_data(data) if data else []
-        self.client_events += events
-        return events
-
-    def pump(self) -> tuple[list[Event], list[Event]]:
-        client: list[Event] = []
-        server: list[Event] = []
-        for _ in range(10):
-            s = self.to_server()
-            c = self.from_server()
-            server += s
-            client += c
-            if not s and not c:
-                break
-        return client, server
-
-    def open(self, port: int = 8080) -> tuple[int, int]:
-        request_id = self.client.open(port)
-        client, server = self.pump()
-        assert ForwardReady(request_id=request_id) in client
-        requested = [e for e in server if isinstance(e, ForwardRequested)]
-        assert requested[-1].port == port
-        return request_id, requested[-1].request_id
 
 
 def frames_of(frames: Sequence[Frame], kind: type) -> list:  # type: ignore[type-arg]

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pfpair import ForwardPair
 
 from kstream._channels import V4_BASE64_NAME, V4_NAME
 from kstream._errors import LocalProtocolError, RemoteProtocolError, UpgradeRejectedError
@@ -53,14 +54,15 @@ TARGET = portforward_target("default", "web")
 HOST = "127.0.0.1:6443"
 
 
-class Pair:
+class Pair(ForwardPair):
+    client: WebSocketPortForwardClient
+    server: WebSocketPortForwardServer
+
     def __init__(self, ports: Sequence[int] = (8080,), *,
                  protocols: Sequence[str] = (V4_NAME, V4_BASE64_NAME)) -> None:
-        self.client = WebSocketPortForwardClient(host=HOST, target=TARGET, ports=ports,
-                                                 protocols=protocols)
-        self.server = WebSocketPortForwardServer()
-        self.client_events: list[Event] = []
-        self.server_events: list[Event] = []
+        super().__init__(WebSocketPortForwardClient(host=HOST, target=TARGET, ports=ports,
+                                                    protocols=protocols),
+                         WebSocketPortForwardServer())
         self.server_wire = FrameDecoder(client=True)
         self.server_frames: list[tuple[int, bytes]] = []
 
@@ -71,32 +73,10 @@ class Pair:
         client = self.from_server()
         return client, server
 
-    def to_server(self) -> list[Event]:
-        data = self.client.data_to_send()
-        events = self.server.receive_data(data) if data else []
-        self.server_events += events
-        return events
-
-    def from_server(self) -> list[Event]:
-        data = self.server.data_to_send()
+    def record(self, data: bytes) -> None:
         head, _, rest = data.partition(b"\r\n\r\n")
         frames = rest if head.startswith(b"HTTP/1.1 101") else data
         self.server_frames += [(op, bytes(p)) for op, p, _, _ in self.server_wire.feed(frames)]
-        events = self.client.receive_data(data) if data else []
-        self.client_events += events
-        return events
-
-    def pump(self) -> tuple[list[Event], list[Event]]:
-        client: list[Event] = []
-        server: list[Event] = []
-        for _ in range(10):
-            s = self.to_server()
-            c = self.from_server()
-            client += c
-            server += s
-            if not s and not c:
-                break
-        return client, server
 
 
 def data_of(events: Sequence[Event], request_id: int) -> bytes:

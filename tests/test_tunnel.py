@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pfpair import ForwardPair
 
 from kstream._errors import LocalProtocolError, RemoteProtocolError, UpgradeRejectedError
 from kstream._events import (
@@ -55,15 +56,15 @@ def ws_payloads(data: bytes, *, client: bool) -> list[tuple[int, bytes]]:
     return [(op, bytes(p)) for op, p, _, _ in decoder.feed(data)]
 
 
-class Pair:
+class Pair(ForwardPair):
+    client: TunnelClient
+    server: TunnelServer
+
     def __init__(self) -> None:
-        self.client = TunnelClient(host=HOST, target=TARGET, headers=[("User-Agent", "t")])
-        self.server = TunnelServer()
-        self.client_events: list[Event] = []
-        self.server_events: list[Event] = []
+        super().__init__(TunnelClient(host=HOST, target=TARGET, headers=[("User-Agent", "t")]),
+                         TunnelServer())
         self.server_messages: list[tuple[int, bytes]] = []
         self._server_decoder = FrameDecoder(client=True)
-        self.now = 0.0
 
     def upgrade(self) -> Pair:
         events = self.server.receive_data(self.client.data_to_send())
@@ -77,41 +78,11 @@ class Pair:
         assert self.client.protocol == self.server.protocol == TUNNEL
         return self
 
-    def to_server(self) -> list[Event]:
-        data = self.client.data_to_send()
-        events = self.server.receive_data(data) if data else []
-        events += self.server.expire(self.now)
-        self.server_events += events
-        return events
-
-    def from_server(self) -> list[Event]:
-        data = self.server.data_to_send()
+    def record(self, data: bytes) -> None:
         head, _, rest = data.partition(b"\r\n\r\n")
         frames = rest if head.startswith(b"HTTP/1.1 101") else data
         self.server_messages += [(op, bytes(p)) for op, p, _, _
                                  in self._server_decoder.feed(frames)]
-        events = self.client.receive_data(data) if data else []
-        self.client_events += events
-        return events
-
-    def pump(self) -> tuple[list[Event], list[Event]]:
-        client: list[Event] = []
-        server: list[Event] = []
-        for _ in range(10):
-            s = self.to_server()
-            c = self.from_server()
-            client += c
-            server += s
-            if not s and not c:
-                break
-        return client, server
-
-    def open(self, port: int = 8080) -> tuple[int, int]:
-        rid = self.client.open(port)
-        client, server = self.pump()
-        assert ForwardReady(request_id=rid) in client
-        sid = [e for e in server if isinstance(e, ForwardRequested)][-1].request_id
-        return rid, sid
 
 
 def data_of(events: Sequence[Event], request_id: int) -> bytes:
