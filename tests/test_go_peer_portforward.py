@@ -14,7 +14,6 @@ on 127.0.0.1. A missing kubectl, Go or the Go packages fails, never skips.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
 import os
@@ -22,13 +21,13 @@ import shutil
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import trio
 from peers.gopeer import ForwardingProcess, GoPeerServer, PodServer, build_kpeer, run_pf_load
+from pfclient import RuntimeClient
 
 import kstream
 import kstream.asyncio
@@ -390,31 +389,16 @@ def test_streams_without_request_id_pair_by_stream_id(raw_peer: GoPeerServer,
 # --------------------------------------------------------------------------- kstream's client
 
 
-class KstreamClient:
-    """``kstream.asyncio`` / ``kstream.trio`` ``open_port_forward`` behind one interface."""
+class KstreamClient(RuntimeClient):
+    """kstream's runtime client, with what the Go peer's cases do on a forwarded port."""
 
     def __init__(self, runtime: str) -> None:
-        self.runtime = runtime
-        self.api: Any = kstream.asyncio if runtime == "asyncio" else kstream.trio
+        super().__init__(runtime, KSTREAM_DEADLINE)
 
-    def run(self, body: Callable[[], Awaitable[None]]) -> None:
-        """Run ``body`` on this runtime, bounded in time."""
-        if self.runtime == "asyncio":
-            async def bounded() -> None:
-                async with asyncio.timeout(KSTREAM_DEADLINE):
-                    await body()
-            asyncio.run(bounded())
-        else:
-            async def bounded_trio() -> None:
-                with trio.fail_after(KSTREAM_DEADLINE):
-                    await body()
-            trio.run(bounded_trio)
-
-    @contextlib.asynccontextmanager
-    async def session(self, peer: GoPeerServer, **options: Any) -> AsyncIterator[Any]:
-        session = await self.api.open_port_forward(peer.url, "default", "demo", **options)
-        async with session:
-            yield session
+    def peer_session(self, peer: GoPeerServer, **options: Any
+                     ) -> contextlib.AbstractAsyncContextManager[Any]:
+        """A port-forward session to the peer's pod ``demo``."""
+        return self.session(peer.url, **options)
 
     async def round_trip(self, session: Any, port: int, payload: bytes) -> bytes:
         """Send payload to an echo port in 64 KiB writes and EOF; read it back.
@@ -424,73 +408,35 @@ class KstreamClient:
         """
         until_eof = session.transport != "websocket"
         received = bytearray()
+        conn = await self.connect(session, port)
 
-        def more() -> bool:
-            return until_eof or len(received) < len(payload)
+        async def upload() -> None:
+            for start in range(0, len(payload), 65536):
+                await conn.send(payload[start:start + 65536])
+            await conn.eof()
 
-        if self.runtime == "asyncio":
-            reader, writer = await session.open_connection(port)
-
-            async def upload() -> None:
-                for start in range(0, len(payload), 65536):
-                    writer.write(payload[start:start + 65536])
-                    await writer.drain()
-                writer.write_eof()
-
-            async def download() -> None:
-                while more() and (chunk := await reader.read(262144)):
-                    received.extend(chunk)
-
-            await asyncio.gather(upload(), download())
-            writer.close()
-            await writer.wait_closed()
-            return bytes(received)
-        stream = await session.open_connection(port)
-        async with trio.open_nursery() as nursery:
-            async def upload_trio() -> None:
-                for start in range(0, len(payload), 65536):
-                    await stream.send_all(payload[start:start + 65536])
-                await stream.send_eof()
-
-            nursery.start_soon(upload_trio)
-            while more() and (chunk := await stream.receive_some(262144)):
+        async def download() -> None:
+            while (until_eof or len(received) < len(payload)) \
+                    and (chunk := await conn.recv(262144)):
                 received.extend(chunk)
-        await stream.aclose()
+
+        await self.gather(upload, download)
+        await conn.close()
         return bytes(received)
 
     async def read_error(self, session: Any, port: int) -> BaseException:
         """Open a connection to a pod port that fails; return what reading it raised."""
         try:
-            if self.runtime == "asyncio":
-                reader, writer = await session.open_connection(port)
-                try:
-                    while await reader.read(65536):
-                        pass
-                finally:
-                    writer.close()
-            else:
-                stream = await session.open_connection(port)
-                try:
-                    while await stream.receive_some(65536):
-                        pass
-                finally:
-                    await stream.aclose()
+            conn = await self.connect(session, port)
+            try:
+                while await conn.recv(65536):
+                    pass
+            finally:
+                with contextlib.suppress(Exception):  # the read's error is the one kept
+                    await conn.close()
         except Exception as exc:  # the assertion below checks what it is
             return exc
         raise AssertionError("reading a dead pod port ended without an error")
-
-    async def gather(self, *calls: Callable[[], Awaitable[Any]]) -> list[Any]:
-        if self.runtime == "asyncio":
-            return list(await asyncio.gather(*(call() for call in calls)))
-        results: list[Any] = [None] * len(calls)
-
-        async def one(index: int) -> None:
-            results[index] = await calls[index]()
-
-        async with trio.open_nursery() as nursery:
-            for index in range(len(calls)):
-                nursery.start_soon(one, index)
-        return results
 
 
 def _forward_error(exc: BaseException) -> kstream.PortForwardError:
@@ -521,7 +467,7 @@ def test_kstream_forwards_1_mib_byte_exact(client: KstreamClient, kpeer: Path,
     payload = os.urandom(MIB)
     with GoPeerServer(kpeer) as peer:
         async def body() -> None:
-            async with client.session(peer, transport=transport) as session:
+            async with client.peer_session(peer, transport=transport) as session:
                 received = await client.round_trip(session, pod.echo_port, payload)
                 _assert_sha256_equal(received, payload)
                 assert session.transport == transport
@@ -539,7 +485,7 @@ def test_kstream_reads_tunnel_messages_cut_to_a_few_bytes(client: KstreamClient,
     payload = os.urandom(MIB if cut > 1 else 64 * 1024)
     with GoPeerServer(kpeer, tunnel_cut=cut) as peer:
         async def body() -> None:
-            async with client.session(peer, transport="tunnel") as session:
+            async with client.peer_session(peer, transport="tunnel") as session:
                 received = await client.round_trip(session, pod.echo_port, payload)
                 _assert_sha256_equal(received, payload)
 
@@ -552,7 +498,7 @@ def test_kstream_dead_port_fails_that_connection_only(client: KstreamClient,
                                                       peer: GoPeerServer, pod: PodServer,
                                                       transport: str) -> None:
     async def body() -> None:
-        async with client.session(peer, transport=transport) as session:
+        async with client.peer_session(peer, transport=transport) as session:
             payloads = [os.urandom(100_000 + index) for index in range(3)]
 
             async def good(index: int) -> bytes:
@@ -580,7 +526,7 @@ def test_kstream_connections_share_one_upgraded_connection(client: KstreamClient
     payloads = [os.urandom(50_000 + index) for index in range(10)]
     with GoPeerServer(kpeer) as peer:
         async def body() -> None:
-            async with client.session(peer, transport=transport) as session:
+            async with client.peer_session(peer, transport=transport) as session:
                 results = await client.gather(*(
                     (lambda p=p: client.round_trip(session, pod.echo_port, p))
                     for p in payloads))
@@ -594,7 +540,7 @@ def test_kstream_auto_falls_back_to_spdy_when_the_tunnel_is_refused(
         client: KstreamClient, kpeer: Path, pod: PodServer) -> None:
     with GoPeerServer(kpeer, reject_tunnel=400) as peer:
         async def body() -> None:
-            async with client.session(peer) as session:
+            async with client.peer_session(peer) as session:
                 assert session.transport == "spdy"
                 assert await client.round_trip(session, pod.echo_port, b"hi") == b"hi"
 

@@ -3,21 +3,21 @@
 A :class:`~kstream.testing.FakeNode` (the engine of ``kstream serve``) runs on a thread
 of its own (plain HTTP, its token in the URL path); the pod ports are thread servers on
 127.0.0.1 (``pfpods.py``). Each case is written once
-against the small :class:`Client` interface and runs on asyncio and on trio.
+against the small :class:`RuntimeClient` interface and runs on asyncio and on trio.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import os
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import trio
+from pfclient import RuntimeClient
 from pfpods import CuttingProxy, PodServer, dead_port
 
 import kstream
@@ -26,7 +26,6 @@ import kstream.trio
 from kstream.testing import FakeNode
 
 TRANSPORTS = ("tunnel", "spdy", "websocket")
-_DEADLINE = 60.0
 
 
 @pytest.fixture(scope="module")
@@ -49,93 +48,12 @@ def _url(server: FakeNode) -> str:
 # --------------------------------------------------------------------------- one API, two runtimes
 
 
-class Conn:
-    """A forwarded connection on either runtime."""
-
-    def __init__(self, send: Callable[[bytes], Awaitable[None]],
-                 recv: Callable[[int], Awaitable[bytes]], eof: Callable[[], Awaitable[None]],
-                 close: Callable[[], Awaitable[None]], raw: Any) -> None:
-        self.send, self.recv, self.eof, self.close, self.raw = send, recv, eof, close, raw
-
-    async def read_all(self) -> bytes:
-        pieces = []
-        while chunk := await self.recv(262144):
-            pieces.append(chunk)
-        return b"".join(pieces)
-
-
-class Client:
-    """The runtime's ``open_port_forward`` and its session, behind one interface."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.api: Any = kstream.asyncio if name == "asyncio" else kstream.trio
-
-    def run(self, body: Callable[[], Awaitable[None]]) -> None:
-        if self.name == "asyncio":
-            async def bounded() -> None:
-                async with asyncio.timeout(_DEADLINE):
-                    await body()
-            asyncio.run(bounded())
-        else:
-            async def bounded_trio() -> None:
-                with trio.fail_after(_DEADLINE):
-                    await body()
-            trio.run(bounded_trio)
-
-    @contextlib.asynccontextmanager
-    async def session(self, url: str, **options: Any) -> AsyncIterator[Any]:
-        session = await self.api.open_port_forward(url, "default", "demo", **options)
-        async with session:
-            yield session
-
-    async def connect(self, session: Any, port: int) -> Conn:
-        if self.name == "asyncio":
-            reader, writer = await session.open_connection(port)
-
-            async def send(data: bytes) -> None:
-                writer.write(data)
-                await writer.drain()
-
-            async def eof() -> None:
-                writer.write_eof()
-
-            async def close() -> None:
-                writer.close()
-                await writer.wait_closed()
-
-            return Conn(send, reader.read, eof, close, (reader, writer))
-        stream = await session.open_connection(port)
-        return Conn(stream.send_all, stream.receive_some, stream.send_eof, stream.aclose, stream)
-
-    async def sleep(self, seconds: float) -> None:
-        await (asyncio.sleep(seconds) if self.name == "asyncio" else trio.sleep(seconds))
-
-    async def to_thread(self, function: Callable[[], Any]) -> Any:
-        if self.name == "asyncio":
-            return await asyncio.to_thread(function)
-        return await trio.to_thread.run_sync(function)
-
-    async def gather(self, *calls: Callable[[], Awaitable[Any]]) -> list[Any]:
-        if self.name == "asyncio":
-            return list(await asyncio.gather(*(call() for call in calls)))
-        results: list[Any] = [None] * len(calls)
-
-        async def one(index: int) -> None:
-            results[index] = await calls[index]()
-
-        async with trio.open_nursery() as nursery:
-            for index in range(len(calls)):
-                nursery.start_soon(one, index)
-        return results
-
-
 @pytest.fixture(params=["asyncio", "trio"])
-def client(request: pytest.FixtureRequest) -> Client:
-    return Client(request.param)
+def client(request: pytest.FixtureRequest) -> RuntimeClient:
+    return RuntimeClient(request.param)
 
 
-async def _echo_round_trip(client: Client, session: Any, port: int, data: bytes) -> bytes:
+async def _echo_round_trip(client: RuntimeClient, session: Any, port: int, data: bytes) -> bytes:
     conn = await client.connect(session, port)
 
     async def upload() -> None:
@@ -163,7 +81,7 @@ async def _echo_round_trip(client: Client, session: Any, port: int, data: bytes)
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
-def test_round_trip_and_negotiated_transport(client: Client, server: FakeNode,
+def test_round_trip_and_negotiated_transport(client: RuntimeClient, server: FakeNode,
                                              echo: PodServer, transport: str) -> None:
     data = os.urandom(1 << 20)
 
@@ -182,7 +100,7 @@ def test_round_trip_and_negotiated_transport(client: Client, server: FakeNode,
     client.run(body)
 
 
-def test_auto_is_the_tunnel(client: Client, server: FakeNode, echo: PodServer) -> None:
+def test_auto_is_the_tunnel(client: RuntimeClient, server: FakeNode, echo: PodServer) -> None:
     async def body() -> None:
         async with client.session(_url(server)) as session:
             assert session.transport == "tunnel"
@@ -193,7 +111,7 @@ def test_auto_is_the_tunnel(client: Client, server: FakeNode, echo: PodServer) -
 
 @pytest.mark.parametrize("transport", ["tunnel", "spdy"])
 def test_many_connections_share_one_upgraded_connection(
-        client: Client, server: FakeNode, echo: PodServer, transport: str) -> None:
+        client: RuntimeClient, server: FakeNode, echo: PodServer, transport: str) -> None:
     async def body() -> None:
         before = len(server.sessions)
         async with client.session(_url(server), transport=transport) as session:
@@ -208,7 +126,7 @@ def test_many_connections_share_one_upgraded_connection(
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
-def test_dead_port_ends_that_connection_only(client: Client, server: FakeNode,
+def test_dead_port_ends_that_connection_only(client: RuntimeClient, server: FakeNode,
                                              echo: PodServer, transport: str) -> None:
     async def body() -> None:
         async with client.session(_url(server), transport=transport) as session:
@@ -230,7 +148,7 @@ def test_dead_port_ends_that_connection_only(client: Client, server: FakeNode,
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
-def test_listen_forwards_accepted_connections(client: Client, server: FakeNode,
+def test_listen_forwards_accepted_connections(client: RuntimeClient, server: FakeNode,
                                               echo: PodServer, transport: str) -> None:
     def talk(port: int, data: bytes) -> bytes:
         # Reads what it sent back, then closes: WebSocket v4 cannot carry a half-close.
@@ -256,7 +174,7 @@ def test_listen_forwards_accepted_connections(client: Client, server: FakeNode,
 
 @pytest.mark.parametrize("transport", ["tunnel", "spdy"])
 def test_a_dead_session_is_made_again_for_the_next_connection(
-        client: Client, server: FakeNode, echo: PodServer, transport: str) -> None:
+        client: RuntimeClient, server: FakeNode, echo: PodServer, transport: str) -> None:
     serve_port = int(_url(server).split(":")[2].split("/")[0])
 
     async def body() -> None:
@@ -273,7 +191,7 @@ def test_a_dead_session_is_made_again_for_the_next_connection(
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
-def test_memory_stays_bounded_when_the_reader_stops(client: Client, server: FakeNode,
+def test_memory_stays_bounded_when_the_reader_stops(client: RuntimeClient, server: FakeNode,
                                                     transport: str) -> None:
     limit = 256 * 1024
 
@@ -299,7 +217,7 @@ def test_memory_stays_bounded_when_the_reader_stops(client: Client, server: Fake
     client.run(body)
 
 
-def test_refused_upgrade_is_an_upgrade_rejected_error(client: Client,
+def test_refused_upgrade_is_an_upgrade_rejected_error(client: RuntimeClient,
                                                       server: FakeNode) -> None:
     async def body() -> None:
         with pytest.raises(kstream.UpgradeRejectedError) as info:
@@ -311,7 +229,7 @@ def test_refused_upgrade_is_an_upgrade_rejected_error(client: Client,
 
 
 @pytest.mark.parametrize("transport", ["tunnel", "spdy"])
-def test_a_silent_peer_is_found_by_the_heartbeat(client: Client, server: FakeNode,
+def test_a_silent_peer_is_found_by_the_heartbeat(client: RuntimeClient, server: FakeNode,
                                                  echo: PodServer, transport: str) -> None:
     serve_port = int(_url(server).split(":")[2].split("/")[0])
 
