@@ -396,6 +396,31 @@ def test_output_pipe_reads_everything_in_bounded_chunks(tmp_path: Path) -> None:
     assert (error, code) == (b"", 0)
 
 
+def test_a_cancelled_stdin_close_leaves_the_loop_without_errors(tmp_path: Path) -> None:
+    # A session ended while closing its process's stdin cancels close_stdin. On CPython
+    # 3.11 that must not cancel the pipe's own close future, or the pipe's connection_lost
+    # raises InvalidStateError in the loop (logged, and seen by the collector later).
+    async def scenario() -> list[dict[str, object]]:
+        errors: list[dict[str, object]] = []
+        asyncio.get_running_loop().set_exception_handler(
+            lambda _loop, context: errors.append(context))
+        process = await SandboxProcess.start(["cat"], cwd=str(tmp_path), tty=False,
+                                             stdin=True)
+        try:
+            closing = asyncio.create_task(process.close_stdin())
+            await asyncio.sleep(0)  # it now waits for the pipe to close
+            closing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await closing
+            assert await asyncio.wait_for(process.wait(), 10) == 0  # cat saw its EOF
+            await asyncio.sleep(0.05)
+        finally:
+            process.close()
+        return errors
+
+    assert asyncio.run(scenario()) == []
+
+
 def test_output_pipe_holds_the_process_back_while_unread(tmp_path: Path) -> None:
     # 4 MiB is far more than the pipe holds: the process cannot finish before it is read.
     size = 16 * PIPE_CAPACITY

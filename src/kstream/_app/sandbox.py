@@ -397,8 +397,11 @@ class SandboxProcess:
         stdin = self._process.stdin
         if stdin is not None and not stdin.is_closing():
             stdin.close()
+            # Shielded: on CPython 3.11 a cancelled wait cancels the pipe's own close
+            # future, and the pipe's later connection_lost then raises InvalidStateError
+            # inside the event loop.
             with contextlib.suppress(ConnectionError):
-                await stdin.wait_closed()
+                await asyncio.shield(stdin.wait_closed())
 
     def resize(self, width: int, height: int) -> None:
         """Set the terminal size (``TIOCSWINSZ``, which also signals SIGWINCH)."""
