@@ -6,6 +6,7 @@ under a heading naming its owner module. Others may add their own groups below.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -44,3 +45,16 @@ def tls_files(tmp_path: Path) -> tuple[Path, Path]:
     chain.write_bytes(generated.cert_pem)
     key.write_bytes(generated.key_pem)
     return chain, key
+
+
+@pytest.fixture
+def no_loop_errors(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """Fail the test if an event loop logged an error while it ran (any thread's loop).
+
+    asyncio logs what goes wrong inside its callbacks instead of raising it; a user sees
+    those lines on stderr, so a test that uses this one says none was printed.
+    """
+    yield
+    errors = [f"{record.name}: {record.getMessage()}" for record in caplog.get_records("call")
+              if record.name in ("asyncio", "trio") and record.levelno >= logging.ERROR]
+    assert errors == []

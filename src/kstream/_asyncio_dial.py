@@ -130,6 +130,8 @@ async def _through_http_proxy(loop: asyncio.AbstractEventLoop, protocol: asyncio
             tls = await loop.start_tls(transport, protocol, context, server_hostname=hostname)
             if tls is None:  # the connection was closed during the handshake
                 raise ConnectionResetError("the connection closed during the TLS handshake")
+            if proxy_context is not None:
+                _mend_nested_tls_close(transport)
             transport = tls
         else:
             transport.set_protocol(protocol)
@@ -139,3 +141,19 @@ async def _through_http_proxy(loop: asyncio.AbstractEventLoop, protocol: asyncio
     protocol.connection_made(transport)
     if context is None:
         transport.resume_reading()  # paused when the tunnel opened; start_tls resumes it
+
+
+def _mend_nested_tls_close(outer: asyncio.BaseTransport) -> None:
+    """Let TLS inside an https proxy's TLS fail as a plain connection error on CPython 3.11.
+
+    When the inner TLS fails (the server's last bytes arrive while it is shutting down), it
+    force-closes its transport, the outer TLS; CPython 3.11's TLS transport then calls
+    ``SSLProtocol._abort(exc)``, which takes no argument there, and the loop logs a
+    ``TypeError`` traceback (fixed in 3.12). Aborting the outer TLS is what that call meant.
+    """
+    from asyncio import sslproto
+
+    if sslproto.SSLProtocol._abort.__code__.co_argcount == 1:
+        def force_close(exc: BaseException | None) -> None:
+            outer.abort()  # type: ignore[attr-defined]
+        outer._force_close = force_close  # type: ignore[attr-defined]
