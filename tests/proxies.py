@@ -16,6 +16,7 @@ import os
 import ssl
 import struct
 import threading
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from kstream._app import certs
@@ -25,6 +26,7 @@ __all__ = ["KUBE_TEST", "Proxies", "clean_env", "kube_test_kubeconfig", "proxy_t
            "write_certificate"]
 
 KUBE_TEST = "kube.test"
+_Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 _USER, _PASSWORD = "alice", "pw:secret"
 
 
@@ -42,6 +44,12 @@ class Proxies:
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._stop: asyncio.Event | None = None
+        # asyncio holds a connection's handler task weakly; a relay whose two sockets are
+        # both idle is then garbage, and its "Task was destroyed but it is pending" would be
+        # logged by whichever test's thread the collector runs in. Held here until done,
+        # with every socket a handler has open, which shutting down closes.
+        self._handlers: set[asyncio.Task[None]] = set()
+        self._writers: set[asyncio.StreamWriter] = set()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def url(self, scheme: str, *, auth: bool = True) -> str:
@@ -66,9 +74,10 @@ class Proxies:
     async def _main(self) -> None:
         self._stop = asyncio.Event()
         servers = {
-            "http": await asyncio.start_server(self._http, "127.0.0.1", 0),
-            "https": await asyncio.start_server(self._http, "127.0.0.1", 0, ssl=self._tls),
-            "socks5": await asyncio.start_server(self._socks5, "127.0.0.1", 0),
+            "http": await asyncio.start_server(self._held(self._http), "127.0.0.1", 0),
+            "https": await asyncio.start_server(self._held(self._http), "127.0.0.1", 0,
+                                                ssl=self._tls),
+            "socks5": await asyncio.start_server(self._held(self._socks5), "127.0.0.1", 0),
         }
         for name, server in servers.items():
             self.ports[name] = server.sockets[0].getsockname()[1]
@@ -76,11 +85,28 @@ class Proxies:
         await self._stop.wait()
         for server in servers.values():
             server.close()
-        # Relays still running end here, before the loop closes.
-        others = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
-        for task in others:
-            task.cancel()
-        await asyncio.gather(*others, return_exceptions=True)
+        # Relays still running end here, before the loop closes: their sockets are closed,
+        # so each reads EOF and returns. Not cancelled: on CPython 3.11 a cancelled
+        # handler makes start_server's done-callback log an InvalidStateError.
+        for writer in self._writers:
+            writer.close()
+        if self._handlers:
+            await asyncio.wait(set(self._handlers), timeout=10)
+
+    def _held(self, handler: _Handler) -> _Handler:
+        """``handler``, its task kept in :attr:`_handlers` while it runs."""
+        async def held(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            task = asyncio.current_task()
+            assert task is not None
+            self._handlers.add(task)
+            self._writers.add(writer)
+            try:
+                with contextlib.suppress(OSError, asyncio.IncompleteReadError):
+                    await handler(reader, writer)
+            finally:
+                self._handlers.discard(task)
+                self._writers.discard(writer)
+        return held
 
     @staticmethod
     def _resolve(host: str) -> str:
@@ -139,8 +165,7 @@ class Proxies:
             writer.write(b"\x05\x00\x00\x01\x00\x00\x00\x00\x00\x00")
             await self._relay(reader, writer, *upstream)
 
-    @staticmethod
-    async def _relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                      up_reader: asyncio.StreamReader, up_writer: asyncio.StreamWriter) -> None:
         async def pump(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
             with contextlib.suppress(OSError):
@@ -150,8 +175,12 @@ class Proxies:
                 if sink.can_write_eof():
                     sink.write_eof()
 
-        with contextlib.closing(up_writer):
+        self._writers.add(up_writer)
+        try:
             await asyncio.gather(pump(reader, up_writer), pump(up_reader, writer))
+        finally:
+            self._writers.discard(up_writer)
+            up_writer.close()
 
 
 def clean_env(**extra: str) -> dict[str, str]:
