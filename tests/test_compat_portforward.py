@@ -18,7 +18,9 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from kubernetes import client as k8s_client
@@ -26,9 +28,11 @@ from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException, ApiValueError
 from kubernetes.stream import portforward as original_portforward
 from pfpods import PodServer, dead_port, pods
+from proxies import Proxies, proxy_tls, write_certificate
 
 import kstream
 from kstream.compat import kubernetes as compat
+from kstream.compat._portforward import _BUFFER_LIMIT
 from kstream.testing import FakeNode
 
 PortForwardCall = Callable[..., Any]
@@ -215,6 +219,50 @@ def test_http_client_over_the_socket(api: k8s_client.CoreV1Api,
             assert forward.error(port) is None
         finally:
             _close(forward)
+
+
+def test_a_slow_reader_holds_the_websocket_back(api: k8s_client.CoreV1Api) -> None:
+    # Bytes from the pod are read from the WebSocket only as the local socket takes
+    # them: with nobody reading, reading stops at the buffer limit (every buffer bounded).
+    size = 64 << 20
+    with PodServer("source", size=size) as source:
+        forward = _forward(compat.portforward, api, str(source.port))
+        try:
+            connection = forward._session.connection
+            _wait_for(lambda: connection.reading_paused)
+            time.sleep(0.3)
+            held = connection._inputs[0].size
+            assert held <= 2 * _BUFFER_LIMIT
+            sock = forward.socket(source.port)
+            sock.settimeout(30)
+            digest, total = hashlib.sha256(), 0
+            while total < size:
+                chunk = sock.recv(1 << 20)
+                assert chunk
+                digest.update(chunk)
+                total += len(chunk)
+            expected = hashlib.sha256((bytes(range(256)) * 256) * (size // 65536))
+            assert digest.digest() == expected.digest()
+        finally:
+            _close(forward)
+
+
+def test_through_the_configured_proxy(server: FakeNode, tmp_path: Path) -> None:
+    configuration = k8s_client.Configuration()
+    k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
+        config_file=server.kubeconfig, client_configuration=configuration)
+    with Proxies(proxy_tls(write_certificate(tmp_path))) as proxies, \
+            PodServer("echo") as echo:
+        configuration.proxy = proxies.url("http")
+        with k8s_client.ApiClient(configuration) as api_client:
+            api = k8s_client.CoreV1Api(api_client)
+            forward = _forward(compat.portforward, api, str(echo.port))
+            try:
+                assert _echo(forward.socket(echo.port), b"proxied") == b"proxied"
+            finally:
+                _close(forward)
+        # One CONNECT, with the credentials of the proxy URL, for the one WebSocket.
+        assert proxies.targets == [f"http {urlsplit(server.server).netloc} auth=True"]
 
 
 # --------------------------------------------------------------------------- errors
