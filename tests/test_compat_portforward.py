@@ -367,6 +367,25 @@ def test_closing_every_socket_ends_the_session(api: k8s_client.CoreV1Api) -> Non
         # The autouse fixture checks that the thread ended without close().
 
 
+def test_a_socket_outlives_its_portforward(api: k8s_client.CoreV1Api) -> None:
+    # As with the original: the session serves the sockets, not the PortForward object.
+    with PodServer("echo") as echo:
+        forward = _forward(compat.portforward, api, str(echo.port))
+        sock = forward.socket(echo.port)
+        del forward
+        gc.collect()
+        assert _echo(sock, b"still served") == b"still served"
+        sock.close()  # the last socket: the session and its thread end (the fixture)
+
+
+def test_a_context_manager(api: k8s_client.CoreV1Api) -> None:
+    with PodServer("echo") as echo:
+        with compat.portforward(api.connect_get_namespaced_pod_portforward, "demo",
+                                "default", ports=str(echo.port)) as forward:
+            assert _echo(forward.socket(echo.port), b"in") == b"in"
+        assert not forward.connected
+
+
 def test_the_websocket_closing_ends_the_sockets(api: k8s_client.CoreV1Api) -> None:
     # A pod port that answers and closes: the kubelet's WebSocket ends once every port
     # ended, and each local socket reads what was sent, then EOF.

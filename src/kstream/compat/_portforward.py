@@ -148,13 +148,13 @@ async def _connect(target: PodURL, ports: Sequence[int], headers: tuple[tuple[st
         "headers": headers, "ssl": context, "server_hostname": server_hostname,
         "transport": "websocket", "connect_timeout": connect_timeout,
         "buffer_limit": _BUFFER_LIMIT})
+    client = WebSocketPortForwardClient(host=request.address.authority,
+                                        target=request.target, ports=ports,
+                                        headers=request.options.headers)
     sock = None
     if getattr(configuration, "proxy", None):
         sock = await asyncio.to_thread(proxy_socket, configuration, target.server,
                                        connect_timeout)
-    client = WebSocketPortForwardClient(host=request.address.authority,
-                                        target=request.target, ports=ports,
-                                        headers=request.options.headers)
     connection = _PortsConnection(asyncio.get_running_loop(), client, request.options)
     try:
         await connection.connect(request, client_ssl_context(request.address, context), sock)
@@ -196,7 +196,9 @@ class PortForward:
     socket (:meth:`socket`) connected, through the WebSocket, to one TCP connection to
     that pod port. The sockets are served by a kstream session on a private event loop
     in a daemon thread named ``kstream-compat-portforward``, which ends once every port
-    ended (:meth:`close`, or each socket closed, or the WebSocket closed).
+    ended (:meth:`close`, or each socket closed, or the WebSocket closed): a socket kept
+    after this object was dropped goes on working, as with the original. Unlike the
+    original, it is also a context manager (leaving it calls :meth:`close`).
     """
 
     def __init__(self, runner: LoopThread, session: _Session, ports: Sequence[int],
@@ -281,3 +283,9 @@ class PortForward:
         self._runner.stop()
         for sock in self._sockets:
             sock.close()
+
+    def __enter__(self) -> PortForward:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
