@@ -38,12 +38,7 @@ from kstream.testing import FakeNode
 PortForwardCall = Callable[..., Any]
 
 
-def original(*args: Any, **kwargs: Any) -> Any:
-    """The original ``portforward()`` (its proxy thread outlives close() a little)."""
-    return original_portforward(*args, **kwargs)
-
-
-BOTH = pytest.mark.parametrize("portforward", [original, compat.portforward],
+BOTH = pytest.mark.parametrize("portforward", [original_portforward, compat.portforward],
                                ids=["original", "compat"])
 
 
@@ -465,7 +460,8 @@ def test_same_program_same_results(api: k8s_client.CoreV1Api) -> None:
     dead = dead_port()
     outcomes = {}
     with PodServer("echo") as echo:
-        for name, call in (("original", original), ("compat", compat.portforward)):
+        for name, call in (("original", original_portforward),
+                           ("compat", compat.portforward)):
             forward = _forward(call, api, f"{echo.port},{dead}")
             outcomes[name] = _program(forward, echo.port, dead)
     assert outcomes["compat"] == outcomes["original"]
