@@ -423,13 +423,11 @@ def test_attach(api: k8s_client.CoreV1Api) -> None:
         resp.close()
 
 
-def test_portforward_is_not_implemented(api: k8s_client.CoreV1Api) -> None:
-    with pytest.raises(NotImplementedError, match="port-forward"):
+def test_stream_does_not_port_forward(api: k8s_client.CoreV1Api) -> None:
+    # As with the original, port-forward is portforward() (tests/test_compat_portforward.py).
+    with pytest.raises(NotImplementedError, match=r"port-forward.*compat\.kubernetes\.portforward"):
         compat.stream(api.connect_get_namespaced_pod_portforward, "demo", "default",
                       ports="8080")
-    with pytest.raises(NotImplementedError, match="port-forward"):
-        compat.portforward(api.connect_get_namespaced_pod_portforward, "demo", "default",
-                           ports="8080")
 
 
 # --------------------------------------------------------------------------- configuration

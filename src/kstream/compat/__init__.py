@@ -1,7 +1,8 @@
 """Drop-in replacements for the streaming calls of the official Kubernetes clients.
 
 * :mod:`kstream.compat.kubernetes`: ``stream(api_method, *args, **kwargs)`` with the
-  arguments and results of ``kubernetes.stream.stream`` (sync).
+  arguments and results of ``kubernetes.stream.stream``, and ``portforward(...)`` with
+  those of ``kubernetes.stream.portforward`` (sync).
 * :mod:`kstream.compat.kubernetes_asyncio`: ``WsApiClient`` and ``stream`` for
   ``kubernetes_asyncio`` (asyncio).
 

@@ -35,9 +35,12 @@ __all__ = [
     "STDIN_CHANNEL",
     "STDOUT_CHANNEL",
     "ExecRequest",
+    "PodURL",
     "capture_client",
+    "credential_headers",
     "drain_both",
     "open_process",
+    "parse_pod_url",
     "parse_request",
     "require",
     "status_document",
@@ -83,10 +86,13 @@ async def drain_both(process: kstream.asyncio.RemoteProcess,
             task.cancel()
 
 
-#: The error of a port-forward call: kstream has no port-forward client yet.
+#: The error of ``stream()`` (both compat modules) on a ``pods/portforward`` method: as
+#: with the original clients, port-forward is not a ``stream()`` call.
 PORTFORWARD_MESSAGE: Final = (
-    "port-forward is not implemented by kstream.compat yet (kstream has no port-forward "
-    "client); use the original client's portforward() for pods/portforward")
+    "stream() does not port-forward: with the kubernetes client, call "
+    "kstream.compat.kubernetes.portforward(api.connect_get_namespaced_pod_portforward, "
+    "...) as the original's portforward(); from asyncio, use "
+    "kstream.asyncio.open_port_forward")
 
 _POD_PATH: Final = re.compile(
     r"(?P<prefix>.*)/api/v1/namespaces/(?P<namespace>[^/]+)/pods/(?P<pod>[^/]+)"
@@ -163,8 +169,57 @@ def _query_bool(value: str) -> bool:
     return not (value == "0" or value.lower() == "false")
 
 
+@dataclass(frozen=True, slots=True)
+class PodURL:
+    """The URL of a pod's streaming subresource, taken apart.
+
+    Attributes:
+        server: scheme (``ws``/``wss`` read as ``http``/``https``), host, port and path
+            prefix (what kstream calls ``server``).
+        namespace: the pod's namespace.
+        pod: the pod's name.
+        subresource: ``"exec"``, ``"attach"`` or ``"portforward"``.
+        query: the query parameters, in order, repeated ones included.
+    """
+
+    server: str
+    namespace: str
+    pod: str
+    subresource: str
+    query: tuple[tuple[str, str], ...]
+
+
+def parse_pod_url(url: str) -> PodURL:
+    """Take apart the URL an official client built for a streaming call.
+
+    Raises:
+        ValueError: not the URL of a pod's exec, attach or portforward subresource.
+    """
+    parts = urlsplit(url)
+    scheme = {"ws": "http", "wss": "https"}.get(parts.scheme, parts.scheme)
+    match = _POD_PATH.fullmatch(parts.path)
+    if match is None:
+        raise ValueError("kstream.compat takes pods/exec and pods/attach (stream()) and "
+                         f"pods/portforward (portforward()) only, not {parts.path!r}")
+    return PodURL(server=f"{scheme}://{parts.netloc}{match['prefix']}",
+                  namespace=unquote(match["namespace"]), pod=unquote(match["pod"]),
+                  subresource=match["subresource"],
+                  query=tuple(parse_qsl(parts.query, keep_blank_values=True)))
+
+
+def credential_headers(headers: Mapping[str, Any] | None) -> tuple[tuple[str, str], ...]:
+    """The headers of a generated request that go on the upgrade: ``Authorization``.
+
+    (The originals send that one too, and the subprotocols, which kstream negotiates.)
+    """
+    for key, value in (headers or {}).items():
+        if str(key).lower() == "authorization" and value is not None:
+            return (("Authorization", str(value)),)
+    return ()
+
+
 def parse_request(url: str, headers: Mapping[str, Any] | None) -> ExecRequest:
-    """Read the request an official client built for a streaming call.
+    """Read the request an official client built for an exec or attach call.
 
     Args:
         url: the URL with its query, as the generated method built it.
@@ -174,18 +229,13 @@ def parse_request(url: str, headers: Mapping[str, Any] | None) -> ExecRequest:
         The request.
 
     Raises:
-        NotImplementedError: a ``pods/portforward`` request.
+        NotImplementedError: a ``pods/portforward`` request (``portforward()`` takes it).
         ValueError: not a pod exec/attach URL, or query parameters kstream cannot send.
     """
-    parts = urlsplit(url)
-    scheme = {"ws": "http", "wss": "https"}.get(parts.scheme, parts.scheme)
-    match = _POD_PATH.fullmatch(parts.path)
-    if match is None:
-        raise ValueError(
-            f"kstream.compat streams pods/exec and pods/attach only, not {parts.path!r}")
-    if match["subresource"] == "portforward":
+    target = parse_pod_url(url)
+    if target.subresource == "portforward":
         raise NotImplementedError(PORTFORWARD_MESSAGE)
-    query = parse_qsl(parts.query, keep_blank_values=True)
+    query = target.query
     command = tuple(value for key, value in query if key == "command")
     flags: dict[str, str] = {}
     for key, value in query:
@@ -194,31 +244,28 @@ def parse_request(url: str, headers: Mapping[str, Any] | None) -> ExecRequest:
         if key not in _STREAM_KEYS:
             raise ValueError(f"kstream.compat cannot send the query parameter {key!r}")
         flags.setdefault(key, value)  # the first value counts, as in apimachinery
-    if match["subresource"] == "attach" and command:
+    if target.subresource == "attach" and command:
         raise ValueError("an attach request takes no command")
-    if match["subresource"] == "exec" and not command:
+    if target.subresource == "exec" and not command:
         raise ValueError("an exec request needs a command")
     lowered = {str(k).lower(): v for k, v in (headers or {}).items() if v is not None}
-    sent: list[tuple[str, str]] = []
-    if "authorization" in lowered:
-        sent.append(("Authorization", str(lowered["authorization"])))
     protocols: tuple[str, ...] | None = None
     if "sec-websocket-protocol" in lowered:
         protocols = tuple(p.strip() for p in str(lowered["sec-websocket-protocol"]).split(",")
                           if p.strip())
     return ExecRequest(
         url=url,
-        server=f"{scheme}://{parts.netloc}{match['prefix']}",
-        namespace=unquote(match["namespace"]),
-        pod=unquote(match["pod"]),
-        subresource=match["subresource"],
+        server=target.server,
+        namespace=target.namespace,
+        pod=target.pod,
+        subresource=target.subresource,
         command=command,
         container=flags.get("container") or None,
         stdin=_query_bool(flags["stdin"]) if "stdin" in flags else False,
         stdout=_query_bool(flags["stdout"]) if "stdout" in flags else False,
         stderr=_query_bool(flags["stderr"]) if "stderr" in flags else False,
         tty=_query_bool(flags["tty"]) if "tty" in flags else False,
-        headers=tuple(sent),
+        headers=credential_headers(headers),
         protocols=protocols,
     )
 

@@ -13,7 +13,9 @@ credentials from its ``ApiClient``: tokens refreshed by ``refresh_api_key_hook``
 proxy), on a private copy of the ``ApiClient`` (the caller's is never patched,
 kubernetes-client/python#928). The session then runs on :mod:`kstream.asyncio` in a
 private event-loop thread. ``_preload_content=False`` returns a :class:`WSClient` with the
-methods of the original's. See ``docs/compat.md`` for what is identical and what differs.
+methods of the original's. :func:`portforward` replaces ``kubernetes.stream.portforward``
+the same way: one WebSocket for every port, a socket per port (:class:`PortForward`). See
+``docs/compat.md`` for what is identical and what differs.
 
 The ``kubernetes`` package itself is only needed for the ``ApiClient`` you pass (and its
 ``ApiException``, raised for failed calls as by the original).
@@ -39,7 +41,6 @@ import kstream.asyncio
 
 from ._common import (
     ERROR_CHANNEL,
-    PORTFORWARD_MESSAGE,
     RESIZE_CHANNEL,
     STDERR_CHANNEL,
     STDIN_CHANNEL,
@@ -47,8 +48,10 @@ from ._common import (
     ExecRequest,
     bind_to_clone,
     capture_client,
+    credential_headers,
     drain_both,
     open_process,
+    parse_pod_url,
     parse_request,
     require,
     split_timeout,
@@ -56,6 +59,7 @@ from ._common import (
     url_with_query,
 )
 from ._loop import LoopThread
+from ._portforward import PortForward, PortSocket
 
 __all__ = [
     "ERROR_CHANNEL",
@@ -63,6 +67,8 @@ __all__ = [
     "STDERR_CHANNEL",
     "STDIN_CHANNEL",
     "STDOUT_CHANNEL",
+    "PortForward",
+    "PortSocket",
     "WSClient",
     "portforward",
     "stream",
@@ -93,6 +99,14 @@ _CAPTURED: Final = _Captured()
 def _capture(api_method: Any, args: tuple[Any, ...],
              kwargs: dict[str, Any]) -> tuple[ExecRequest, Any, Any]:
     """Run the generated method on a copy of its ApiClient and keep the request it makes."""
+    url, headers, configuration, timeout = _capture_call(api_method, args, kwargs)
+    return parse_request(url, headers), configuration, timeout
+
+
+def _capture_call(api_method: Any, args: tuple[Any, ...],
+                  kwargs: dict[str, Any]) -> tuple[str, Any, Any, Any]:
+    """The URL, header parameters, configuration and ``_request_timeout`` of the request
+    the generated method makes, run on a copy of its ApiClient."""
     owner = getattr(api_method, "__self__", None)
     api_client = getattr(owner, "api_client", None)
     if api_client is None:
@@ -119,8 +133,7 @@ def _capture(api_method: Any, args: tuple[Any, ...],
     bind_to_clone(api_method, clone)(*args, **kwargs)
     if "url" not in captured:
         raise TypeError(f"{getattr(api_method, '__name__', api_method)!r} made no request")
-    request_ = parse_request(captured["url"], captured["headers"])
-    return request_, api_client.configuration, captured["timeout"]
+    return captured["url"], captured["headers"], api_client.configuration, captured["timeout"]
 
 
 def _api_exception(exc: BaseException) -> BaseException:
@@ -151,7 +164,8 @@ def stream(api_method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         (``bytes`` with ``binary=True``). Otherwise a running :class:`WSClient`.
 
     Raises:
-        NotImplementedError: a ``pods/portforward`` method (no port-forward in kstream yet).
+        NotImplementedError: a ``pods/portforward`` method (:func:`portforward` takes
+            it, as with the original).
         kubernetes.client.rest.ApiException: the session could not be opened (``status``
             is the HTTP status of a rejected upgrade, 0 for connection errors), the
             command could not run (no exit code: binary not found...), or the
@@ -167,13 +181,63 @@ def stream(api_method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     return WSClient._open(request, configuration, connect_timeout, binary)
 
 
-def portforward(api_method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """``kubernetes.stream.portforward``: not implemented by kstream yet.
+def portforward(api_method: Callable[..., Any], *args: Any, **kwargs: Any) -> PortForward:
+    """Forward ports of a pod over one WebSocket, like ``kubernetes.stream.portforward``.
+
+    Args:
+        api_method: ``CoreV1Api(api_client).connect_get_namespaced_pod_portforward``
+            (or its POST twin).
+        *args: its positional arguments (name, namespace).
+        **kwargs: its keyword arguments: ``ports`` (``"8080,9090"``, an int, or given
+            several times), ``_request_timeout`` (bounds the connection), ``_headers``...
+
+    Returns:
+        A :class:`PortForward`: ``socket(port)``, ``error(port)``, ``connected``,
+        ``close()``.
 
     Raises:
-        NotImplementedError: always.
+        kubernetes.client.exceptions.ApiValueError: ``ports`` is missing, or a port is
+            not a number, out of range or repeated (the original's errors and texts).
+        kubernetes.client.rest.ApiException: the WebSocket could not be opened
+            (``status`` is the HTTP status of a rejected upgrade, 0 for connection
+            errors); ``__cause__`` is kstream's error.
     """
-    raise NotImplementedError(PORTFORWARD_MESSAGE)
+    kwargs["_preload_content"] = False
+    url, headers, configuration, timeout = _capture_call(api_method, args, kwargs)
+    target = parse_pod_url(url)
+    if target.subresource != "portforward":
+        raise ValueError(f"portforward() takes a pods/portforward method, not "
+                         f"pods/{target.subresource}")
+    ports = _requested_ports(target.query)
+    connect_timeout, _ = split_timeout(timeout)
+    try:
+        return PortForward._open(target, ports, credential_headers(headers), configuration,
+                                 connect_timeout)
+    except (kstream.KstreamError, OSError, TimeoutError) as exc:
+        raise _api_exception(exc) from exc
+
+
+def _requested_ports(query: tuple[tuple[str, str], ...]) -> list[int]:
+    """The ``ports`` of the query, checked as the original's ``portforward_call`` does."""
+    exceptions = require("kubernetes.client.exceptions", _COMPAT)
+    ports: list[int] = []
+    for key, value in query:
+        if key != "ports":
+            continue
+        for port in value.split(","):
+            try:
+                number = int(port)
+            except ValueError:
+                raise exceptions.ApiValueError(f"Invalid port number: {port}") from None
+            if not 0 < number < 65536:
+                raise exceptions.ApiValueError(
+                    f"Port number must be between 0 and 65536: {port}")
+            if number in ports:
+                raise exceptions.ApiValueError(f"Duplicate port numbers: {port}")
+            ports.append(number)
+    if not ports:
+        raise exceptions.ApiValueError("Missing required parameter `ports`")
+    return ports
 
 
 # --------------------------------------------------------------------------- preloaded

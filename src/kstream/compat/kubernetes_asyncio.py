@@ -37,7 +37,6 @@ import kstream.asyncio
 from ._common import (
     CLOSE_CHANNEL,
     ERROR_CHANNEL,
-    PORTFORWARD_MESSAGE,
     RESIZE_CHANNEL,
     STDERR_CHANNEL,
     STDIN_CHANNEL,
@@ -416,10 +415,17 @@ async def stream(api_method: Callable[..., Any], *args: Any, **kwargs: Any) -> A
     return data.decode("utf-8", "replace")
 
 
+#: The error of :func:`portforward`: kubernetes_asyncio has no port-forward call to copy.
+ASYNCIO_PORTFORWARD_MESSAGE: Final = (
+    "kubernetes_asyncio has no portforward() for kstream.compat to replace: use "
+    "kstream.asyncio.open_port_forward (see docs/portforward.md); the sync kubernetes "
+    "client's is kstream.compat.kubernetes.portforward")
+
+
 async def portforward(api_method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Port-forward: not implemented by kstream yet.
+    """A placeholder: kubernetes_asyncio has no port-forward call to be a drop-in for.
 
     Raises:
-        NotImplementedError: always.
+        NotImplementedError: always, naming :func:`kstream.asyncio.open_port_forward`.
     """
-    raise NotImplementedError(PORTFORWARD_MESSAGE)
+    raise NotImplementedError(ASYNCIO_PORTFORWARD_MESSAGE)
