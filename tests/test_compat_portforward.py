@@ -106,6 +106,12 @@ def _close(forward: Any) -> None:
     forward.close()
     _wait_for(lambda: not forward.connected)
     if not isinstance(forward, compat.PortForward):
+        # Its proxy thread may still be inside websocket.close(): shutting the socket down
+        # under it would raise in that thread, reported during the next test.
+        for thread in threading.enumerate():
+            if thread.name.startswith("Kubernetes port forward proxy"):
+                thread.join(20)
+                assert not thread.is_alive(), thread.name
         # The original leaves its socket to the collector when the server closed first.
         forward.websocket.shutdown()
 
