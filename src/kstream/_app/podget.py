@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import unquote
 
 import h11
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from .._runtime.client import ExecRequest
     from .._runtime.portforward import PortForwardRequest
 
-__all__ = ["container_tty", "generic_status", "pod_phase"]
+__all__ = ["container_tty", "generic_status", "pod_phase", "read_pod"]
 
 #: The most bytes of a pod document read (real ones are a few KiB).
 _MAX_BODY: Final = 4 << 20
@@ -174,15 +174,15 @@ async def _get_pod(request: ExecRequest | PortForwardRequest,
     return get.response, bytes(get.body)
 
 
-async def pod_phase(request: PortForwardRequest) -> str:
-    """GET the pod of ``request`` and return its ``status.phase`` (``""`` if absent).
+async def read_pod(request: PortForwardRequest) -> dict[str, Any]:
+    """GET the pod of ``request``: its ``v1.Pod`` document.
 
     Args:
         request: the validated port-forward request (server, pod, proxy, credentials,
             TLS, ``connect_timeout`` bounding the whole GET).
 
     Returns:
-        The phase: ``Running``, ``Pending``...
+        The pod document (read its phase with :func:`pod_phase`).
 
     Raises:
         UpgradeRejectedError: the server answered with an error (the Status decoded,
@@ -201,9 +201,17 @@ async def pod_phase(request: PortForwardRequest) -> str:
         raise error
     try:
         document = json.loads(body)
-        phase = document.get("status", {}).get("phase", "")
-    except (ValueError, AttributeError):
-        raise ConnectionError("the server's pod document is not JSON") from None
+    except ValueError:
+        document = None
+    if not isinstance(document, dict):
+        raise ConnectionError("the server's pod document is not JSON")
+    return document
+
+
+def pod_phase(pod: dict[str, Any]) -> str:
+    """The pod's ``status.phase`` (``Running``, ``Pending``...; ``""`` if absent)."""
+    status = pod.get("status")
+    phase = status.get("phase", "") if isinstance(status, dict) else ""
     return str(phase)
 
 
