@@ -114,7 +114,8 @@ def test_kubectl_port_forms(spec: str, expected: PortSpec) -> None:
 
 
 @pytest.mark.parametrize(("spec", "message"), [
-    ("x", "Error parsing local port 'x'"), ("80:0", "Remote port must be > 0"),
+    ("x", "^error parsing local port 'x'"), ("80:0", "^remote port must be > 0$"),
+    ("0", "^remote port must be > 0$"),
     ("70000", "value out of range"), ("1:2:3", "invalid port format"),
 ])
 def test_bad_port_forms(spec: str, message: str) -> None:
@@ -180,7 +181,7 @@ def test_unknown_pod_is_one_line_and_exit_1(server: FakeNode, tmp_path: Path) ->
 
 @pytest.mark.parametrize(("port", "line"), [
     ("80:x", "error: Pod 'demo' does not have a named port 'x'"),
-    ("80:99999", "error: Error parsing remote port '99999': strconv.ParseUint: parsing "
+    ("80:99999", "error: error parsing remote port '99999': strconv.ParseUint: parsing "
                  "\"99999\": value out of range"),
 ])
 def test_bad_port_is_one_line_and_exit_1(server: FakeNode, port: str, line: str) -> None:

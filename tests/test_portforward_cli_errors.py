@@ -608,3 +608,21 @@ def test_missing_named_port_as_kubectl(node: FakeNode, named: dict[str, int], ho
         theirs = kubectl(version, home, "--kubeconfig", node.kubeconfig, pod, port, "99999")
         assert (theirs.returncode, theirs.stdout) == (1, ""), version
         assert _last_line(theirs.stderr) == line, version
+
+
+@pytest.mark.parametrize(("port", "line"), [
+    ("x:80", "error: error parsing local port 'x': strconv.ParseUint: parsing \"x\": "
+             "invalid syntax"),
+    ("80:99999", "error: error parsing remote port '99999': strconv.ParseUint: parsing "
+                 "\"99999\": value out of range"),
+    ("1:+80", "error: error parsing remote port '+80': strconv.ParseUint: parsing "
+              "\"+80\": invalid syntax"),
+    ("80:0", "error: remote port must be > 0"), ("0", "error: remote port must be > 0"),
+])
+def test_bad_port_number_as_kubectl(node: FakeNode, home: Path, port: str,
+                                    line: str) -> None:
+    assert _one_line(kstream(home, "--kubeconfig", node.kubeconfig, "demo", port)) == line
+    for version in KUBECTLS:
+        theirs = kubectl(version, home, "--kubeconfig", node.kubeconfig, "demo", port)
+        assert (theirs.returncode, theirs.stdout) == (1, ""), version
+        assert _last_line(theirs.stderr) == line, version

@@ -43,15 +43,16 @@ class PortSpec:
     remote: int
 
 
-def _port(text: str, which: str, spec: str, *, zero: bool) -> int:
-    # kubectl's parsePorts: strconv.ParseUint(port, 10, 16); the remote port must be > 0.
+def _port(text: str, which: str, *, zero: bool) -> int:
+    # client-go's parsePorts: strconv.ParseUint(port, 10, 16); the remote port must be
+    # > 0. Its words as kubectl 1.27-1.33 print them (lower case, no argument quoted).
     if not text.isascii() or not text.isdigit() or int(text) > 65535:
         why = "value out of range" if text.isascii() and text.isdigit() else "invalid syntax"
-        raise ValueError(f"Error parsing {which} port '{text}': strconv.ParseUint: parsing "
+        raise ValueError(f"error parsing {which} port '{text}': strconv.ParseUint: parsing "
                          f"\"{text}\": {why}")
     value = int(text)
     if value == 0 and not zero:
-        raise ValueError(f"Remote port must be > 0 in '{spec}'")
+        raise ValueError("remote port must be > 0")
     return value
 
 
@@ -63,12 +64,12 @@ def parse_port(spec: str) -> PortSpec:
     """
     local, colon, remote = spec.partition(":")
     if not colon:
-        port = _port(spec, "local", spec, zero=False)
+        port = _port(spec, "local", zero=False)
         return PortSpec(port, port)
     if ":" in remote:
         raise ValueError(f"invalid port format '{spec}'")
-    return PortSpec(_port(local, "local", spec, zero=True) if local else 0,
-                    _port(remote, "remote", spec, zero=False))
+    return PortSpec(_port(local, "local", zero=True) if local else 0,
+                    _port(remote, "remote", zero=False))
 
 
 def add_parser(commands: Any) -> None:
