@@ -1,8 +1,9 @@
 """Reading one pod before a session, as kubectl does.
 
-``kubectl port-forward`` GETs the pod first: a pod that does not exist gives the
-server's ``NotFound`` Status, and a pod whose phase is not ``Running`` is refused before
-any upgrade (:func:`pod_phase`).
+``kubectl port-forward`` GETs the pod first (:func:`read_pod`): a pod that does not
+exist gives the server's ``NotFound`` Status, named ports are looked up in the document
+(:mod:`.namedports`), and a pod whose phase is not ``Running`` is refused before any
+upgrade (:func:`pod_phase`).
 
 ``kubectl attach -t`` reads the pod too and, when the container's main process was
 started without a terminal (``tty: false`` in its spec), prints ``Unable to use a TTY -
