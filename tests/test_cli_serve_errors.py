@@ -110,3 +110,25 @@ def test_kubeconfig_paths(tmp_path: Path) -> None:
                                    f"does not exist")
     assert failure(directory) == (f"--kubeconfig {tmp_path}: is a directory; give the path "
                                   f"of a file to write")
+
+
+def test_pod_ports() -> None:
+    range_, name, syntax, unknown, twice, default = serve_all(
+        ["--plain-http", "--pod", "web", "--pod-port", "web=http:70000"],
+        ["--plain-http", "--pod", "web", "--pod-port", "web=HTTP:80"],
+        ["--plain-http", "--pod-port", "demo=8080"],
+        ["--plain-http", "--pod", "web", "--pod-port", "other=http:80"],
+        ["--plain-http", "--pod-port", "demo=http:80", "--pod-port", "demo=http:81"],
+        # Without --pod the only pod is demo, in the namespace default.
+        ["--plain-http", "--pod-port", "team/demo=http:80"])
+    assert failure(range_) == ("--pod-port web=http:70000: port http = 70000 must be "
+                               "between 1 and 65535, inclusive")
+    assert failure(name) == ("--pod-port web=HTTP:80: port name 'HTTP' must contain only "
+                             "alpha-numeric characters (a-z, 0-9), and hyphens (-)")
+    assert failure(syntax) == ("--pod-port demo=8080: expected [NAMESPACE/]POD=NAME:PORT, "
+                               "such as demo=http:8080")
+    assert failure(unknown) == ("--pod-port other=http:80: no pod other in namespace "
+                                "default (declare it with --pod)")
+    assert failure(twice) == "--pod-port demo=http:81: pod demo declares port http twice"
+    assert failure(default) == ("--pod-port team/demo=http:80: no pod demo in namespace "
+                                "team (declare it with --pod)")

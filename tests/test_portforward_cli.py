@@ -1,6 +1,6 @@
 """``kstream port-forward`` as a process, against a :class:`~kstream.testing.FakeNode`.
 
-kubectl's port forms and ``Forwarding from`` lines, ``-v``, Ctrl-C without a traceback,
+kubectl's port forms and ``Forwarding from`` lines, named ports, ``-v``, Ctrl-C without a traceback,
 one line per failed connection while forwarding goes on, and a pod that does not exist.
 """
 
@@ -114,7 +114,8 @@ def test_kubectl_port_forms(spec: str, expected: PortSpec) -> None:
 
 
 @pytest.mark.parametrize(("spec", "message"), [
-    ("x", "Error parsing local port 'x'"), ("80:0", "Remote port must be > 0"),
+    ("x", "^error parsing local port 'x'"), ("80:0", "^remote port must be > 0$"),
+    ("0", "^remote port must be > 0$"),
     ("70000", "value out of range"), ("1:2:3", "invalid port format"),
 ])
 def test_bad_port_forms(spec: str, message: str) -> None:
@@ -178,9 +179,28 @@ def test_unknown_pod_is_one_line_and_exit_1(server: FakeNode, tmp_path: Path) ->
     assert result.stderr == 'Error from server (NotFound): pods "nopod" not found\n'
 
 
-def test_bad_port_is_one_line_and_exit_1(server: FakeNode) -> None:
+@pytest.mark.parametrize(("port", "line"), [
+    ("80:x", "error: Pod 'demo' does not have a named port 'x'"),
+    ("80:99999", "error: error parsing remote port '99999': strconv.ParseUint: parsing "
+                 "\"99999\": value out of range"),
+])
+def test_bad_port_is_one_line_and_exit_1(server: FakeNode, port: str, line: str) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "kstream", "port-forward", "--kubeconfig",
-         server.kubeconfig, "demo", "80:x"], capture_output=True, text=True, timeout=60)
+         server.kubeconfig, "demo", port], capture_output=True, text=True, timeout=60)
     assert result.returncode == 1
-    assert result.stderr.startswith("error: Error parsing remote port 'x'")
+    assert result.stderr == line + "\n"
+
+
+def test_a_named_port_forwards_to_its_number(server: FakeNode, echo: PodServer) -> None:
+    dead = dead_port()
+    server.add_pod("named", ports={"http": echo.port, "down": dead})
+    with _command(server, "--address", "127.0.0.1", "pod/named", ":http", "down",
+                  forwarding=2) as command:
+        host, local, remote = command.forwarding[0]
+        assert (host, remote) == ("127.0.0.1", echo.port)
+        # The local port omitted: it is the container port's number, as with kubectl.
+        assert command.forwarding[1] == ("127.0.0.1", dead, dead)
+        assert _round_trip(local, b"by name") == b"by name"
+        assert command.interrupt() == 0
+    assert "Traceback" not in command.stderr

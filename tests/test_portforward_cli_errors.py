@@ -5,6 +5,7 @@ against the same :class:`FakeNode` (``in_thread``), and compares: a missing pod,
 that is not running, a refused token, a refused connection, an unknown host, an
 untrusted certificate, a silent server, both transports of ``--transport auto`` failing,
 an error page that is not a Status, kubectl's ``-v=6`` and ``--request-timeout`` forms,
+a named port (forwarded, without a local port, missing),
 ``Handling connection for N`` on stdout, Ctrl-C (exit 0, or killed by SIGINT before the
 pod was read) and SIGTERM (killed by it). No case may print a traceback.
 
@@ -28,11 +29,12 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
-from pfpods import PodServer
+from pfpods import PodServer, dead_port
 from proxies import clean_env
 
 from kstream.testing import FakeNode
@@ -543,4 +545,84 @@ def test_an_error_page_that_is_not_a_status_as_kubectl(relay: Relay, home: Path,
     for version in KUBECTLS:
         theirs = kubectl(version, home, "--kubeconfig", config, pod, "8080")
         assert theirs.returncode == 1
+        assert _last_line(theirs.stderr) == line, version
+
+
+# --------------------------------------------------------------------------- named ports
+
+
+@pytest.fixture(scope="module")
+def named(node: FakeNode, echo: PodServer) -> dict[str, int]:
+    """Pod ``named`` on the node: ``http`` is the echo server, ``down`` a dead port."""
+    ports = {"http": echo.port, "down": dead_port()}
+    node.add_pod("named", ports=ports)
+    return ports
+
+
+@pytest.mark.parametrize("version", KUBECTLS)
+def test_named_port_forwards_as_kubectl(node: FakeNode, named: dict[str, int], home: Path,
+                                        version: str) -> None:
+    ports = ("--address", "127.0.0.1", "named", ":http")
+    ours, our_code, _, our_err = _session(_argv_kstream(node, *ports), home, signal.SIGINT)
+    theirs, their_code, _, _ = _session(_argv_kubectl(version, node, *ports), home,
+                                        signal.SIGINT)
+    assert ours == theirs == [f"Forwarding from 127.0.0.1:L -> {named['http']}",
+                              "Handling connection for L", "Handling connection for L"]
+    assert our_code == their_code == 0
+    assert our_err == ""
+
+
+@pytest.mark.parametrize("version", KUBECTLS)
+def test_named_port_without_local_listens_on_its_number_as_kubectl(
+        node: FakeNode, named: dict[str, int], home: Path, version: str) -> None:
+    outputs = []
+    for argv in (_argv_kstream, partial(_argv_kubectl, version)):
+        forward = Forward(argv(node, "--address", "127.0.0.1", "named", "down"), home)
+        try:
+            first = forward.line()
+        finally:
+            code, _, _ = forward.finish(signal.SIGINT)
+        outputs.append((first, code))
+    down = named["down"]
+    assert outputs[0] == outputs[1] == (f"Forwarding from 127.0.0.1:{down} -> {down}\n", 0)
+
+
+@pytest.mark.parametrize(("pod", "port", "line"), [
+    ("named", "metrics", "error: Pod 'named' does not have a named port 'metrics'"),
+    ("pod/named", "9000:metrics", "error: Pod 'named' does not have a named port 'metrics'"),
+    ("named", ":metrics", "error: Pod 'named' does not have a named port 'metrics'"),
+    # Go's Atoi refuses these, so kubectl looks them up as names.
+    ("demo", "80:0x50", "error: Pod 'demo' does not have a named port '0x50'"),
+    ("demo", "8080:", "error: Pod 'demo' does not have a named port ''"),
+    # A missing pod comes first, whatever the ports.
+    ("nope", "http", 'Error from server (NotFound): pods "nope" not found'),
+    ("nope", "99999", 'Error from server (NotFound): pods "nope" not found'),
+])
+def test_missing_named_port_as_kubectl(node: FakeNode, named: dict[str, int], home: Path,
+                                       pod: str, port: str, line: str) -> None:
+    # The name is looked up before the numbers are checked: a bad number after it does
+    # not come first.
+    ours = kstream(home, "--kubeconfig", node.kubeconfig, pod, port, "99999")
+    assert _one_line(ours) == line
+    for version in KUBECTLS:
+        theirs = kubectl(version, home, "--kubeconfig", node.kubeconfig, pod, port, "99999")
+        assert (theirs.returncode, theirs.stdout) == (1, ""), version
+        assert _last_line(theirs.stderr) == line, version
+
+
+@pytest.mark.parametrize(("port", "line"), [
+    ("x:80", "error: error parsing local port 'x': strconv.ParseUint: parsing \"x\": "
+             "invalid syntax"),
+    ("80:99999", "error: error parsing remote port '99999': strconv.ParseUint: parsing "
+                 "\"99999\": value out of range"),
+    ("1:+80", "error: error parsing remote port '+80': strconv.ParseUint: parsing "
+              "\"+80\": invalid syntax"),
+    ("80:0", "error: remote port must be > 0"), ("0", "error: remote port must be > 0"),
+])
+def test_bad_port_number_as_kubectl(node: FakeNode, home: Path, port: str,
+                                    line: str) -> None:
+    assert _one_line(kstream(home, "--kubeconfig", node.kubeconfig, "demo", port)) == line
+    for version in KUBECTLS:
+        theirs = kubectl(version, home, "--kubeconfig", node.kubeconfig, "demo", port)
+        assert (theirs.returncode, theirs.stdout) == (1, ""), version
         assert _last_line(theirs.stderr) == line, version

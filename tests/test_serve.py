@@ -8,6 +8,7 @@ import contextlib
 import http.client
 import json
 import os
+import shutil
 import signal
 import socket
 import ssl
@@ -632,3 +633,37 @@ def test_sigterm_ends_sessions_and_processes(tmp_path: Path) -> None:
         pid, workdir = asyncio.run(scenario())
     assert _gone(pid)
     assert not os.path.exists(workdir)
+
+
+# --------------------------------------------------------------------------- named ports
+
+
+def _kubectl(version: str) -> str:
+    found = os.path.realpath(shutil.which("kubectl") or "/nonexistent")
+    path = os.path.join(os.path.dirname(found), f"kubectl.{version}")
+    assert os.path.exists(path), f"kubectl {version} is needed for this test: {path}"
+    return path
+
+
+def test_pod_ports_are_in_the_pod_for_kubectl(tmp_path: Path) -> None:
+    with serve_command(tmp_path, "--pod", "web=sleep 60", "--pod", "team/api",
+                       "--pod-port", "web=http:8080", "--pod-port", "web=metrics:9090",
+                       "--pod-port", "team/api=grpc:50051") as running:
+        env = {key: value for key, value in os.environ.items()
+               if not key.upper().endswith("_PROXY") and not key.startswith("KUBE")}
+        env.update(HOME=str(tmp_path), KUBECONFIG=str(running.kubeconfig))
+        for version in ("1.33", "1.27"):
+            def get(*args: str, version: str = version) -> str:
+                result = subprocess.run([_kubectl(version), "get", "pod", *args],
+                                        capture_output=True, text=True, env=env,
+                                        timeout=60, check=False)
+                assert result.returncode == 0, result.stderr
+                return result.stdout
+
+            assert get("web", "-o", "jsonpath={.spec.containers[0].ports[0].containerPort}"
+                       ) == "8080"
+            assert json.loads(get("web", "-o", "json"))["spec"]["containers"][0]["ports"] == [
+                {"name": "http", "containerPort": 8080, "protocol": "TCP"},
+                {"name": "metrics", "containerPort": 9090, "protocol": "TCP"}]
+            assert get("-n", "team", "api", "-o",
+                       "jsonpath={.spec.containers[0].ports[0].name}") == "grpc"

@@ -7,8 +7,11 @@ exercised here on WebSocket and SPDY, so a change of them fails in this file.
 from __future__ import annotations
 
 import asyncio
+import http.client
+import json
 import subprocess
 import sys
+import urllib.parse
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -271,6 +274,35 @@ def test_in_thread_plain_http_and_pods_added_while_running() -> None:
         assert (done.returncode, done.stdout) == (4, b"yx")
     with pytest.raises(RuntimeError, match="not running"):
         node.server  # noqa: B018
+
+
+def test_pods_declare_named_ports_before_and_while_running() -> None:
+    def ports(node: FakeNode, pod: str) -> Any:
+        url = urllib.parse.urlsplit(node.server)
+        connection = http.client.HTTPConnection(url.hostname or "", url.port, timeout=30)
+        try:
+            connection.request("GET", f"{url.path}/api/v1/namespaces/default/pods/{pod}")
+            document = json.loads(connection.getresponse().read())
+        finally:
+            connection.close()
+        return document["spec"]["containers"][0].get("ports")
+
+    node = FakeNode(tls=False)
+    node.add_pod("early", ports={"http": 8080})
+    with node.in_thread():
+        node.add_pod("late", ports={"grpc": 50051, "metrics": 9090})
+        node.add_pod("none")
+        # A declaration the apiserver would refuse is refused at once.
+        with pytest.raises(ValueError, match="must be between 1 and 65535"):
+            node.add_pod("bad", ports={"http": 0})
+        with pytest.raises(ValueError, match="must not begin or end with a hyphen"):
+            node.add_pod("bad", ports={"http-": 80})
+        assert ports(node, "early") == [
+            {"name": "http", "containerPort": 8080, "protocol": "TCP"}]
+        assert ports(node, "late") == [
+            {"name": "grpc", "containerPort": 50051, "protocol": "TCP"},
+            {"name": "metrics", "containerPort": 9090, "protocol": "TCP"}]
+        assert ports(node, "none") is None
 
 
 def test_the_kubeconfig_works_for_kubectl(tmp_path: Any) -> None:

@@ -133,6 +133,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--pod", action="append", type=parse_pod_option, default=[],
                        metavar="[NS/]NAME[=COMMAND]",
                        help="declare a pod and its main process (default: demo=cat)")
+    serve.add_argument("--pod-port", action="append", default=[],
+                       metavar="[NS/]POD=NAME:PORT",
+                       help="declare a named container port of a pod (repeatable), for "
+                            "port-forward POD NAME")
     return parser
 
 
@@ -328,12 +332,13 @@ def _run_remote(args: argparse.Namespace, command: list[str], *, attach: bool) -
 async def _serve(args: argparse.Namespace) -> int:
     import asyncio
 
-    from .serve import AcceptErrorLog, PodSpec, start
+    from .serve import DEFAULT_POD, AcceptErrorLog, PodSpec, start
 
     loop = asyncio.get_running_loop()
     loop.set_exception_handler(AcceptErrorLog(_print_error, loop.time))
-    pods = [PodSpec(name=name, namespace=namespace, argv=argv or ("cat",))
-            for namespace, name, argv in args.pod]
+    pods = [PodSpec(name=name, namespace=namespace, argv=argv or ("cat",),
+                    ports=args.ports.get((namespace, name), ()))
+            for namespace, name, argv in args.pod or [("default", DEFAULT_POD, ())]]
     handle = await start(host=args.host, port=args.port, token=args.token,
                          tls_cert=args.tls_cert, tls_key=args.tls_key,
                          plain_http=args.plain_http, pods=pods,
@@ -364,6 +369,29 @@ async def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pod_ports(args: argparse.Namespace) -> str | None:
+    """Check every ``--pod-port`` and set ``args.ports``; return the first problem."""
+    from .podports import parse_pod_port_option
+    from .serve import DEFAULT_POD
+
+    pods = {(namespace, name) for namespace, name, _ in args.pod} or {("default", DEFAULT_POD)}
+    ports: dict[tuple[str, str], tuple[tuple[str, int], ...]] = {}
+    for text in args.pod_port:
+        try:
+            option = parse_pod_port_option(text)
+        except ValueError as exc:
+            return f"--pod-port {text}: {exc}"
+        key = (option.namespace, option.pod)
+        if key not in pods:
+            return (f"--pod-port {text}: no pod {option.pod} in namespace {option.namespace}"
+                    f" (declare it with --pod)")
+        if any(name == option.name for name, _ in ports.get(key, ())):
+            return f"--pod-port {text}: pod {option.pod} declares port {option.name} twice"
+        ports[key] = (*ports.get(key, ()), (option.name, option.port))
+    args.ports = ports
+    return None
+
+
 def _run_serve(parser: argparse.ArgumentParser, args: argparse.Namespace,
                command: list[str]) -> int:
     if command:
@@ -377,7 +405,7 @@ def _run_serve(parser: argparse.ArgumentParser, args: argparse.Namespace,
     from .serve_errors import check_files, describe_start_error
 
     problem = check_files(tls_cert=args.tls_cert, tls_key=args.tls_key,
-                          kubeconfig=args.kubeconfig)
+                          kubeconfig=args.kubeconfig) or _pod_ports(args)
     if problem is None:
         try:
             return asyncio.run(_serve(args))

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Final
 from .._http import query_bool
 from .._status import STATUS_FAILURE, Status
 from .podlog import PodLog
+from .podports import port_documents
 
 if TYPE_CHECKING:
     from ..asyncio import ServerRequest
@@ -96,7 +97,8 @@ def _timestamp(seconds: float) -> str:
 def pod_document(pod: Pod, started: float, uid: str) -> dict[str, Any]:
     """The pod as an apiserver returns it, with the fields the apiserver defaults.
 
-    Running and ready, one container ``main`` running the pod's main process. Clients
+    Running and ready, one container ``main`` running the pod's main process and
+    declaring the pod's named ports (``spec.containers[0].ports``). Clients
     read fields a real apiserver always fills in (``kubectl debug`` reads
     ``spec.securityContext``), so they are all here.
 
@@ -118,6 +120,8 @@ def pod_document(pod: Pod, started: float, uid: str) -> dict[str, Any]:
         # reads ``tty`` to decide whether to use a terminal.
         "stdin": True, "stdinOnce": True, "tty": False,
     }
+    if pod.ports:  # an apiserver omits an empty list
+        container["ports"] = port_documents(pod.ports)
     conditions = [{"type": kind, "status": "True", "lastProbeTime": None,
                    "lastTransitionTime": at}
                   for kind in ("Initialized", "Ready", "ContainersReady", "PodScheduled")]

@@ -1,8 +1,9 @@
 """Reading one pod before a session, as kubectl does.
 
-``kubectl port-forward`` GETs the pod first: a pod that does not exist gives the
-server's ``NotFound`` Status, and a pod whose phase is not ``Running`` is refused before
-any upgrade (:func:`pod_phase`).
+``kubectl port-forward`` GETs the pod first (:func:`read_pod`): a pod that does not
+exist gives the server's ``NotFound`` Status, named ports are looked up in the document
+(:mod:`.namedports`), and a pod whose phase is not ``Running`` is refused before any
+upgrade (:func:`pod_phase`).
 
 ``kubectl attach -t`` reads the pod too and, when the container's main process was
 started without a terminal (``tty: false`` in its spec), prints ``Unable to use a TTY -
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import unquote
 
 import h11
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
     from .._runtime.client import ExecRequest
     from .._runtime.portforward import PortForwardRequest
 
-__all__ = ["container_tty", "generic_status", "pod_phase"]
+__all__ = ["container_tty", "generic_status", "pod_phase", "read_pod"]
 
 #: The most bytes of a pod document read (real ones are a few KiB).
 _MAX_BODY: Final = 4 << 20
@@ -174,15 +175,15 @@ async def _get_pod(request: ExecRequest | PortForwardRequest,
     return get.response, bytes(get.body)
 
 
-async def pod_phase(request: PortForwardRequest) -> str:
-    """GET the pod of ``request`` and return its ``status.phase`` (``""`` if absent).
+async def read_pod(request: PortForwardRequest) -> dict[str, Any]:
+    """GET the pod of ``request``: its ``v1.Pod`` document.
 
     Args:
         request: the validated port-forward request (server, pod, proxy, credentials,
             TLS, ``connect_timeout`` bounding the whole GET).
 
     Returns:
-        The phase: ``Running``, ``Pending``...
+        The pod document (read its phase with :func:`pod_phase`).
 
     Raises:
         UpgradeRejectedError: the server answered with an error (the Status decoded,
@@ -201,9 +202,17 @@ async def pod_phase(request: PortForwardRequest) -> str:
         raise error
     try:
         document = json.loads(body)
-        phase = document.get("status", {}).get("phase", "")
-    except (ValueError, AttributeError):
-        raise ConnectionError("the server's pod document is not JSON") from None
+    except ValueError:
+        document = None
+    if not isinstance(document, dict):
+        raise ConnectionError("the server's pod document is not JSON")
+    return document
+
+
+def pod_phase(pod: dict[str, Any]) -> str:
+    """The pod's ``status.phase`` (``Running``, ``Pending``...; ``""`` if absent)."""
+    status = pod.get("status")
+    phase = status.get("phase", "") if isinstance(status, dict) else ""
     return str(phase)
 
 

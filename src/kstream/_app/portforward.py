@@ -1,12 +1,14 @@
 """``kstream port-forward``: kubectl's command, on :func:`kstream.asyncio.open_port_forward`.
 
 ``kstream port-forward [flags] (pod/NAME | NAME) [LOCAL:]REMOTE...`` takes kubectl's port
-forms (``8080``, ``8080:80``, ``:80`` for a free local port) and prints kubectl's lines
-``Forwarding from 127.0.0.1:L -> R``, which scripts parse, and ``Handling connection
-for L`` as each local connection is accepted. As kubectl, it first reads the pod (a
-missing pod is the server's ``NotFound``, a pod not ``Running`` is refused), then runs
-until Ctrl-C and exits 0 (SIGTERM ends it by SIGTERM, as it ends kubectl). Every failure
-is one line in kubectl's words (:func:`~.errors_text.describe_failure`), never a
+forms (``8080``, ``8080:80``, ``:80`` for a free local port; REMOTE may be the name of a
+container port, :mod:`.namedports`) and prints kubectl's lines ``Forwarding from
+127.0.0.1:L -> R``, which scripts parse, and ``Handling connection for L`` as each local
+connection is accepted. As kubectl, it first reads the pod (a missing pod is the
+server's ``NotFound``), then looks up named ports in it, refuses a pod not ``Running``,
+and only then checks the port numbers: kubectl's order, so the first error is kubectl's.
+It runs until Ctrl-C and exits 0 (SIGTERM ends it by SIGTERM, as it ends kubectl). Every
+failure is one line in kubectl's words (:func:`~.errors_text.describe_failure`), never a
 traceback. Unlike kubectl, an error on one forwarded connection prints one line and
 forwarding goes on, and a port-forward connection that died is made again for the next
 local connection instead of ending the command.
@@ -30,7 +32,7 @@ if TYPE_CHECKING:
     from .._runtime.options import ServerAddress
     from .._runtime.portforward import PortForwardArguments
 
-__all__ = ["PodNotRunningError", "PortSpec", "add_parser", "parse_port", "run"]
+__all__ = ["PodNotRunningError", "PortError", "PortSpec", "add_parser", "parse_port", "run"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,15 +43,16 @@ class PortSpec:
     remote: int
 
 
-def _port(text: str, which: str, spec: str, *, zero: bool) -> int:
-    # kubectl's parsePorts: strconv.ParseUint(port, 10, 16); the remote port must be > 0.
+def _port(text: str, which: str, *, zero: bool) -> int:
+    # client-go's parsePorts: strconv.ParseUint(port, 10, 16); the remote port must be
+    # > 0. Its words as kubectl 1.27-1.33 print them (lower case, no argument quoted).
     if not text.isascii() or not text.isdigit() or int(text) > 65535:
         why = "value out of range" if text.isascii() and text.isdigit() else "invalid syntax"
-        raise ValueError(f"Error parsing {which} port '{text}': strconv.ParseUint: parsing "
+        raise ValueError(f"error parsing {which} port '{text}': strconv.ParseUint: parsing "
                          f"\"{text}\": {why}")
     value = int(text)
     if value == 0 and not zero:
-        raise ValueError(f"Remote port must be > 0 in '{spec}'")
+        raise ValueError("remote port must be > 0")
     return value
 
 
@@ -61,12 +64,12 @@ def parse_port(spec: str) -> PortSpec:
     """
     local, colon, remote = spec.partition(":")
     if not colon:
-        port = _port(spec, "local", spec, zero=False)
+        port = _port(spec, "local", zero=False)
         return PortSpec(port, port)
     if ":" in remote:
         raise ValueError(f"invalid port format '{spec}'")
-    return PortSpec(_port(local, "local", spec, zero=True) if local else 0,
-                    _port(remote, "remote", spec, zero=False))
+    return PortSpec(_port(local, "local", zero=True) if local else 0,
+                    _port(remote, "remote", zero=False))
 
 
 def add_parser(commands: Any) -> None:
@@ -87,7 +90,8 @@ def add_parser(commands: Any) -> None:
     parser.add_argument("--verbosity", dest="verbose", type=int, default=argparse.SUPPRESS,
                         help=argparse.SUPPRESS)
     parser.add_argument("pod", help="the pod: NAME, pod/NAME, pods/NAME or po/NAME")
-    parser.add_argument("ports", nargs="+", metavar="[LOCAL:]REMOTE", help="ports to forward")
+    parser.add_argument("ports", nargs="+", metavar="[LOCAL:]REMOTE",
+                        help="ports to forward; REMOTE may name a container port")
 
 
 
@@ -109,6 +113,10 @@ def _addresses(value: str) -> list[str]:
 
 def _shown(host: str) -> str:
     return f"[{host}]" if ":" in host else host
+
+
+class PortError(Exception):
+    """A port argument kubectl refuses: a name the pod lacks, a malformed number."""
 
 
 class PodNotRunningError(Exception):
@@ -143,14 +151,15 @@ def _on_signal(signum: int, run: _Run, stop: asyncio.Event, task: asyncio.Task[A
         task.cancel()  # still connecting: give up now (kubectl would wait for its dial)
 
 
-async def _forward(args: argparse.Namespace, specs: Sequence[PortSpec], run: _Run) -> int:
+async def _forward(args: argparse.Namespace, ports: Sequence[str], run: _Run) -> int:
     import asyncio
 
     from .._runtime.options import parse_server
     from .._runtime.portforward import port_forward_request
     from ..asyncio import open_port_forward
     from .errors_text import printable
-    from .podget import pod_phase
+    from .namedports import resolve_named_ports
+    from .podget import pod_phase, read_pod
 
     connection = load_connection(args)
     run.address = parse_server(connection.server)
@@ -160,11 +169,21 @@ async def _forward(args: argparse.Namespace, specs: Sequence[PortSpec], run: _Ru
         "server_hostname": connection.server_hostname, "proxy": connection.proxy,
         "transport": args.transport, "connect_timeout": run.timeout}
     pod = args.pod
-    # kubectl GETs the pod first and forwards only to a running one.
-    phase = await pod_phase(port_forward_request(connection.server, connection.namespace,
-                                                 pod, options))
+    # kubectl GETs the pod first, turns named ports into numbers, forwards only to a
+    # running pod, and parses the numbers last: each error in kubectl's order.
+    document = await read_pod(port_forward_request(connection.server, connection.namespace,
+                                                   pod, options))
+    try:
+        numbered = resolve_named_ports(ports, document)
+    except ValueError as exc:
+        raise PortError(printable(str(exc))) from None
+    phase = pod_phase(document)
     if phase != "Running":
         raise PodNotRunningError(printable(phase))
+    try:
+        specs = [parse_port(spec) for spec in numbered]
+    except ValueError as exc:
+        raise PortError(printable(str(exc))) from None
 
     # From here kubectl traps Ctrl-C: forwarding stops and it exits 0. SIGTERM it does
     # not trap (it dies by it); kstream closes the session first, then does the same.
@@ -231,7 +250,7 @@ def _describe(exc: BaseException, run: _Run) -> str:
     from .._errors import UpgradeRejectedError
     from .errors_text import describe_failure, printable
 
-    if isinstance(exc, PodNotRunningError):
+    if isinstance(exc, (PodNotRunningError, PortError)):
         return f"error: {exc}"
     if isinstance(exc, UpgradeRejectedError) and exc.status_code == 401:
         # kubectl's words for a credential the server does not take.
@@ -257,14 +276,13 @@ def run(args: argparse.Namespace, extra: Sequence[str] = ()) -> int:
     from .kubeconfig import KubeconfigError
 
     try:
-        specs = [parse_port(spec) for spec in [*args.ports, *extra]]
         args.pod = pod_name(args.pod)
     except ValueError as exc:
         _error(f"error: {exc}")
         return 1
     state = _Run()
     try:
-        code = asyncio.run(_forward(args, specs, state))
+        code = asyncio.run(_forward(args, [*args.ports, *extra], state))
     except KeyboardInterrupt:
         exit_by_signal(signal.SIGINT)  # before the pod was read: kubectl dies by it too
     except asyncio.CancelledError:

@@ -570,13 +570,16 @@ class Pod:
         name: the pod's name.
         namespace: its namespace.
         main_argv: the main process (what ``attach`` joins).
+        ports: the named container ports it declares, ``(name, number)`` pairs.
     """
 
     container: Final = "main"
 
-    def __init__(self, name: str, namespace: str, main_argv: Sequence[str]) -> None:
+    def __init__(self, name: str, namespace: str, main_argv: Sequence[str], *,
+                 ports: Sequence[tuple[str, int]] = ()) -> None:
         self.name = name
         self.namespace = namespace
+        self.ports = tuple(ports)
         self.workdir = tempfile.mkdtemp(prefix=f"kstream-pod-{name}-")
         self.env = dict(os.environ, HOSTNAME=name)
         self.main = MainProcess(main_argv, self.workdir, self.env)

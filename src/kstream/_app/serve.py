@@ -47,6 +47,7 @@ from .._status import (
 from .._version import __version__
 from . import certs
 from .kubeapi import API_RESOURCES, CONTAINER, KubeApi
+from .podports import check_ports
 from .sandbox import AttachHandle, Pod, SandboxProcess, SpawnError, force_end
 from .serve_portforward import serve_port_forward
 
@@ -96,11 +97,20 @@ class PodSpec:
         name: the pod's name.
         argv: its main process (what ``attach`` joins).
         namespace: its namespace.
+        ports: the named container ports it declares, ``(name, number)`` pairs in
+            ``spec.containers[0].ports`` (checked as the apiserver checks them).
+
+    Raises:
+        ValueError: a port name or number the apiserver would refuse.
     """
 
     name: str
     argv: tuple[str, ...] = DEFAULT_MAIN_COMMAND
     namespace: str = "default"
+    ports: tuple[tuple[str, int], ...] = ()
+
+    def __post_init__(self) -> None:
+        check_ports(self.ports)
 
 
 # --------------------------------------------------------------------------- documents
@@ -214,7 +224,7 @@ class ServeApp:
     def add_pod(self, spec: PodSpec) -> None:
         """Serve one more pod (replacing one of the same namespace and name)."""
         key = (spec.namespace, spec.name)
-        self._pods[key] = Pod(spec.name, spec.namespace, spec.argv)
+        self._pods[key] = Pod(spec.name, spec.namespace, spec.argv, ports=spec.ports)
         self._uids[key] = str(uuid.uuid4())
 
     @property

@@ -18,10 +18,11 @@ import ssl
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self
 
+from .._app.podports import check_ports
 from .._app.serve import DEFAULT_MAIN_COMMAND, PodSpec, ServerHandle, start
 from ._faults import Faults
 from ._hooks import NodeHooks
@@ -80,7 +81,8 @@ class FakeNode:
 
     def add_pod(self, name: str, *, command: Sequence[str] | None = None,
                 handler: Handler | None = None, namespace: str = "default",
-                faults: Faults | None = None) -> None:
+                faults: Faults | None = None,
+                ports: Mapping[str, int] | None = None) -> None:
         """Declare a pod (before or while the node runs).
 
         Args:
@@ -92,10 +94,17 @@ class FakeNode:
                 (see :class:`PodExec`); it returns the exit code or raises.
             namespace: the pod's namespace.
             faults: this pod's faults, instead of the node's.
+            ports: its named container ports, name to number (``{"http": 8080}``), in
+                ``spec.containers[0].ports`` of the pod's document: ``kubectl
+                port-forward POD http`` then forwards to ``127.0.0.1:8080``.
+
+        Raises:
+            ValueError: a port name or number the apiserver would refuse (a name is at
+                most 15 of a-z, 0-9 and ``-``, with a letter; a number is 1..65535).
         """
         declaration = PodDeclaration(name, namespace,
                                      tuple(command) if command is not None else None,
-                                     handler, faults)
+                                     handler, faults, check_ports(ports or {}))
         self._pods[(namespace, name)] = declaration
         handle = self._handle
         if handle is not None:
@@ -108,7 +117,7 @@ class FakeNode:
         declaration = self._pods[(namespace, pod)]
         self._pods[(namespace, pod)] = PodDeclaration(
             declaration.name, declaration.namespace, declaration.command,
-            declaration.handler, faults)
+            declaration.handler, faults, declaration.ports)
 
     def _faults_for(self, namespace: str, name: str) -> Faults:
         declaration = self._pods.get((namespace, name))
@@ -316,7 +325,7 @@ class FakeNode:
 
 def _spec(declaration: PodDeclaration) -> PodSpec:
     return PodSpec(declaration.name, declaration.command or DEFAULT_MAIN_COMMAND,
-                   declaration.namespace)
+                   declaration.namespace, declaration.ports)
 
 
 def _in_asyncio() -> bool:

@@ -134,6 +134,8 @@ class PodDeclaration:
     command: tuple[str, ...] | None
     handler: Handler | None
     faults: Faults | None
+    #: Named container ports, ``(name, number)`` pairs.
+    ports: tuple[tuple[str, int], ...] = ()
 
 
 def _exit_status(code: int | None, argv: tuple[str, ...]) -> Status:
