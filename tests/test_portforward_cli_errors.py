@@ -626,3 +626,62 @@ def test_bad_port_number_as_kubectl(node: FakeNode, home: Path, port: str,
         theirs = kubectl(version, home, "--kubeconfig", node.kubeconfig, "demo", port)
         assert (theirs.returncode, theirs.stdout) == (1, ""), version
         assert _last_line(theirs.stderr) == line, version
+
+
+@contextlib.contextmanager
+def _busy_port() -> Iterator[int]:
+    """A port of 127.0.0.1 that something else listens on (::1's is free)."""
+    with socket.create_server(("127.0.0.1", 0)) as sock:
+        yield sock.getsockname()[1]
+
+
+def _lines(text: str, port: int) -> list[str]:
+    # kubectl logs its failed discovery requests (E... memcache.go) before its message.
+    return [line.replace(str(port), "P") for line in text.splitlines()
+            if line.strip() and " memcache.go:" not in line]
+
+
+def test_a_busy_address_given_by_itself_fails_its_port_as_kubectl(node: FakeNode,
+                                                                   home: Path) -> None:
+    # An address given by itself must listen: its port fails, and with no port left,
+    # the command; the ::1 listener that did open is reported first, as kubectl does.
+    with _busy_port() as busy:
+        args = ("--kubeconfig", node.kubeconfig, "--address", "127.0.0.1,::1", "demo",
+                f"{busy}:80")
+        ours = kstream(home, *args)
+        expected = (1, ["Forwarding from [::1]:P -> 80"], [
+            "Unable to listen on port P: Listeners failed to create with the following "
+            "errors: [unable to create listener: Error listen tcp4 127.0.0.1:P: bind: "
+            "address already in use]",
+            "error: unable to listen on any of the requested ports: [{P 80}]"])
+        assert (ours.returncode, _lines(ours.stdout, busy),
+                _lines(ours.stderr, busy)) == expected
+        for version in KUBECTLS:
+            theirs = kubectl(version, home, *args)
+            assert (theirs.returncode, _lines(theirs.stdout, busy),
+                    _lines(theirs.stderr, busy)) == expected, version
+
+
+@pytest.mark.parametrize("version", [None, *KUBECTLS])
+def test_localhost_needs_only_one_of_its_addresses_as_kubectl(node: FakeNode, echo: PodServer,
+                                                              home: Path,
+                                                              version: str | None) -> None:
+    # localhost is 127.0.0.1 and ::1: one listening is enough, and the other's failure is
+    # not mentioned. A second port that listens keeps the command going.
+    with _busy_port() as busy:
+        ports = ("demo", f"{busy}:{echo.port}", f"0:{echo.port}")
+        argv = (_argv_kstream(node, *ports) if version is None
+                else _argv_kubectl(version, node, *ports))
+        forward = Forward(argv, home)
+        try:
+            lines = [forward.line() for _ in range(3)]
+            free = int(lines[1].split(":")[1].split()[0])
+            assert _echo_through(free, b"still forwarding") == b"still forwarding"
+        finally:
+            code, _, stderr = forward.finish(signal.SIGINT)
+    assert [line.rstrip("\n").replace(str(free), "F").replace(str(busy), "P")
+            for line in lines] == [f"Forwarding from [::1]:P -> {echo.port}",
+                                   f"Forwarding from 127.0.0.1:F -> {echo.port}",
+                                   f"Forwarding from [::1]:F -> {echo.port}"]
+    assert code == 0
+    assert _lines(stderr, busy) == []

@@ -17,6 +17,7 @@ local connection instead of ending the command.
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -101,14 +102,28 @@ def _error(message: str) -> None:
     sys.stderr.flush()
 
 
-def _addresses(value: str) -> list[str]:
-    hosts: list[str] = []
+def _addresses(value: str) -> list[tuple[str, bool]]:
+    """``--address`` as ``(host, required)`` pairs, in kubectl's order.
+
+    kubectl's ``localhost`` is 127.0.0.1 and ::1, either of which may fail as long as one
+    listens; an address given by itself must listen, or its port fails.
+    """
+    hosts: dict[str, bool] = {}
     for item in (part.strip() for part in value.split(",")):
         if item == "localhost":
-            hosts += ["127.0.0.1", "::1"]
+            for host in ("127.0.0.1", "::1"):
+                hosts.setdefault(host, False)
         elif item:
-            hosts.append(item)
-    return list(dict.fromkeys(hosts))
+            hosts[item] = True
+    return list(hosts.items())
+
+
+def _listener_error(host: str, port: int, exc: OSError) -> str:
+    """``exc`` as kubectl words a listener that failed (Go's ``net.OpError`` text)."""
+    reason = os.strerror(exc.errno) if exc.errno else str(exc)
+    network = "tcp6" if ":" in host else "tcp4"
+    return (f"unable to create listener: Error listen {network} {_shown(host)}:{port}: "
+            f"bind: {reason[:1].lower()}{reason[1:]}")
 
 
 def _shown(host: str) -> str:
@@ -220,6 +235,7 @@ async def _listen(session: PortForwardSession, args: argparse.Namespace,
     from .errors_text import printable
 
     hosts = _addresses(args.address)
+    listening = False
     for spec in specs:
         local = [spec.local]  # the bound port, once known (kubectl reuses it)
 
@@ -227,23 +243,30 @@ async def _listen(session: PortForwardSession, args: argparse.Namespace,
             detail = printable(str(exc) or type(exc).__name__)
             _error(f"error: an error occurred forwarding {local[0]} -> {port}: {detail}")
 
-        bound_any = False
-        for host in hosts:
+        failures: list[str] = []
+        bound_optional = failed_optional = failed_required = False
+        for host, required in hosts:
             try:
                 local[0] = await session.listen(spec.remote, host=host, port=local[0],
                                                 on_error=report, on_accept=_handling)
             except OSError as exc:
-                # kubectl: a failing address is reported; only all failing is fatal.
-                if args.verbose or host != "::1" or args.address != "localhost":
-                    _error(f"Unable to listen on port {spec.local}: {exc}")
+                failures.append(_listener_error(host, local[0], exc))
+                failed_required |= required
+                failed_optional |= not required
                 continue
-            bound_any = True
+            bound_optional |= not required
             print(f"Forwarding from {_shown(host)}:{local[0]} -> {spec.remote}", flush=True)
-        if not bound_any:
-            _error(f"error: unable to listen on any of the requested ports: "
-                   f"[{spec.local}:{spec.remote}]")
-            return False
-    return True
+        # kubectl's rule: the port fails when a required address failed, or when every
+        # optional one did; its listeners that did open stay open, as kubectl's do.
+        if failed_required or (failed_optional and not bound_optional):
+            _error(f"Unable to listen on port {local[0]}: Listeners failed to create with "
+                   f"the following errors: [{' '.join(failures)}]")
+        else:
+            listening = True
+    if not listening:
+        ports = " ".join(f"{{{spec.local} {spec.remote}}}" for spec in specs)
+        _error(f"error: unable to listen on any of the requested ports: [{ports}]")
+    return listening
 
 
 def _describe(exc: BaseException, run: _Run) -> str:
