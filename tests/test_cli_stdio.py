@@ -180,16 +180,17 @@ def test_output_to_a_descriptor_someone_made_non_blocking(pipe: tuple[int, int])
     read_end, write_end = pipe
     os.set_blocking(write_end, False)
     received = bytearray()
+    readers: list[threading.Thread] = []
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
         # The reader starts late: the first writes fill the pipe and would block.
-        loop.call_later(0.2, lambda: _drain_pipe(read_end, received))
+        loop.call_later(0.2, lambda: readers.append(_drain_pipe(read_end, received)))
         await stdio.forward_output(FakeOutput(PAYLOAD * 2), write_end)  # type: ignore[arg-type]
 
     _run(main())
     os.close(write_end)
-    for thread in threading.enumerate():
-        if thread is not threading.current_thread():
-            thread.join(10)
+    # Only the reader: the suite's other threads (a module's node) would each cost 10 s.
+    for reader in readers:
+        reader.join(10)
     assert bytes(received) == PAYLOAD * 2
