@@ -847,6 +847,17 @@ def test_strict_mode_window_update_reopens_the_window() -> None:
     assert client.send_window(sid) == 65536
 
 
+def test_strict_mode_window_update_for_an_unknown_stream_is_reported_and_ignored() -> None:
+    # A WINDOW_UPDATE may cross a stream's end on the wire: it is no error, and opens no
+    # window of any other stream.
+    client, _server, sid = strict_pair()
+    peer_frames = FrameEncoder()
+    events = client.receive_data(peer_frames.window_update(sid + 2, 1000))
+    assert events == [WindowUpdated(stream_id=sid + 2, delta=1000)]
+    assert client.send_window(sid) == 65536
+    assert client.data_to_send() == b""
+
+
 def test_strict_mode_resets_a_peer_overrunning_the_window() -> None:
     # The peer behaves like Go: it ignores windows (here, a 1000-byte stream window).
     peer = Peer(SpdySession(client=False, strict_flow_control=True, initial_window_size=1000))
