@@ -68,6 +68,19 @@ class LoopThread:
             raise RuntimeError("the kstream.compat event loop is stopped")
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop)
 
+    def run_bounded(self, coroutine: Coroutine[Any, Any, object], timeout: float) -> None:
+        """Run ``coroutine`` on the loop and wait up to ``timeout`` seconds for it.
+
+        For closing: its outcome is not reported, and a stopped loop (the session already
+        ended) runs nothing.
+        """
+        try:
+            future = self.submit(coroutine)
+        except RuntimeError:
+            return  # the session already ended and its thread is stopping
+        with contextlib.suppress(Exception):
+            future.result(timeout)
+
     def call(self, callback: Callable[..., object], *args: Any) -> bool:
         """Schedule ``callback(*args)`` on the loop; ``False`` if the loop is gone."""
         if self._stopping:

@@ -273,13 +273,7 @@ class PortForward:
     def close(self) -> None:
         """Close the WebSocket and every socket, and stop the thread (idempotent)."""
         # The session first: closing the sockets first would also end it, racing this.
-        try:
-            future = self._runner.submit(self._session.shutdown())
-        except RuntimeError:
-            pass  # the session already ended and its thread is stopping
-        else:
-            with contextlib.suppress(Exception):
-                future.result(_CLOSE_TIMEOUT)
+        self._runner.run_bounded(self._session.shutdown(), _CLOSE_TIMEOUT)
         self._runner.stop()
         for sock in self._sockets:
             sock.close()

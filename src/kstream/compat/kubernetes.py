@@ -746,13 +746,7 @@ class WSClient:
             return
         self._closed = True
         self._connected = False
-        try:
-            future = self._runner.submit(self._session.shutdown())
-        except RuntimeError:
-            pass  # the session already ended and its thread is stopping
-        else:
-            with contextlib.suppress(Exception):
-                future.result(_CLOSE_TIMEOUT)
+        self._runner.run_bounded(self._session.shutdown(), _CLOSE_TIMEOUT)
         self._finalizer.detach()
         _stop(self._session)
 
