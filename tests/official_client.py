@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from typing import Any, Protocol
 
 from kubernetes import client as k8s_client
+from kubernetes import config as k8s_config
 from kubernetes.stream import stream as k8s_stream
 
 
@@ -31,6 +32,22 @@ def core_api(server: Served) -> Iterator[k8s_client.CoreV1Api]:
     configuration = k8s_client.Configuration(host=server.url)
     with k8s_client.ApiClient(configuration) as api_client:
         yield k8s_client.CoreV1Api(api_client)
+
+
+def kubeconfig_configuration(kubeconfig: str) -> k8s_client.Configuration:
+    """A client configuration loaded from the ``kubeconfig`` file, as users load theirs."""
+    configuration = k8s_client.Configuration()
+    k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
+        config_file=kubeconfig, client_configuration=configuration)
+    return configuration
+
+
+@contextlib.contextmanager
+def kubeconfig_api(kubeconfig: str) -> Iterator[k8s_client.CoreV1Api]:
+    """A CoreV1Api configured from the ``kubeconfig`` file (a FakeNode's, serve's)."""
+    api_client = k8s_client.ApiClient(kubeconfig_configuration(kubeconfig))
+    yield k8s_client.CoreV1Api(api_client)
+    api_client.close()  # type: ignore[no-untyped-call]
 
 
 def close_official(response: Any) -> None:

@@ -23,9 +23,9 @@ from typing import Any
 
 import pytest
 from kubernetes import client as k8s_client
-from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.stream import stream as original_stream
+from official_client import kubeconfig_configuration
 from websocket import WebSocketConnectionClosedException
 
 import kstream
@@ -66,10 +66,7 @@ def _another_ca(directory: Path) -> str:
 
 
 def _configuration(server: FakeNode) -> k8s_client.Configuration:
-    configuration = k8s_client.Configuration()
-    k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
-        config_file=server.kubeconfig, client_configuration=configuration)
-    return configuration
+    return kubeconfig_configuration(server.kubeconfig)
 
 
 @pytest.fixture(scope="module")

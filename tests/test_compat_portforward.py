@@ -24,9 +24,9 @@ from urllib.parse import urlsplit
 
 import pytest
 from kubernetes import client as k8s_client
-from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException, ApiValueError
 from kubernetes.stream import portforward as original_portforward
+from official_client import kubeconfig_api, kubeconfig_configuration
 from pfpods import PodServer, dead_port, pods
 from proxies import Proxies, proxy_tls, write_certificate
 
@@ -53,12 +53,8 @@ def server() -> Iterator[FakeNode]:
 @pytest.fixture(scope="module")
 def api(server: FakeNode) -> Iterator[k8s_client.CoreV1Api]:
     """A CoreV1Api configured from the node's kubeconfig, as users load theirs."""
-    configuration = k8s_client.Configuration()
-    k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
-        config_file=server.kubeconfig, client_configuration=configuration)
-    api_client = k8s_client.ApiClient(configuration)
-    yield k8s_client.CoreV1Api(api_client)
-    api_client.close()  # type: ignore[no-untyped-call]
+    with kubeconfig_api(server.kubeconfig) as api:
+        yield api
 
 
 @pytest.fixture(autouse=True)
@@ -249,9 +245,7 @@ def test_a_slow_reader_holds_the_websocket_back(api: k8s_client.CoreV1Api) -> No
 
 
 def test_through_the_configured_proxy(server: FakeNode, tmp_path: Path) -> None:
-    configuration = k8s_client.Configuration()
-    k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
-        config_file=server.kubeconfig, client_configuration=configuration)
+    configuration = kubeconfig_configuration(server.kubeconfig)
     with Proxies(proxy_tls(write_certificate(tmp_path))) as proxies, \
             PodServer("echo") as echo:
         configuration.proxy = proxies.url("http")

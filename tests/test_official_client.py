@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 from kubernetes import client as k8s_client
-from kubernetes import config as k8s_config
 from kubernetes.stream import stream
+from official_client import kubeconfig_api
 
 from kstream.testing import FakeNode
 
@@ -30,13 +30,9 @@ def server() -> Iterator[FakeNode]:
 
 @pytest.fixture(scope="module")
 def core(server: FakeNode) -> Iterator[k8s_client.CoreV1Api]:
-    """A CoreV1Api configured from the kubeconfig ``kstream serve`` wrote."""
-    configuration = k8s_client.Configuration()
-    k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
-        config_file=server.kubeconfig, client_configuration=configuration)
-    api_client = k8s_client.ApiClient(configuration)
-    yield k8s_client.CoreV1Api(api_client)
-    api_client.close()  # type: ignore[no-untyped-call]
+    """A CoreV1Api configured from the node's kubeconfig."""
+    with kubeconfig_api(server.kubeconfig) as api:
+        yield api
 
 
 def _close(response: Any) -> None:
