@@ -438,8 +438,7 @@ class ForwardClientCore(ClientConnectionCore):
         A WebSocket v4 connection carries one forwarded connection: it closes.
         """
         state = self._requests.pop(request_id, None)
-        self._inputs.pop(request_id, None)
-        self._inputs.pop(ready_key(request_id), None)
+        self._drop_inputs(request_id)
         if state is None:
             return
         if self.transport == "websocket":
@@ -454,6 +453,19 @@ class ForwardClientCore(ClientConnectionCore):
                     self.session.reset(request_id)
             self._schedule_flush()
         self._maybe_resume_reading()
+
+    def discard_input(self, request_id: int) -> None:
+        """Drop what the pod sent to ``request_id`` and not read, and all it sends later.
+
+        For a connection whose reader is gone while its request must stay open (WebSocket
+        v4 cannot end one port alone): its unread bytes no longer hold the others back.
+        """
+        self._drop_inputs(request_id)
+        self._maybe_resume_reading()
+
+    def _drop_inputs(self, request_id: int) -> None:
+        self._inputs.pop(request_id, None)
+        self._inputs.pop(ready_key(request_id), None)
 
     async def drain(self) -> None:
         """Wait until the transport takes more; raise if the connection failed."""

@@ -25,7 +25,7 @@ from .._events import Event, UpgradeAccepted
 from .._portforward.websocket import WebSocketPortForwardClient
 from .._runtime.buffers import READ_SIZE
 from .._runtime.options import client_ssl_context
-from .._runtime.portforward import PortForwardOptions, port_forward_request, ready_key
+from .._runtime.portforward import PortForwardOptions, port_forward_request
 from ._common import PodURL, proxy_socket, tls_settings
 from ._loop import LoopThread
 
@@ -62,16 +62,6 @@ class _PortsConnection(_ForwardConnection):
         self.errors[request_id] = self.errors.get(request_id, "") + message
         super()._on_error_text(request_id, message)
 
-    def forget_port(self, request_id: int) -> None:
-        """Drop what the pod still sends to a port whose local socket is gone.
-
-        (Releasing the request would close the WebSocket, every port with it: v4 cannot
-        end one port alone.) Its unread bytes no longer hold the other ports back.
-        """
-        self._inputs.pop(request_id, None)
-        self._inputs.pop(ready_key(request_id), None)
-        self._maybe_resume_reading()
-
 
 class _Session:
     """The loop-thread side: pumps each port between its local socket and the WebSocket.
@@ -107,7 +97,7 @@ class _Session:
             for task in (download, upload):
                 task.cancel()
             await asyncio.gather(download, upload, return_exceptions=True)
-            self.connection.forget_port(request_id)
+            self.connection.discard_input(request_id)
             _close_local(sock)
 
     async def _download(self, request_id: int, sock: socket.socket) -> None:
