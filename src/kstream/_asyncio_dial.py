@@ -49,19 +49,11 @@ async def connect(loop: asyncio.AbstractEventLoop, protocol: asyncio.BaseProtoco
 
 
 async def _socks5(proxy: ProxyURL, host: str, port: int) -> socket.socket:
-    from python_socks import ProxyError as SocksError
-    from python_socks import ProxyType
     from python_socks.async_.asyncio import Proxy
 
-    from ._runtime.proxy import ProxyError
+    from ._runtime.proxy import connect_socks5
 
-    # rdns: the proxy resolves the server's name, as Go's SOCKS5 dialer lets it.
-    socks = Proxy(ProxyType.SOCKS5, proxy.host, proxy.port, proxy.username, proxy.password,
-                  rdns=True)
-    try:
-        return await socks.connect(host, port)
-    except SocksError as exc:
-        raise ProxyError(f"socks5 proxy {proxy.redacted()}: {exc}") from None
+    return await connect_socks5(Proxy, proxy, host, port)
 
 
 class _Tunnel(asyncio.Protocol):

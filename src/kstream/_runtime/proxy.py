@@ -29,9 +29,9 @@ from __future__ import annotations
 
 import base64
 import ipaddress
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, Protocol, TypeVar
 from urllib.parse import quote, unquote, urlsplit
 
 import h11
@@ -42,6 +42,7 @@ __all__ = [
     "ProxyError",
     "ProxyURL",
     "choose_proxy",
+    "connect_socks5",
     "parse_proxy_url",
     "proxy_from_environment",
 ]
@@ -275,6 +276,39 @@ def choose_proxy(server: str, proxy_url: str | None,
     if not parts.hostname:
         return None
     return proxy_from_environment(scheme, parts.hostname, port, environ)
+
+
+_Socket_co = TypeVar("_Socket_co", covariant=True)
+
+
+class _SocksProxy(Protocol[_Socket_co]):
+    async def connect(self, dest_host: str, dest_port: int, /) -> _Socket_co: ...
+
+
+async def connect_socks5(proxy_class: Callable[..., _SocksProxy[_Socket_co]],
+                         proxy: ProxyURL, host: str, port: int) -> _Socket_co:
+    """A socket connected to ``host:port`` through the SOCKS5 ``proxy``, by python-socks.
+
+    Args:
+        proxy_class: python-socks's ``Proxy`` of the caller's runtime
+            (``python_socks.async_.asyncio`` or ``.trio``): the only part that differs.
+        proxy: the proxy.
+        host: the server's name, resolved by the proxy (``rdns``), as Go's SOCKS5
+            dialer lets it.
+        port: the server's port.
+
+    Raises:
+        ProxyError: the proxy refused or failed, its URL shown without the password.
+    """
+    from python_socks import ProxyError as SocksError
+    from python_socks import ProxyType
+
+    socks = proxy_class(ProxyType.SOCKS5, proxy.host, proxy.port, proxy.username,
+                        proxy.password, rdns=True)
+    try:
+        return await socks.connect(host, port)
+    except SocksError as exc:
+        raise ProxyError(f"socks5 proxy {proxy.redacted()}: {exc}") from None
 
 
 class ConnectExchange:
