@@ -116,6 +116,13 @@ def _read_line(stream: IO[bytes], timeout: float) -> bytes:
     return bytes(line)
 
 
+def _end(process: subprocess.Popen[bytes]) -> None:
+    """:func:`_terminate` a child that printed its address, and close its stdout."""
+    _terminate(process)
+    if process.stdout is not None:
+        process.stdout.close()
+
+
 def _terminate(process: subprocess.Popen[bytes]) -> None:
     """End a child: SIGTERM, then SIGKILL after :data:`STOP_GRACE` seconds; reap it."""
     if process.poll() is None:
@@ -239,12 +246,8 @@ class GoPeerServer:
         self.close()
 
     def _stop(self) -> None:
-        process = self._process
-        if process is None:
-            return
-        _terminate(process)
-        if process.stdout is not None:
-            process.stdout.close()
+        if self._process is not None:
+            _end(self._process)
 
     def stderr_text(self) -> str:
         """Everything the server wrote to stderr so far (diagnostics, ``PONGS <n>``)."""
@@ -422,12 +425,8 @@ class PodServer:
 
     def close(self) -> None:
         """Stop the pod server (also done by ``__exit__``)."""
-        process = self._process
-        if process is None:
-            return
-        _terminate(process)
-        if process.stdout is not None:
-            process.stdout.close()
+        if self._process is not None:
+            _end(self._process)
         self._process = None
 
 
