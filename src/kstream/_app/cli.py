@@ -332,13 +332,13 @@ def _run_remote(args: argparse.Namespace, command: list[str], *, attach: bool) -
 async def _serve(args: argparse.Namespace) -> int:
     import asyncio
 
-    from .serve import DEFAULT_POD, AcceptErrorLog, PodSpec, start
+    from .serve import AcceptErrorLog, PodSpec, start
 
     loop = asyncio.get_running_loop()
     loop.set_exception_handler(AcceptErrorLog(_print_error, loop.time))
     pods = [PodSpec(name=name, namespace=namespace, argv=argv or ("cat",),
                     ports=args.ports.get((namespace, name), ()))
-            for namespace, name, argv in args.pod or [("default", DEFAULT_POD, ())]]
+            for namespace, name, argv in _declared_pods(args)]
     handle = await start(host=args.host, port=args.port, token=args.token,
                          tls_cert=args.tls_cert, tls_key=args.tls_key,
                          plain_http=args.plain_http, pods=pods,
@@ -369,12 +369,18 @@ async def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _declared_pods(args: argparse.Namespace) -> list[tuple[str, str, tuple[str, ...]]]:
+    """``--pod`` as ``(namespace, name, argv)``; serve's ``demo`` when none is given."""
+    from .serve import DEFAULT_POD
+
+    return args.pod or [("default", DEFAULT_POD, ())]
+
+
 def _pod_ports(args: argparse.Namespace) -> str | None:
     """Check every ``--pod-port`` and set ``args.ports``; return the first problem."""
     from .podports import parse_pod_port_option
-    from .serve import DEFAULT_POD
 
-    pods = {(namespace, name) for namespace, name, _ in args.pod} or {("default", DEFAULT_POD)}
+    pods = {(namespace, name) for namespace, name, _ in _declared_pods(args)}
     ports: dict[tuple[str, str], tuple[tuple[str, int], ...]] = {}
     for text in args.pod_port:
         try:
