@@ -84,6 +84,10 @@ class _Session:
         # Waited for, not awaited: shutdown() cancels the ports, never the closing below
         # (an interrupted close would leave the socket to the garbage collector).
         await asyncio.wait({self._ports})
+        if not self._ports.cancelled():
+            # Retrieved: on CPython 3.11 a gather whose ports shutdown() cancelled ends
+            # with CancelledError as its exception, logged when collected if unread.
+            self._ports.exception()
         with contextlib.suppress(Exception):
             await self.connection.aclose()
         self.runner.stop()  # the thread ends with the session
