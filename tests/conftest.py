@@ -7,7 +7,7 @@ under a heading naming its owner module. Others may add their own groups below.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -47,14 +47,39 @@ def tls_files(tmp_path: Path) -> tuple[Path, Path]:
     return chain, key
 
 
-@pytest.fixture
-def no_loop_errors(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
-    """Fail the test if an event loop logged an error while it ran (any thread's loop).
+class _LoopErrors(logging.Handler):
+    """Collects what the event loops log at error level, from any thread."""
 
-    asyncio logs what goes wrong inside its callbacks instead of raising it; a user sees
-    those lines on stderr, so a test that uses this one says none was printed.
-    """
-    yield
-    errors = [f"{record.name}: {record.getMessage()}" for record in caplog.get_records("call")
-              if record.name in ("asyncio", "trio") and record.levelno >= logging.ERROR]
-    assert errors == []
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(f"{record.name}: {record.getMessage()}")
+
+
+def _loop_error_guard() -> Callable[[pytest.Item], Iterator[None]]:
+    """A runtest hook wrapper that fails its phase when an event loop logged an error."""
+    @pytest.hookimpl(wrapper=True)
+    def guard(item: pytest.Item) -> Iterator[None]:
+        handler = _LoopErrors()
+        loggers = [logging.getLogger(name) for name in ("asyncio", "trio")]
+        for logger in loggers:
+            logger.addHandler(handler)
+        try:
+            result = yield
+        finally:
+            for logger in loggers:
+                logger.removeHandler(handler)
+        if handler.lines:
+            pytest.fail("an event loop logged errors:\n" + "\n".join(handler.lines))
+        return result
+    return guard
+
+
+# asyncio logs what goes wrong inside its callbacks instead of raising it, and a user sees
+# those lines on stderr; so no test may leave one, whatever it asserts itself. Set-up and
+# tear-down too: a fixture's garbage collection is where a leaked future speaks.
+pytest_runtest_setup = _loop_error_guard()
+pytest_runtest_call = _loop_error_guard()
+pytest_runtest_teardown = _loop_error_guard()

@@ -34,9 +34,6 @@ from proxies import (
 from kstream.kubeconfig import load_config
 from kstream.testing import FakeNode
 
-# The proxies' loop and the client's both log nothing at error level (see conftest).
-pytestmark = pytest.mark.usefixtures("no_loop_errors")
-
 _TIMEOUT = 30
 _NO_TTY = b"error: Unable to use a TTY - container main did not allocate one\r\n"
 

@@ -33,9 +33,6 @@ from kstream._runtime.proxy import ProxyError
 from kstream.kubeconfig import ClusterConnection, load_config
 from kstream.testing import FakeNode
 
-# The proxies' loop and the client's both log nothing at error level (see conftest).
-pytestmark = pytest.mark.usefixtures("no_loop_errors")
-
 RUNTIMES = ("asyncio", "trio")
 _PAYLOAD = b"forwarded through the proxy\n"
 

@@ -45,9 +45,6 @@ from kstream._runtime.proxy import (
 from kstream.kubeconfig import ConfigOverrides, KubeconfigError, load_config
 from kstream.testing import FakeNode
 
-# The proxies' loop and the client's both log nothing at error level (see conftest).
-pytestmark = pytest.mark.usefixtures("no_loop_errors")
-
 # --------------------------------------------------------------------------- choosing
 
 
